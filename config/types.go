@@ -1,0 +1,104 @@
+// Package config reads and validates nszone's zones file (YAML, version 1).
+//
+// It is strict on purpose: a zones file decides what programs may reach, so a
+// typo must never silently widen or narrow a policy. Every error names the
+// file and line. The package knows nothing about the running system; checks
+// that need it (does the uplink exist, is a DNS server reachable from the
+// host's own addresses) are made by package zones.
+package config
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// TermKind is the kind of one allow term.
+type TermKind int
+
+const (
+	TermInternet TermKind = iota // "internet"
+	TermLAN                      // "lan"
+	TermHost                     // "host"
+	TermZone                     // "zone:NAME"
+	TermAddr                     // "ADDR", "CIDR", "ADDR:PORT/PROTO", "[V6]:LOW-HIGH"
+)
+
+// Term is one parsed allow term.
+type Term struct {
+	Kind   TermKind
+	Raw    string       // as written in the file
+	Line   int          // line in the file; 0 for the built-in default
+	Zone   string       // TermZone: the target zone's name
+	Prefix netip.Prefix // TermAddr: the destination (a host address becomes /32 or /128)
+	Proto  string       // TermAddr: "" (both tcp and udp when a port is given; any protocol without a port), "tcp" or "udp"
+	PortLo uint16       // TermAddr: 0 when no port was given
+	PortHi uint16       // TermAddr: equal to PortLo for a single port
+}
+
+// DNS is a zone's DNS setting.
+type DNS struct {
+	Auto    bool         // "auto" (the default): the host's real upstream servers
+	Servers []netip.Addr // an explicit list; empty with Auto false means no DNS
+	Line    int
+}
+
+// Zone is one zone of the file.
+type Zone struct {
+	Name    string
+	Line    int
+	Allow   []Term
+	DNS     DNS
+	IPv6    bool         // default true
+	Subnet  netip.Prefix // optional fixed IPv4 link subnet (at least /30); invalid when unset
+	Subnet6 netip.Prefix // optional fixed IPv6 link subnet (at least /126); invalid when unset
+}
+
+// Check holds the targets that `nszone check` probes.
+type Check struct {
+	Internet []string // "HOST:PORT"
+	LAN      []string
+	DNS      []string // names to resolve
+}
+
+// File is a parsed, validated zones file.
+type File struct {
+	Path       string // "" for the built-in default
+	Version    int
+	Uplink     string // "auto" or an interface name
+	UplinkLine int
+	LAN        []netip.Prefix
+	Zones      []Zone // in file order
+	Check      Check
+}
+
+// Error is a problem in a zones file, printed as FILE:LINE: what is wrong.
+type Error struct {
+	File string
+	Line int // 1-based; 0 when no line applies (missing file, empty file, ...)
+	Msg  string
+	Err  error // the underlying cause (an I/O or yaml error), if any
+}
+
+func (e *Error) Error() string {
+	name := e.File
+	if name == "" {
+		name = "built-in default"
+	}
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", name, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", name, e.Msg)
+}
+
+// Unwrap returns the underlying cause, so errors.Is(err, fs.ErrNotExist) works.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Zone returns the zone called name, or nil.
+func (f *File) Zone(name string) *Zone {
+	for i := range f.Zones {
+		if f.Zones[i].Name == name {
+			return &f.Zones[i]
+		}
+	}
+	return nil
+}

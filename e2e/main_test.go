@@ -1,0 +1,234 @@
+// Package e2e proves nszone end to end on the real kernel: real namespaces,
+// real iptables, real clients (curl, getent, ip), in a simulated network
+// inside a sandbox that never touches this machine's own network.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nszone/nszone/lab"
+	"github.com/nszone/nszone/sandbox"
+)
+
+var (
+	nszoneBin string   // built once per run
+	theLab    *lab.Lab // the simulated network, shared by the tests
+	skipWhy   string
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		skipWhy = "needs root: run scripts/test (the end-to-end tests sandbox themselves)"
+		os.Exit(m.Run())
+	}
+	if !sandbox.Active() {
+		if err := sandbox.Reexec(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			os.Exit(1)
+		}
+	}
+	os.Exit(runSandboxed(m))
+}
+
+func runSandboxed(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "nszone-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	nszoneBin = filepath.Join(dir, "nszone")
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	build := exec.Command(gobin, "build", "-o", nszoneBin, "../cmd/nszone")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building nszone:", err)
+		return 1
+	}
+	if theLab, err = lab.Start(nil); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: starting the lab:", err)
+		return 1
+	}
+	defer theLab.Close()
+	if err := settle(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+func needSandbox(t *testing.T) {
+	t.Helper()
+	if skipWhy != "" {
+		t.Skip(skipWhy)
+	}
+	if !sandbox.Active() {
+		t.Fatal("not in the sandbox: refusing to touch this machine's network")
+	}
+}
+
+// result is what one command did.
+type result struct {
+	out, err string
+	code     int
+}
+
+// run runs nszone with args and extra environment.
+func run(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	return runCmd(t, env, nszoneBin, args...)
+}
+
+func runCmd(t *testing.T, env []string, name string, args ...string) result {
+	t.Helper()
+	c := exec.Command(name, args...)
+	c.Env = append(os.Environ(), env...)
+	var o, e bytes.Buffer
+	c.Stdout, c.Stderr = &o, &e
+	err := c.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("running %s %v: %v", name, args, err)
+		}
+		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+	}
+	return result{o.String(), e.String(), code}
+}
+
+// mustRun fails the test unless nszone exits 0.
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	r := run(t, nil, args...)
+	if r.code != 0 {
+		t.Fatalf("nszone %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.code, r.out, r.err)
+	}
+	return r.out
+}
+
+// writeZones writes a zones file for a test.
+func writeZones(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "zones.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var counters = regexp.MustCompile(`\[\d+:\d+\]`)
+
+// snapshot captures everything of the host that nszone may change, in a
+// form that compares equal when the host is the same.
+func snapshot(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	section := func(title, name string, args ...string) {
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err != nil {
+			out = append(out, []byte(fmt.Sprintf(" (%v)", err))...)
+		}
+		fmt.Fprintf(&b, "== %s\n", title)
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "#") {
+				continue
+			}
+			b.WriteString(counters.ReplaceAllString(l, "[]") + "\n")
+		}
+	}
+	section("links", "ip", "-o", "link", "show")
+	section("addresses", "ip", "-o", "addr", "show")
+	section("routes4", "ip", "route", "show", "table", "all")
+	section("routes6", "ip", "-6", "route", "show", "table", "all")
+	section("rules4", "iptables-nft-save")
+	section("rules6", "ip6tables-nft-save")
+	section("sysctls", "sysctl", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv6.conf.eth0.accept_ra")
+	section("netns", "ip", "netns", "list")
+	for _, d := range []string{"/run/netns", "/etc/netns", "/run/nszone", "/var/lib/nszone"} {
+		var files []string
+		filepath.Walk(d, func(p string, info os.FileInfo, err error) error {
+			if err == nil {
+				files = append(files, p)
+			}
+			return nil
+		})
+		sort.Strings(files)
+		fmt.Fprintf(&b, "== files %s\n%s\n", d, strings.Join(files, "\n"))
+	}
+	mounts, _ := os.ReadFile("/proc/self/mounts")
+	fmt.Fprintln(&b, "== mounts")
+	for _, l := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(l, "netns") || strings.Contains(l, "nszone") {
+			f := strings.Fields(l)
+			fmt.Fprintln(&b, f[1], f[2])
+		}
+	}
+	return b.String()
+}
+
+// diffLines shows the lines that differ between two snapshots.
+func diffLines(a, b string) string {
+	as, bs := strings.Split(a, "\n"), strings.Split(b, "\n")
+	in := func(l string, list []string) bool {
+		for _, x := range list {
+			if x == l {
+				return true
+			}
+		}
+		return false
+	}
+	var out []string
+	for _, l := range as {
+		if !in(l, bs) {
+			out = append(out, "- "+l)
+		}
+	}
+	for _, l := range bs {
+		if !in(l, as) {
+			out = append(out, "+ "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// settle waits for the lab's uplink to have carrier and its addresses to be
+// final, and makes the built-in tables of both iptables variants exist (as
+// on any real host), so that snapshots compare what nszone did, not what
+// the kernel or iptables was still finishing.
+func settle() error {
+	for _, bin := range []string{"iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"} {
+		for _, table := range []string{"filter", "nat"} {
+			for _, op := range []string{"-N", "-X"} { // creating a chain creates the table
+				if out, err := exec.Command(bin, "-t", table, op, "E2E-INIT").CombinedOutput(); err != nil {
+					return fmt.Errorf("%s -t %s %s: %v: %s", bin, table, op, err, out)
+				}
+			}
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		link, _ := exec.Command("ip", "-o", "link", "show", "eth0").Output()
+		addrs, _ := exec.Command("ip", "-o", "addr", "show").Output()
+		if strings.Contains(string(link), "LOWER_UP") && !strings.Contains(string(link), "NO-CARRIER") &&
+			!strings.Contains(string(addrs), "tentative") && strings.Contains(string(addrs), "eth0    inet6 fe80") {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("the lab's uplink did not settle in 10s")
+}

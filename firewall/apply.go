@@ -1,0 +1,204 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+)
+
+// Backend reads and writes whole tables. The kernel-facing implementation
+// is IPTables; Fake serves unit tests.
+type Backend interface {
+	// Save returns the table in iptables-save form.
+	Save(f Family, table string) (string, error)
+	// Restore applies an iptables-restore script without flushing the table.
+	Restore(f Family, table, script string) error
+}
+
+// ErrForeignChain is returned for a chain named like ours that holds rules
+// nszone did not write: it is never taken over.
+var ErrForeignChain = errors.New("chain is not nszone's")
+
+// Tables lists every table nszone may own rules in.
+var Tables = []Key{{IPv4, "filter"}, {IPv4, "nat"}, {IPv6, "filter"}, {IPv6, "nat"}}
+
+// hookAt is one jump into an owned chain found in a built-in chain.
+type hookAt struct {
+	line string // as saved: "-A FORWARD ... -j NSZ-FORWARD"
+	pos  int    // index among the built-in chain's rules
+}
+
+// state is what the kernel holds of one table, as far as nszone cares.
+type state struct {
+	chains map[string][]string
+	hooks  map[string][]hookAt
+}
+
+// parseSave reads iptables-save output for one table.
+func parseSave(out string) (*state, error) {
+	s := &state{chains: map[string][]string{}, hooks: map[string][]hookAt{}}
+	count := map[string]int{}
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case strings.HasPrefix(line, ":"):
+			name, _, _ := strings.Cut(line[1:], " ")
+			if strings.HasPrefix(name, Prefix) {
+				s.chains[name] = nil
+			}
+		case strings.HasPrefix(line, "-A "):
+			chain, _, _ := strings.Cut(line[3:], " ")
+			if strings.HasPrefix(chain, Prefix) {
+				if !strings.Contains(line, "--comment "+Comment) {
+					return nil, fmt.Errorf("chain %s: rule %q: %w", chain, line, ErrForeignChain)
+				}
+				s.chains[chain] = append(s.chains[chain], line)
+				continue
+			}
+			if strings.Contains(line, " -j "+Prefix) {
+				s.hooks[chain] = append(s.hooks[chain], hookAt{line: line, pos: count[chain]})
+			}
+			count[chain]++
+		}
+	}
+	return s, nil
+}
+
+// toTable converts saved state to a Table (hooks that are in place only).
+func (s *state) toTable() *Table {
+	t := newTable()
+	for c, rules := range s.chains {
+		t.Chains[c] = rules
+	}
+	for b, hs := range s.hooks {
+		if len(hs) == 1 && hs[0].pos == 0 {
+			_, target, _ := strings.Cut(hs[0].line, " -j ")
+			if hookRule(b, target) == hs[0].line {
+				t.Hooks[b] = target
+			}
+		}
+	}
+	return t
+}
+
+// script returns the iptables-restore script that turns s into want for
+// table name, or "" when nothing differs. Only differing chains are
+// rewritten; declaring a chain in --noflush mode flushes it, so each chain
+// is replaced whole inside one atomic transaction.
+func (s *state) script(name string, want *Table) string {
+	if want == nil {
+		want = newTable()
+	}
+	var decl, rules, hooks, del []string
+	for _, c := range sortedKeys(want.Chains) {
+		cur, ok := s.chains[c]
+		if ok && slices.Equal(cur, want.Chains[c]) {
+			continue
+		}
+		decl = append(decl, ":"+c+" - [0:0]")
+		rules = append(rules, want.Chains[c]...)
+	}
+	for _, b := range sortedKeys(s.hooks) {
+		hs := s.hooks[b]
+		target, wanted := want.Hooks[b]
+		if wanted && len(hs) == 1 && hs[0].pos == 0 && hs[0].line == hookRule(b, target) {
+			continue
+		}
+		for _, h := range hs {
+			hooks = append(hooks, "-D"+strings.TrimPrefix(h.line, "-A"))
+		}
+	}
+	for _, b := range sortedKeys(want.Hooks) {
+		hs := s.hooks[b]
+		if len(hs) == 1 && hs[0].pos == 0 && hs[0].line == hookRule(b, want.Hooks[b]) {
+			continue
+		}
+		hooks = append(hooks, fmt.Sprintf("-I %s 1 -m comment --comment %s -j %s", b, Comment, want.Hooks[b]))
+	}
+	for _, c := range sortedKeys(s.chains) {
+		if _, ok := want.Chains[c]; !ok {
+			// Flush first: its rules may jump to other chains deleted here.
+			decl = append(decl, ":"+c+" - [0:0]")
+			del = append(del, "-X "+c)
+		}
+	}
+	if len(decl)+len(hooks) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("*" + name + "\n")
+	for _, part := range [][]string{decl, rules, hooks, del} {
+		for _, l := range part {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+	}
+	b.WriteString("COMMIT\n")
+	return b.String()
+}
+
+// Current reads what nszone owns in the kernel now.
+func Current(b Backend) (Ruleset, error) {
+	rs := Ruleset{}
+	for _, k := range Tables {
+		s, err := read(b, k)
+		if err != nil {
+			return nil, err
+		}
+		if t := s.toTable(); len(t.Chains)+len(t.Hooks) > 0 {
+			rs[k] = t
+		}
+	}
+	return rs, nil
+}
+
+func read(b Backend, k Key) (*state, error) {
+	out, err := b.Save(k.Family, k.Table)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s rules: %w", k, err)
+	}
+	s, err := parseSave(out)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s rules: %w", k, err)
+	}
+	return s, nil
+}
+
+// Scripts returns, per table, the restore script that makes the kernel
+// match want; an empty map means nothing would change. It writes nothing.
+func Scripts(b Backend, want Ruleset) (map[Key]string, error) {
+	out := map[Key]string{}
+	for _, k := range Tables {
+		s, err := read(b, k)
+		if err != nil {
+			return nil, err
+		}
+		if sc := s.script(k.Table, want[k]); sc != "" {
+			out[k] = sc
+		}
+	}
+	return out, nil
+}
+
+// Apply makes the kernel hold exactly want of what nszone owns, and reports
+// whether anything had to change. Tables are applied filter before nat, so
+// a zone's filtering is in place before its traffic can be translated.
+func Apply(b Backend, want Ruleset, log *slog.Logger) (changed bool, err error) {
+	scripts, err := Scripts(b, want)
+	if err != nil {
+		return false, err
+	}
+	for _, k := range Tables {
+		sc, ok := scripts[k]
+		if !ok {
+			continue
+		}
+		log.Debug("applying rules", "table", k.String(), "script", sc)
+		if err := b.Restore(k.Family, k.Table, sc); err != nil {
+			return true, fmt.Errorf("applying %s rules: %w", k, err)
+		}
+		changed = true
+	}
+	return changed, nil
+}

@@ -1,0 +1,131 @@
+package firewall
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/coreos/go-iptables/iptables"
+)
+
+// IPTables is the kernel backend: iptables-save to read a table, one
+// iptables-restore --noflush transaction to change it. It always uses one
+// variant, nft or legacy, for both families: mixing them leaves two rule
+// sets that each see only half of the policy.
+type IPTables struct {
+	Mode string // "nft" or "legacy"
+}
+
+var _ Backend = (*IPTables)(nil)
+
+// EnvMode forces the variant ("nft" or "legacy"); tests use it.
+const EnvMode = "NSZONE_IPTABLES"
+
+// Detect picks the variant the host uses: the one the plain `iptables`
+// command runs, unless only the other one holds rules (a host whose
+// firewall was written by iptables-legacy while the alternative points at
+// nft, or the reverse).
+func Detect() (*IPTables, error) {
+	if m := os.Getenv(EnvMode); m != "" {
+		if m != "nft" && m != "legacy" {
+			return nil, fmt.Errorf("%s=%q: want nft or legacy", EnvMode, m)
+		}
+		return checked(m)
+	}
+	ipt, err := iptables.New()
+	if err != nil {
+		return nil, fmt.Errorf("finding iptables (install the iptables package): %w", err)
+	}
+	mode, err := modeOf(ipt)
+	if err != nil {
+		return nil, err
+	}
+	other := map[string]string{"nft": "legacy", "legacy": "nft"}[mode]
+	if inUse(other) && ruleCount(mode) == 0 && ruleCount(other) > 0 {
+		mode = other
+	}
+	return checked(mode)
+}
+
+// modeOf reads the variant from `iptables --version` ("... (nf_tables)").
+func modeOf(ipt *iptables.IPTables) (string, error) {
+	v1, v2, v3 := ipt.GetIptablesVersion()
+	if v1 == 0 && v2 == 0 && v3 == 0 {
+		return "", fmt.Errorf("reading the iptables version: unknown")
+	}
+	out, err := exec.Command("iptables", "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("reading the iptables version: %w", err)
+	}
+	if strings.Contains(string(out), "legacy") {
+		return "legacy", nil
+	}
+	return "nft", nil
+}
+
+// inUse avoids running iptables-legacy-save on a host that never loaded
+// legacy tables: reading them would create them.
+func inUse(mode string) bool {
+	if mode != "legacy" {
+		return true
+	}
+	b, err := os.ReadFile("/proc/net/ip_tables_names")
+	return err == nil && len(bytes.TrimSpace(b)) > 0
+}
+
+func ruleCount(mode string) int {
+	n := 0
+	for _, f := range Families {
+		out, err := exec.Command(binary(f, mode, "save")).Output()
+		if err != nil {
+			continue
+		}
+		n += strings.Count(string(out), "\n-A ")
+	}
+	return n
+}
+
+func checked(mode string) (*IPTables, error) {
+	for _, f := range Families {
+		for _, op := range []string{"save", "restore"} {
+			if _, err := exec.LookPath(binary(f, mode, op)); err != nil {
+				return nil, fmt.Errorf("iptables %s backend: %w (install the iptables package)", mode, err)
+			}
+		}
+	}
+	return &IPTables{Mode: mode}, nil
+}
+
+func binary(f Family, mode, op string) string {
+	name := "iptables"
+	if f == IPv6 {
+		name = "ip6tables"
+	}
+	return name + "-" + mode + "-" + op
+}
+
+// Save implements Backend.
+func (b *IPTables) Save(f Family, table string) (string, error) {
+	cmd := exec.Command(binary(f, b.Mode, "save"), "-t", table)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s: %w: %s", cmd, err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// Restore implements Backend.
+func (b *IPTables) Restore(f Family, table, script string) error {
+	cmd := exec.Command(binary(f, b.Mode, "restore"), "--noflush", "--wait")
+	cmd.Stdin = strings.NewReader(script)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %w: %s", cmd, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}

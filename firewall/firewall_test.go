@@ -1,0 +1,211 @@
+package firewall
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func mustPrefixes(ss ...string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range ss {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}
+
+var defaultLAN = mustPrefixes("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+	"100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10")
+
+// samplePolicy covers every kind of term: internet, lan, host, zone:, pinholes
+// with and without protocol and ports, a DNS opening and an IPv4-only zone.
+func samplePolicy() Policy {
+	return Policy{
+		LAN:        defaultLAN,
+		IfWildcard: "nsz-+",
+		Zones: []Zone{
+			{Name: "wan", HostIf: "nsz-wan", Uplink: "eth0", IPv6: true, Internet: true,
+				Net4: netip.MustParsePrefix("10.250.0.0/30"), Net6: netip.MustParsePrefix("fd6e:737a:0:1::/64"),
+				Pinholes: []Pinhole{
+					{Dst: netip.MustParsePrefix("192.168.50.10/32"), PortLo: 53, PortHi: 53},
+				}},
+			{Name: "lan", HostIf: "nsz-lan", Uplink: "eth0", IPv6: true, LAN: true,
+				Net4: netip.MustParsePrefix("10.250.0.4/30"), Net6: netip.MustParsePrefix("fd6e:737a:0:2::/64")},
+			{Name: "offline", HostIf: "nsz-offline", Uplink: "eth0", IPv6: true,
+				Net4: netip.MustParsePrefix("10.250.0.8/30"), Net6: netip.MustParsePrefix("fd6e:737a:0:3::/64")},
+			{Name: "web", HostIf: "nsz-web", Uplink: "eth0", IPv6: false, Internet: true, Host: true,
+				ToHostIfs: []string{"nsz-lan"},
+				Net4:      netip.MustParsePrefix("10.250.0.12/30"),
+				Pinholes: []Pinhole{
+					{Dst: netip.MustParsePrefix("192.168.50.10/32"), Proto: "tcp", PortLo: 22, PortHi: 22},
+					{Dst: netip.MustParsePrefix("192.168.60.0/24")},
+					{Dst: netip.MustParsePrefix("2001:db8::1/128"), Proto: "udp", PortLo: 1000, PortHi: 2000},
+				}},
+		},
+	}
+}
+
+func TestBuildGolden(t *testing.T) {
+	got := Build(samplePolicy()).String()
+	path := filepath.Join("..", "testdata", "firewall", "sample.golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("Build differs from %s (run go test ./firewall -update and review the diff):\n%s", path, got)
+	}
+}
+
+func TestBuildEmptyPolicyOwnsNothing(t *testing.T) {
+	if rs := Build(Policy{IfWildcard: "nsz-+"}); len(rs) != 0 {
+		t.Fatalf("empty policy built %d tables", len(rs))
+	}
+}
+
+func TestApplyIsIdempotentAndRemovable(t *testing.T) {
+	fake := NewFake()
+	want := Build(samplePolicy())
+	changed, err := Apply(fake, want, quiet)
+	if err != nil || !changed {
+		t.Fatalf("first apply: changed=%v err=%v", changed, err)
+	}
+	writes := fake.Writes
+	changed, err = Apply(fake, want, quiet)
+	if err != nil || changed || fake.Writes != writes {
+		t.Fatalf("second apply: changed=%v err=%v writes %d->%d", changed, err, writes, fake.Writes)
+	}
+	cur, err := Current(fake)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur.String() != want.String() {
+		t.Fatalf("kernel state differs from the desired one:\n%s\nwant:\n%s", cur, want)
+	}
+	if _, err := Apply(fake, Build(Policy{}), quiet); err != nil {
+		t.Fatalf("removing: %v", err)
+	}
+	for _, k := range Tables {
+		if cs := fake.Chains(k.Family, k.Table); len(cs) != 0 {
+			t.Errorf("%s: chains left after removal: %v", k, cs)
+		}
+		out, _ := fake.Save(k.Family, k.Table)
+		if strings.Contains(out, Prefix) {
+			t.Errorf("%s: rules left after removal:\n%s", k, out)
+		}
+	}
+}
+
+func TestApplyRewritesOnlyChangedChains(t *testing.T) {
+	fake := NewFake()
+	p := samplePolicy()
+	if _, err := Apply(fake, Build(p), quiet); err != nil {
+		t.Fatal(err)
+	}
+	p.Zones[0].Internet = false // narrow wan
+	p.Zones = p.Zones[:3]       // drop web
+	scripts, err := Scripts(fake, Build(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := scripts[Key{IPv4, "filter"}]
+	for _, want := range []string{":NSZ-wan-out - [0:0]", "-X NSZ-web-out", ":NSZ-FORWARD - [0:0]"} {
+		if !strings.Contains(sc, want) {
+			t.Errorf("script lacks %q:\n%s", want, sc)
+		}
+	}
+	if strings.Contains(sc, ":NSZ-lan-out") {
+		t.Errorf("unchanged chain NSZ-lan-out rewritten:\n%s", sc)
+	}
+	if _, err := Apply(fake, Build(p), quiet); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := Current(fake)
+	if cur.String() != Build(p).String() {
+		t.Fatalf("after narrowing:\n%s\nwant:\n%s", cur, Build(p))
+	}
+}
+
+// Another tool (Docker) inserting its jump above ours gets ours moved back first.
+func TestApplyPutsHooksFirst(t *testing.T) {
+	fake := NewFake()
+	want := Build(samplePolicy())
+	if _, err := Apply(fake, want, quiet); err != nil {
+		t.Fatal(err)
+	}
+	fake.Add(IPv4, "filter", "DOCKER-USER", "-j RETURN")
+	out, _ := fake.Save(IPv4, "filter")
+	fake.Restore(IPv4, "filter", "*filter\n-I FORWARD 1 -j DOCKER-USER\nCOMMIT\n")
+	if out2, _ := fake.Save(IPv4, "filter"); out2 == out {
+		t.Fatal("setup: docker jump not inserted")
+	}
+	changed, err := Apply(fake, want, quiet)
+	if err != nil || !changed {
+		t.Fatalf("apply: changed=%v err=%v", changed, err)
+	}
+	out, _ = fake.Save(IPv4, "filter")
+	var fwd []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "-A FORWARD ") {
+			fwd = append(fwd, l)
+		}
+	}
+	if len(fwd) != 2 || fwd[0] != hookRule("FORWARD", "NSZ-FORWARD") || fwd[1] != "-A FORWARD -j DOCKER-USER" {
+		t.Fatalf("FORWARD = %q", fwd)
+	}
+}
+
+func TestForeignChainIsRefused(t *testing.T) {
+	fake := NewFake()
+	fake.Add(IPv4, "filter", "NSZ-wan-out", "-j ACCEPT")
+	_, err := Apply(fake, Build(samplePolicy()), quiet)
+	if !errors.Is(err, ErrForeignChain) {
+		t.Fatalf("err = %v, want ErrForeignChain", err)
+	}
+	out, _ := fake.Save(IPv4, "filter")
+	if !strings.Contains(out, "-A NSZ-wan-out -j ACCEPT") {
+		t.Fatal("foreign chain was changed")
+	}
+}
+
+func TestPinholeRendering(t *testing.T) {
+	c := "nszone-z"
+	cases := []struct {
+		p    Pinhole
+		f    Family
+		want []string
+	}{
+		{Pinhole{Dst: netip.MustParsePrefix("192.0.2.1/32")}, IPv4,
+			[]string{"-A X -d 192.0.2.1/32 -m comment --comment nszone-z -j ACCEPT"}},
+		{Pinhole{Dst: netip.MustParsePrefix("192.0.2.1/32")}, IPv6, nil},
+		{Pinhole{Dst: netip.MustParsePrefix("192.0.2.0/24"), PortLo: 53, PortHi: 53}, IPv4, []string{
+			"-A X -d 192.0.2.0/24 -p tcp -m comment --comment nszone-z -m tcp --dport 53 -j ACCEPT",
+			"-A X -d 192.0.2.0/24 -p udp -m comment --comment nszone-z -m udp --dport 53 -j ACCEPT"}},
+		{Pinhole{Dst: netip.MustParsePrefix("2001:db8::/64"), Proto: "udp", PortLo: 10, PortHi: 20}, IPv6, []string{
+			"-A X -d 2001:db8::/64 -p udp -m comment --comment nszone-z -m udp --dport 10:20 -j ACCEPT"}},
+	}
+	for _, tc := range cases {
+		var got []string
+		for _, r := range pinholeRules(tc.p, tc.f, c) {
+			got = append(got, r.render("X"))
+		}
+		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+			t.Errorf("%+v %s:\n got %q\nwant %q", tc.p, tc.f, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package firewall
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+
+	"github.com/nszone/nszone/sandbox"
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 {
+		// Kernel tests apply rules: only ever inside a sandbox.
+		if err := sandbox.Reexec(); err != nil {
+			fmt.Fprintln(os.Stderr, "firewall tests:", err)
+			os.Exit(1)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// TestKernelAgrees applies the sample ruleset with each iptables variant and
+// reads it back: the kernel's canonical form must equal ours exactly, or
+// every up would rewrite everything.
+func TestKernelAgrees(t *testing.T) {
+	if os.Geteuid() != 0 || !sandbox.Active() {
+		t.Skip("needs root in the sandbox: run scripts/test")
+	}
+	for _, mode := range []string{"nft", "legacy"} {
+		t.Run(mode, func(t *testing.T) {
+			if _, err := exec.LookPath("iptables-" + mode + "-restore"); err != nil {
+				t.Skipf("iptables-%s not installed", mode)
+			}
+			b := &IPTables{Mode: mode}
+			want := Build(samplePolicy())
+			if changed, err := Apply(b, want, quiet); err != nil || !changed {
+				t.Fatalf("apply: changed=%v err=%v", changed, err)
+			}
+			scripts, err := Scripts(b, want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(scripts) != 0 {
+				t.Fatalf("after apply the kernel still differs:\n%v", scripts)
+			}
+			cur, err := Current(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cur.String() != want.String() {
+				t.Fatalf("kernel:\n%s\nwant:\n%s", cur, want)
+			}
+			// Another tool's jump inserted above ours is moved below it.
+			if out, err := exec.Command("iptables-"+mode, "-I", "FORWARD", "1", "-j", "ACCEPT").CombinedOutput(); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if changed, err := Apply(b, want, quiet); err != nil || !changed {
+				t.Fatalf("re-apply after a foreign jump: changed=%v err=%v", changed, err)
+			}
+			if cur, _ := Current(b); cur.String() != want.String() {
+				t.Fatalf("hooks not first again:\n%s", cur)
+			}
+			exec.Command("iptables-"+mode, "-D", "FORWARD", "-j", "ACCEPT").Run()
+			if _, err := Apply(b, Build(Policy{}), quiet); err != nil {
+				t.Fatalf("removing: %v", err)
+			}
+			if cur, _ := Current(b); len(cur) != 0 {
+				t.Fatalf("left after removal:\n%s", cur)
+			}
+		})
+	}
+}

@@ -1,0 +1,51 @@
+package firewall
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Missing lists what of zone's part of want is absent from, or differs in,
+// cur: the hooks every zone relies on, the zone's own chains, and its
+// dispatch rules in the shared chains. Empty means the policy is in place.
+func Missing(cur, want Ruleset, zone string) []string {
+	var out []string
+	mark := "--comment " + Comment + "-" + zone + " "
+	own := Prefix + zone + "-"
+	for _, k := range want.Keys() {
+		w, c := want[k], cur[k]
+		if c == nil {
+			c = newTable()
+		}
+		for _, b := range sortedKeys(w.Hooks) {
+			if c.Hooks[b] != w.Hooks[b] {
+				out = append(out, fmt.Sprintf("%s: jump from %s to %s", k, b, w.Hooks[b]))
+			}
+		}
+		for _, name := range sortedKeys(w.Chains) {
+			rules := w.Chains[name]
+			have, ok := c.Chains[name]
+			if strings.HasPrefix(name, own) {
+				if !ok || !slices.Equal(have, rules) {
+					out = append(out, fmt.Sprintf("%s: chain %s", k, name))
+				}
+				continue
+			}
+			if !slices.Equal(withMark(have, mark), withMark(rules, mark)) {
+				out = append(out, fmt.Sprintf("%s: rules in %s", k, name))
+			}
+		}
+	}
+	return out
+}
+
+func withMark(rules []string, mark string) []string {
+	var out []string
+	for _, r := range rules {
+		if strings.Contains(r, mark) {
+			out = append(out, r)
+		}
+	}
+	return out
+}

@@ -1,0 +1,252 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nszone/nszone/sandbox"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 && !sandbox.Active() {
+		if err := sandbox.Reexec(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	var err error
+	if homeNS, err = nsOf("/proc/self/ns/net"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// homeNS is the test process's network namespace: the sandbox's.
+var homeNS [2]uint64
+
+func nsOf(path string) ([2]uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return [2]uint64{}, err
+	}
+	return [2]uint64{st.Dev, st.Ino}, nil
+}
+
+// checkThreads fails the test if a thread of this process stays outside
+// homeNS. Threads that ran in a lab namespace are on their way out: give them
+// a moment.
+func checkThreads(t *testing.T) {
+	t.Helper()
+	var stray []string
+	for range 40 {
+		stray = nil
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			if ns, err := nsOf("/proc/self/task/" + task.Name() + "/ns/net"); err == nil && ns != homeNS {
+				stray = append(stray, task.Name())
+			}
+		}
+		if len(stray) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("threads %v of process %d stay in another network namespace", stray, os.Getpid())
+}
+
+func TestStartRefusesOutsideSandbox(t *testing.T) {
+	t.Setenv(sandbox.EnvMarker, "")
+	if l, err := Start(nil); err == nil {
+		l.Close()
+		t.Fatal("Start worked outside the sandbox")
+	}
+}
+
+// run runs a real client and returns its output; it fails the test if the
+// client fails.
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		t.Fatalf("%s is missing (scripts/test installs it): %v", name, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr.Bytes())
+	}
+	return string(out)
+}
+
+func TestLab(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: run scripts/test")
+	}
+	resolvBefore, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Start(slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			l.Close()
+		}
+	}()
+	t.Log("\n" + l.Describe())
+
+	curl := []string{"-sS", "--max-time", "5"}
+	dig := []string{"+time=2", "+tries=2", "+short"}
+	checks := []struct {
+		name string
+		cmd  []string
+		want string
+	}{
+		{"internet v4", append([]string{"curl"}, append(curl, "http://203.0.113.10/")...), "lab-internet\n"},
+		{"internet v6", append([]string{"curl", "-6"}, append(curl, "http://[2001:db8:113::10]/")...), "lab-internet\n"},
+		{"lan v4", append([]string{"curl"}, append(curl, "http://192.168.50.10/")...), "lab-lan\n"},
+		{"lan v6", append([]string{"curl"}, append(curl, "http://[fd00:50::10]/")...), "lab-lan\n"},
+		{"by name", append([]string{"curl", "-4"}, append(curl, "http://www.example/")...), "lab-internet\n"},
+		{"dig A", append([]string{"dig"}, append(dig, "@192.168.50.10", "www.example", "A")...), "203.0.113.10\n"},
+		{"dig AAAA", append([]string{"dig"}, append(dig, "@192.168.50.10", "www.example", "AAAA")...), "2001:db8:113::10\n"},
+		{"dig LAN name over v6", append([]string{"dig"}, append(dig, "@fd00:50::10", "nas.lan.example", "A")...), "192.168.50.10\n"},
+		{"dig TCP at the internet server", append([]string{"dig", "+tcp"}, append(dig, "@203.0.113.10", "nas.lan.example", "AAAA")...), "fd00:50::10\n"},
+		{"dig NXDOMAIN", []string{"dig", "+time=2", "+tries=2", "@192.168.50.10", "nope.example", "A"}, "status: NXDOMAIN"},
+		{"getent hosts", []string{"getent", "hosts", "www.example"}, "www.example"},
+		{"getent ahostsv4", []string{"getent", "ahostsv4", "www.example"}, "203.0.113.10"},
+		{"netns list", []string{"ip", "netns", "list"}, RouterNS},
+		{"LAN to internet through the router", append([]string{"ip", "netns", "exec", LANNS, "curl"}, append(curl, "http://[2001:db8:113::10]/")...), "lab-internet\n"},
+		{"internet to LAN through the router", append([]string{"ip", "netns", "exec", InetNS, "curl"}, append(curl, "http://192.168.50.10/")...), "lab-lan\n"},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if got := run(t, c.cmd[0], c.cmd[1:]...); !strings.Contains(got, c.want) {
+				t.Errorf("%s: got %q, want %q", strings.Join(c.cmd, " "), got, c.want)
+			}
+		})
+	}
+	if got := run(t, "getent", "hosts", "www.example"); !strings.Contains(got, "2001:db8:113::10") && !strings.Contains(got, "203.0.113.10") {
+		t.Errorf("getent hosts www.example: %q", got)
+	}
+
+	closed = true
+	if err := l.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	checkThreads(t)
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	pins, err := os.ReadDir("/run/netns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pins {
+		t.Errorf("pin left behind: /run/netns/%s", p.Name())
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, link := range links {
+		if link.Attrs().Name != "lo" {
+			t.Errorf("link left behind: %s", link.Attrs().Name)
+		}
+	}
+	if resolvAfter, err := os.ReadFile("/etc/resolv.conf"); err != nil || !bytes.Equal(resolvAfter, resolvBefore) {
+		t.Errorf("/etc/resolv.conf not restored: %q, %v", resolvAfter, err)
+	}
+	if out := run(t, "findmnt", "-rn", "-o", "TARGET"); strings.Contains(out, "resolv.conf") || strings.Contains(out, "/run/netns/") {
+		t.Errorf("mounts left behind:\n%s", out)
+	}
+
+	// Everything is gone, so a second lab starts cleanly.
+	l2, err := Start(nil)
+	if err != nil {
+		t.Fatalf("second Start: %v", err)
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// TestStartRollsBack makes Start fail halfway and checks that it leaves
+// nothing behind and does not touch what it did not create.
+func TestStartRollsBack(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: run scripts/test")
+	}
+	// A foreign file where the LAN's pin must go makes Start fail after the
+	// router namespace exists.
+	foreign := "/run/netns/" + LANNS
+	if err := os.WriteFile(foreign, []byte("not ours"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(foreign)
+	if l, err := Start(nil); err == nil {
+		l.Close()
+		t.Fatal("Start worked with a foreign pin in the way")
+	} else {
+		t.Log(err)
+	}
+	if b, err := os.ReadFile(foreign); err != nil || string(b) != "not ours" {
+		t.Errorf("foreign pin touched: %q %v", b, err)
+	}
+	if _, err := os.Stat("/run/netns/" + RouterNS); !os.IsNotExist(err) {
+		t.Errorf("router pin left behind: %v", err)
+	}
+}
+
+// TestRunInLeavesNoThread runs many short jobs in a namespace at once, so that
+// some land on the main thread if onDyingThread let them.
+func TestRunInLeavesNoThread(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: run scripts/test")
+	}
+	ns, err := newPinnedNetns("lab_threads")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ns.Close()
+		if err := removePin("lab_threads"); err != nil {
+			t.Error(err)
+		}
+	}()
+	errc := make(chan error)
+	for range 200 {
+		go func() {
+			errc <- runIn(ns, func() error {
+				if got, err := nsOf(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())); err != nil || got == homeNS {
+					return fmt.Errorf("not in the namespace: %v", err)
+				}
+				return nil
+			})
+		}()
+	}
+	for range 200 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkThreads(t)
+}

@@ -1,0 +1,418 @@
+package launch
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// mustBind are the zone files that decide where DNS goes: unlike other
+// entries of the zone's directory they are never skipped.
+var mustBind = map[string]bool{"resolv.conf": true, "nsswitch.conf": true}
+
+// Exec replaces the current process with o.Argv run inside the zone. It
+// returns only on failure, always with an *ExitError.
+//
+// The work happens on a fresh goroutine locked to its OS thread and never
+// unlocked: the namespace switches are per thread, and if anything fails the
+// runtime destroys that thread when the goroutine exits, so no other
+// goroutine ever runs in the zone. Credentials, however, change for the whole
+// process (setresuid acts on all threads): after a failure the caller must
+// exit with Code and do nothing else.
+func Exec(o Options) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		errc <- run(o)
+	}()
+	return <-errc
+}
+
+func run(o Options) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if len(o.Argv) == 0 || o.Argv[0] == "" {
+		return setupErr(errors.New("no program to run"))
+	}
+
+	// 1. Whom to run as, before anything is entered.
+	id, err := target(o.User, o.Env, os.Geteuid())
+	if err != nil {
+		return setupErr(err)
+	}
+	if id != nil && id.uid == os.Geteuid() && id.gid == os.Getegid() {
+		id = nil // already that user: nothing to drop, environment unchanged
+	}
+	// The path, not the directory: it is looked up again in the new mount
+	// namespace and with the target user's permissions.
+	cwd, _ := os.Getwd()
+
+	// 2. The zone's network.
+	if err := enterNetns(o.NetnsPath); err != nil {
+		return setupErr(err)
+	}
+	log.Debug("entered network namespace", "netns", o.NetnsPath)
+
+	// 3. A mount namespace of our own. Slave, not private: host mounts made
+	// later (a USB stick, an NFS automount) still appear, ours never leak out.
+	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		return setupErr(fmt.Errorf("creating a mount namespace: %w", err))
+	}
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return setupErr(fmt.Errorf("making the mount namespace a slave of the host's: %w", err))
+	}
+
+	// 4. /sys as seen from the zone.
+	if err := remountSys(filepath.Base(o.NetnsPath)); err != nil {
+		return setupErr(err)
+	}
+	log.Debug("mounted sysfs of the zone on /sys")
+
+	// 5. The zone's /etc files, 6. no host resolver sockets.
+	bound, err := bindEtc(o.EtcDir, log)
+	if err != nil {
+		return setupErr(err)
+	}
+	if err := hide(o.Hide, log); err != nil {
+		return setupErr(err)
+	}
+	// Fail closed if a hidden directory or an odd symlink left any /etc
+	// entry (resolv.conf above all) showing something else than the zone's.
+	for _, name := range bound {
+		if err := sameFile(filepath.Join(o.EtcDir, name), filepath.Join("/etc", name)); err != nil {
+			return setupErr(err)
+		}
+	}
+
+	// 7. Become the user. PR_SET_NO_NEW_PRIVS is deliberately not set: it
+	// would also break sudo, ping and other setuid programs inside the zone,
+	// which users expect to work like outside it.
+	if id != nil {
+		if err := dropPrivileges(id); err != nil {
+			return setupErr(err)
+		}
+		log.Debug("dropped privileges", "uid", id.uid, "gid", id.gid, "groups", id.groups)
+	}
+
+	// 8. Environment, 9. working directory, program.
+	env := buildEnv(o.Env, id)
+	home := getenv(env, "HOME")
+	dir, err := chdir(o.Dir, cwd, home)
+	if err != nil {
+		return setupErr(err)
+	}
+	if dir != cwd {
+		log.Debug("working directory changed", "from", cwd, "to", dir)
+	}
+	if getenv(env, "PWD") != "" {
+		if !filepath.IsAbs(dir) {
+			dir, _ = unix.Getwd()
+		}
+		env = setenv(env, "PWD", dir) // shells trust a PWD that names the directory
+	}
+	name := o.Argv[0]
+	path, err := lookPath(name, getenv(env, "PATH"))
+	if err != nil {
+		return &ExitError{Code: exitCode(err), Err: fmt.Errorf("exec %q: %w", name, err)}
+	}
+	log.Debug("executing", "path", path, "argv", o.Argv)
+	err = unix.Exec(path, o.Argv, env)
+	code := exitCode(err)
+	if code == ExitNotFound {
+		if _, serr := os.Stat(path); serr == nil {
+			// execve says ENOENT for a file that is there when its #!
+			// interpreter or ELF loader is missing: found, cannot run.
+			code, err = ExitCannotRun, fmt.Errorf("%w (missing interpreter?)", err)
+		}
+	}
+	return &ExitError{Code: code, Err: fmt.Errorf("exec %q: %w", name, err)}
+}
+
+func setupErr(err error) *ExitError { return &ExitError{Code: ExitSetup, Err: err} }
+
+func enterNetns(path string) error {
+	if path == "" {
+		return errors.New("entering network namespace: no namespace given")
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening network namespace %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("entering network namespace %s: %w", path, err)
+	}
+	return nil
+}
+
+// remountSys replaces /sys by a sysfs mounted from inside the zone, which
+// lists the zone's interfaces, as `ip netns exec` does. Mounts below /sys
+// (cgroups, debugfs...) go with the old one.
+func remountSys(source string) error {
+	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	if err := unix.Unmount("/sys", unix.MNT_DETACH); err != nil {
+		// Not a mount point: cover it instead. A read-only /sys
+		// cannot be covered by a read-write one.
+		var st unix.Statfs_t
+		if unix.Statfs("/sys", &st) == nil && st.Flags&unix.ST_RDONLY != 0 {
+			flags |= unix.MS_RDONLY
+		}
+	}
+	if err := unix.Mount(source, "/sys", "sysfs", flags, ""); err != nil {
+		return fmt.Errorf("mounting the zone's sysfs on /sys: %w", err)
+	}
+	return nil
+}
+
+// bindEtc binds each entry of dir over /etc/ENTRY (iproute2's bind_etc) and
+// returns the names it bound. An entry whose /etc counterpart does not
+// exist is skipped, since nszone never creates files in the host's /etc;
+// for resolv.conf and nsswitch.conf that is an error instead.
+func bindEtc(dir string, log *slog.Logger) ([]string, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading the zone's files: %w", err)
+	}
+	var bound []string
+	for _, e := range entries {
+		src, dst := filepath.Join(dir, e.Name()), filepath.Join("/etc", e.Name())
+		_, err := os.Lstat(dst)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && !mustBind[e.Name()]:
+			log.Warn("zone file skipped: nothing to cover in /etc", "file", src, "target", dst)
+			continue
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("binding %s: the host has no %s to cover (nszone does not create files in /etc)", src, dst)
+		case err != nil:
+			return nil, fmt.Errorf("binding %s over %s: %w", src, dst, err)
+		}
+		if err := bindOver(src, dst); err != nil {
+			return nil, fmt.Errorf("binding %s over %s: %w", src, dst, err)
+		}
+		log.Debug("bound zone file", "file", src, "target", dst)
+		bound = append(bound, e.Name())
+	}
+	return bound, nil
+}
+
+// bindOver bind-mounts src on dst without following dst if it is a
+// symlink. That matters for resolv.conf, often a symlink into
+// /run/systemd/resolve or /run/NetworkManager: mount(2) would bind over the
+// link's target, which can be missing (resolved stopped: the bind fails) or
+// lie in a directory hide then covers (the zone sees no resolv.conf at all).
+// Mounted on the link itself, /etc/resolv.conf shows the zone's file
+// whatever the link points to, and the target is left alone. Kernels older
+// than 5.2 lack open_tree/move_mount: there mount(2) follows the link, and
+// the check after hide refuses a result that is not the zone's file.
+func bindOver(src, dst string) error {
+	fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+	if errors.Is(err, unix.ENOSYS) {
+		return unix.Mount(src, dst, "", unix.MS_BIND, "")
+	}
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.MoveMount(fd, "", unix.AT_FDCWD, dst, unix.MOVE_MOUNT_F_EMPTY_PATH)
+}
+
+// hide covers each existing directory in dirs with an empty read-only tmpfs.
+func hide(dirs []string, log *slog.Logger) error {
+	done := map[string]bool{}
+	for _, d := range dirs {
+		real, err := filepath.EvalSymlinks(d) // /var/run/nscd and /run/nscd are often one
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("hiding %s: %w", d, err)
+		}
+		if fi, err := os.Stat(real); err != nil || !fi.IsDir() || done[real] {
+			log.Debug("not hidden: not a directory, or hidden already", "path", d)
+			continue
+		}
+		const flags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+		if err := unix.Mount("nszone-hide", real, "tmpfs", flags, "mode=0755,size=4k"); err != nil {
+			return fmt.Errorf("hiding %s: %w", real, err)
+		}
+		done[real] = true
+		log.Debug("hid directory", "dir", real)
+	}
+	return nil
+}
+
+// sameFile fails unless path now shows the zone's file want.
+func sameFile(want, path string) error {
+	var a, b unix.Stat_t
+	if err := unix.Stat(want, &a); err != nil {
+		return fmt.Errorf("checking %s: %w", want, err)
+	}
+	if err := unix.Stat(path, &b); err != nil {
+		return fmt.Errorf("checking that %s shows %s: %w", path, want, err)
+	}
+	if a.Dev != b.Dev || a.Ino != b.Ino {
+		return fmt.Errorf("checking that %s shows %s: it shows another file", path, want)
+	}
+	return nil
+}
+
+// dropPrivileges switches to id and proves that no capability is left.
+func dropPrivileges(id *identity) error {
+	// Ambient and inheritable sets survive setresuid; either could hand
+	// capabilities to the program at execve.
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("clearing ambient capabilities: %w", err) // EINVAL: kernel without ambient capabilities
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("reading capabilities: %w", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("clearing inheritable capabilities: %w", err)
+	}
+	// syscall's versions act on every thread of the process (x/sys/unix's
+	// Setgroups only on the calling one).
+	if err := syscall.Setgroups(id.groups); err != nil {
+		return fmt.Errorf("setting the groups of %s: %w", id.name, err)
+	}
+	if err := syscall.Setresgid(id.gid, id.gid, id.gid); err != nil {
+		return fmt.Errorf("setting gid %d: %w", id.gid, err)
+	}
+	if err := syscall.Setresuid(id.uid, id.uid, id.uid); err != nil {
+		return fmt.Errorf("setting uid %d of %s: %w", id.uid, id.name, err)
+	}
+	if id.uid == 0 {
+		return nil // root keeps its capabilities by definition
+	}
+	return noCapabilities()
+}
+
+// noCapabilities fails unless this thread's capability sets are all empty.
+// The kernel clears them on the switch away from uid 0, unless securebits
+// (SECBIT_KEEP_CAPS, SECBIT_NO_SETUID_FIXUP) set by our parent say otherwise.
+func noCapabilities() error {
+	f, err := os.Open("/proc/thread-self/status")
+	if err != nil {
+		return fmt.Errorf("checking capabilities after dropping privileges: %w", err)
+	}
+	defer f.Close()
+	return checkCaps(f)
+}
+
+func checkCaps(r io.Reader) error {
+	seen := 0
+	s := bufio.NewScanner(r)
+	for s.Scan() {
+		k, v, _ := strings.Cut(s.Text(), ":")
+		switch k {
+		case "CapInh", "CapPrm", "CapEff", "CapAmb":
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return fmt.Errorf("checking capabilities: bad %s line %q", k, s.Text())
+			}
+			if n != 0 {
+				return fmt.Errorf("capabilities left after dropping privileges: %s %016x", k, n)
+			}
+			seen++
+		}
+	}
+	if seen != 4 {
+		return errors.New("checking capabilities: CapInh, CapPrm, CapEff or CapAmb missing from /proc/thread-self/status")
+	}
+	return s.Err()
+}
+
+// chdir enters dir, or else the first of cwd, home and / that the (new)
+// user may enter, and returns the directory entered.
+func chdir(dir, cwd, home string) (string, error) {
+	if dir != "" {
+		if err := unix.Chdir(dir); err != nil {
+			return "", fmt.Errorf("changing to directory %s: %w", dir, err)
+		}
+		return dir, nil
+	}
+	for _, d := range []string{cwd, home, "/"} {
+		if d != "" && unix.Chdir(d) == nil {
+			return d, nil
+		}
+	}
+	return "", errors.New("changing directory: cannot enter the current directory, HOME or /")
+}
+
+// defaultPath is used when the environment has no PATH.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// lookPath finds file like execvp(3): names with a slash are used as they
+// are; otherwise each PATH entry is tried in order ("" is the current
+// directory) and a file found but not executable is reported only if no
+// later entry has an executable one. It runs after the privilege drop, so
+// "executable" means for the target user.
+func lookPath(file, pathEnv string) (string, error) {
+	if strings.Contains(file, "/") {
+		return file, nil
+	}
+	if pathEnv == "" {
+		pathEnv = defaultPath
+	}
+	var denied error
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		if !strings.Contains(p, "/") {
+			p = "./" + p
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENOTDIR) && denied == nil {
+				denied = err
+			}
+			continue
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			if denied == nil {
+				denied = unix.EISDIR
+			}
+			continue
+		}
+		if err := unix.Access(p, unix.X_OK); err != nil {
+			if denied == nil {
+				denied = err
+			}
+			continue
+		}
+		return p, nil
+	}
+	if denied != nil {
+		return "", denied
+	}
+	return "", exec.ErrNotFound
+}
+
+// exitCode maps why a program could not be started to nszone's exit status.
+func exitCode(err error) int {
+	if errors.Is(err, exec.ErrNotFound) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return ExitNotFound
+	}
+	return ExitCannotRun // EACCES, ENOEXEC, EISDIR, ETXTBSY, E2BIG...
+}

@@ -1,0 +1,195 @@
+// Package launch runs a program inside a zone: the core of `nszone exec`.
+//
+// Joining a zone takes more than setns(2). Like `ip netns exec`, the program
+// needs a private mount namespace in which /etc/netns/ZONE/* covers /etc/* and
+// /sys shows the zone's interfaces; the host's resolver sockets (nscd,
+// systemd-resolved) must be hidden so DNS cannot leak around resolv.conf; and,
+// run through sudo, the program must run as the invoking user with no
+// capability left. Exec does all of this on one locked OS thread and then
+// execve(2)s: nszone does not stay around as a parent, so signals, the
+// terminal and the exit status are the program's own.
+package launch
+
+import (
+	"bufio"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+)
+
+// Exit statuses of a failed Exec, as the contract gives them for `nszone exec`.
+const (
+	ExitSetup     = 1   // entering the zone, mounting or resolving the user failed
+	ExitCannotRun = 126 // the program was found but cannot be executed
+	ExitNotFound  = 127 // the program was not found
+)
+
+// DefaultHide lists the resolver sockets' directories that a zone must not
+// reach: through them nscd, nss-resolve and the 127.0.0.53 stub answer from
+// the host's network, bypassing the zone's resolv.conf. The /var/run forms
+// cover hosts where /var/run is not a symlink to /run.
+var DefaultHide = []string{
+	"/run/nscd",
+	"/run/systemd/resolve",
+	"/var/run/nscd",
+	"/var/run/systemd/resolve",
+}
+
+// Options says what to run and where. Exec does not check that NetnsPath is
+// an nszone zone that is up: the caller has done so.
+type Options struct {
+	NetnsPath string   // the zone's pin, e.g. /run/netns/wan
+	EtcDir    string   // e.g. /etc/netns/wan: each entry is bind-mounted over /etc/ENTRY; "" for none
+	Hide      []string // directories covered by an empty read-only tmpfs when they exist (see DefaultHide)
+	User      string   // name or numeric uid; "": SUDO_UID/SUDO_GID when root under sudo, else unchanged
+	Argv      []string // program and arguments; Argv[0] is looked up in the PATH of Env
+	Env       []string // the program's environment (normally os.Environ())
+	Dir       string   // working directory; "": the current one if the user can enter it, else HOME, else /
+	Logger    *slog.Logger
+}
+
+// ExitError is the only error Exec returns: Code is the exit status nszone
+// must use, Err says what failed.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// identity is whom the program runs as.
+type identity struct {
+	uid, gid int
+	groups   []int
+	name     string
+	home     string
+	shell    string // "" when not known from /etc/passwd
+}
+
+// target resolves whom the program runs as, before anything is entered, so
+// that an unknown user fails with nothing changed. nil means: keep the
+// current identity.
+func target(spec string, env []string, euid int) (*identity, error) {
+	var (
+		u   *user.User
+		gid string
+		err error
+	)
+	switch sudoUID := getenv(env, "SUDO_UID"); {
+	case spec != "":
+		// Like chown and id: a name first, then a numeric uid.
+		u, err = user.Lookup(spec)
+		if _, nerr := strconv.Atoi(spec); err != nil && nerr == nil {
+			u, err = user.LookupId(spec)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("looking up user %q: %w", spec, err)
+		}
+		gid = u.Gid
+	case euid == 0 && sudoUID != "":
+		// sudo always sets SUDO_UID and SUDO_GID, and refuses users
+		// missing from the passwd database, so a failed look-up is an error.
+		u, err = user.LookupId(sudoUID)
+		if err != nil {
+			return nil, fmt.Errorf("looking up the invoking user (SUDO_UID=%s): %w", sudoUID, err)
+		}
+		// SUDO_GID is the group the user was in when calling sudo (it may
+		// differ from the passwd one after newgrp).
+		gid = getenv(env, "SUDO_GID")
+		if gid == "" {
+			gid = u.Gid
+		}
+	default:
+		return nil, nil
+	}
+
+	id := &identity{name: u.Username, home: u.HomeDir, shell: loginShell(u.Username)}
+	if id.uid, err = strconv.Atoi(u.Uid); err != nil {
+		return nil, fmt.Errorf("user %q has a non-numeric uid %q", u.Username, u.Uid)
+	}
+	if id.gid, err = strconv.Atoi(gid); err != nil {
+		return nil, fmt.Errorf("user %q: invalid gid %q", u.Username, gid)
+	}
+	gids, err := u.GroupIds()
+	if err != nil {
+		return nil, fmt.Errorf("listing the groups of user %q: %w", u.Username, err)
+	}
+	for _, g := range gids {
+		n, err := strconv.Atoi(g)
+		if err != nil {
+			return nil, fmt.Errorf("user %q: invalid group id %q", u.Username, g)
+		}
+		id.groups = append(id.groups, n)
+	}
+	return id, nil
+}
+
+// loginShell reads the user's shell from /etc/passwd; os/user does not
+// expose it. Users known only through NSS (LDAP, sssd) get "".
+func loginShell(name string) string {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Split(s.Text(), ":")
+		if len(fields) == 7 && fields[0] == name {
+			return fields[6]
+		}
+	}
+	return ""
+}
+
+// buildEnv returns the program's environment. With the identity unchanged
+// (id == nil) it is env as given. Otherwise HOME, USER, LOGNAME and SHELL
+// describe the target user (SHELL is removed when unknown, so programs ask
+// NSS instead of using root's), and the SUDO_* variables are removed: they
+// describe a privileged session the program is no longer part of, and
+// programs and scripts take SUDO_USER/SUDO_UID to mean "I was run through
+// sudo" (and may then try to act for that user). Everything else, the
+// desktop session's variables included, is kept.
+func buildEnv(env []string, id *identity) []string {
+	out := make([]string, 0, len(env)+4)
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if id != nil && (k == "HOME" || k == "USER" || k == "LOGNAME" || k == "SHELL" || strings.HasPrefix(k, "SUDO_")) {
+			continue
+		}
+		out = append(out, kv)
+	}
+	if id == nil {
+		return out
+	}
+	out = append(out, "HOME="+id.home, "USER="+id.name, "LOGNAME="+id.name)
+	if id.shell != "" {
+		out = append(out, "SHELL="+id.shell)
+	}
+	return out
+}
+
+// getenv returns the first value of key in env, as getenv(3) would.
+func getenv(env []string, key string) string {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// setenv replaces every value of key in env by val.
+func setenv(env []string, key, val string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k != key {
+			out = append(out, kv)
+		}
+	}
+	return append(out, key+"="+val)
+}

@@ -1,0 +1,136 @@
+package zones
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/veth"
+)
+
+// Down removes zones: the named ones, else those of f, else (all) every
+// zone nszone owns, found through its records and, where a crash lost
+// those, through the marks on its interfaces and namespaces. When no zone
+// is left, the host gets back every sysctl and directory as it was.
+func (m *Manager) Down(f *config.File, names []string, all bool) (*Report, error) {
+	recs, recNames, err := m.records()
+	if err != nil {
+		return nil, err
+	}
+	leftovers, err := m.leftovers(recs)
+	if err != nil {
+		return nil, err
+	}
+	var targets []string
+	switch {
+	case all:
+		targets = append(slices.Clone(recNames), leftovers...)
+	case len(names) > 0:
+		targets = names
+	default:
+		for _, z := range f.Zones {
+			targets = append(targets, z.Name)
+		}
+	}
+	slices.Sort(targets)
+	targets = slices.Compact(targets)
+
+	rep := &Report{}
+	var gone []string
+	for _, name := range targets {
+		rec := recs[name]
+		if rec == nil && !slices.Contains(leftovers, name) {
+			if _, exists, err := owned(name, nil); exists && err != nil {
+				return rep, err
+			}
+			if len(names) > 0 {
+				rep.note("zone %s is not up", name)
+			}
+			continue
+		}
+		gone = append(gone, name)
+	}
+	// Links and namespaces go first: with no link, a zone's rules guard nothing.
+	for _, name := range gone {
+		var ps []Process
+		if r := recs[name]; r != nil {
+			ps = processesIn(r.Netns)
+		}
+		if err := m.removeZone(name, recs[name]); err != nil {
+			return rep, err
+		}
+		if len(ps) > 0 {
+			rep.add("zone %s down; %d program(s) still run in it without network: %s", name, len(ps), describe(ps))
+		} else {
+			rep.add("zone %s down", name)
+		}
+	}
+
+	policy := firewall.Policy{IfWildcard: ifWildcard}
+	for _, name := range recNames {
+		if !slices.Contains(gone, name) {
+			policy.Zones = append(policy.Zones, recs[name].Policy)
+		}
+	}
+	for _, name := range recNames {
+		if !slices.Contains(gone, name) {
+			// Every record holds the lan list of the last up: the remaining
+			// zones keep their rules exactly as that up wrote them.
+			policy.LAN = recs[name].LAN
+			break
+		}
+	}
+	changed, err := firewall.Apply(m.Firewall, firewall.Build(policy), m.Log)
+	if err != nil {
+		return rep, err
+	}
+	if changed {
+		rep.add("firewall: rules updated")
+	}
+	if len(policy.Zones) == 0 {
+		if _, err := os.Stat(m.hostRecordPath()); err == nil {
+			if err := m.restoreHost(); err != nil {
+				return rep, err
+			}
+			rep.add("host restored: forwarding and nszone's directories as before the first up")
+		}
+	}
+	if !rep.Changed {
+		rep.note("nothing to do: no zone of nszone's was up")
+	}
+	return rep, nil
+}
+
+// leftovers finds zones that have no record but whose marked interface or
+// namespace is still there (a crash between creating and recording).
+func (m *Manager) leftovers(recs map[string]*Record) ([]string, error) {
+	var out []string
+	links, err := veth.LinksWithAliasPrefix(aliasPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing nszone's interfaces: %w", err)
+	}
+	for name, a := range links {
+		zone := strings.TrimPrefix(a, aliasPrefix)
+		if name == HostIf(zone) && recs[zone] == nil {
+			out = append(out, zone)
+		}
+	}
+	entries, err := os.ReadDir(veth.PinDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("listing %s: %w", veth.PinDir, err)
+	}
+	for _, e := range entries {
+		zone := e.Name()
+		if recs[zone] != nil || !config.ZoneNameRE.MatchString(zone) || slices.Contains(out, zone) {
+			continue
+		}
+		if has, err := veth.NamespaceHasAlias(zone, alias(zone)); err == nil && has {
+			out = append(out, zone)
+		}
+	}
+	return out, nil
+}

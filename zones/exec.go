@@ -1,0 +1,39 @@
+package zones
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/veth"
+)
+
+// ErrNotUp is returned by Ready for a zone that is not (wholly) up.
+var ErrNotUp = errors.New("zone is not up")
+
+// Ready checks that zone is one of nszone's and wholly in place, policy
+// included, so exec never starts a program in a zone that is open or
+// half-made. It returns the zone's namespace pin and /etc/netns directory.
+func (m *Manager) Ready(zone string) (netnsPath, etcDir string, err error) {
+	if !config.ZoneNameRE.MatchString(zone) {
+		return "", "", fmt.Errorf("%q is not a zone name (must match %s)", zone, config.ZoneNameRE)
+	}
+	recs, _, err := m.records()
+	if err != nil {
+		return "", "", err
+	}
+	rec := recs[zone]
+	if rec == nil {
+		return "", "", fmt.Errorf("zone %s: %w (run nszone up)", zone, ErrNotUp)
+	}
+	cur, err := firewall.Current(m.Firewall)
+	if err != nil {
+		return "", "", err
+	}
+	if gaps := m.missing(zone, rec, cur, m.recordedRuleset(recs)); len(gaps) > 0 {
+		return "", "", fmt.Errorf("zone %s is degraded, missing: %s (run nszone up to repair): %w", zone, strings.Join(gaps, "; "), ErrNotUp)
+	}
+	return veth.PinDir + "/" + zone, m.path(EtcNetns, zone), nil
+}

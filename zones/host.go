@@ -1,0 +1,140 @@
+package zones
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nszone/nszone/veth"
+)
+
+// hostRecord remembers what the host looked like before the first up, so
+// the last down can put it back exactly.
+type hostRecord struct {
+	Sysctls     map[string]string `json:"sysctls"`      // key -> value before nszone changed it
+	CreatedDirs []string          `json:"created_dirs"` // directories nszone made (removed by the last down)
+}
+
+func (m *Manager) hostRecordPath() string { return m.path(RunDir, "host.json") }
+
+func (m *Manager) readHostRecord() (*hostRecord, error) {
+	h := &hostRecord{Sysctls: map[string]string{}}
+	if err := readJSON(m.hostRecordPath(), h); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if h.Sysctls == nil {
+		h.Sysctls = map[string]string{}
+	}
+	return h, nil
+}
+
+// ensureDir makes dir, remembering in h that nszone created it.
+func (m *Manager) ensureDir(h *hostRecord, dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if !slices.Contains(h.CreatedDirs, dir) {
+		h.CreatedDirs = append(h.CreatedDirs, dir)
+		// Recorded before it exists: a crash must not hide that we made it.
+		if err := writeJSON(m.hostRecordPath(), h); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	return nil
+}
+
+// forwarding lists the sysctls up sets: forwarding for both families, and
+// accept_ra=2 on the uplink where it was 1, since enabling IPv6 forwarding
+// would otherwise make the uplink ignore router advertisements and lose
+// its IPv6 default route.
+func forwarding(uplink string, v6 bool) [][2]string {
+	s := [][2]string{{"net.ipv4.ip_forward", "1"}}
+	if v6 {
+		s = append(s, [2]string{"net.ipv6.conf.all.forwarding", "1"})
+		if uplink != "" {
+			s = append(s, [2]string{"net.ipv6.conf." + uplink + ".accept_ra", "2"})
+		}
+	}
+	return s
+}
+
+// enableForwarding sets the sysctls, recording each previous value first.
+func (m *Manager) enableForwarding(h *hostRecord, uplink string, v6 bool) (changed bool, err error) {
+	for _, kv := range forwarding(uplink, v6) {
+		key, want := kv[0], kv[1]
+		cur, err := veth.GetSysctl(key)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // no IPv6 on this host, or no such interface
+			}
+			return changed, fmt.Errorf("reading sysctl %s: %w", key, err)
+		}
+		if cur == want || (want == "2" && cur != "1") {
+			continue
+		}
+		if _, ok := h.Sysctls[key]; !ok {
+			h.Sysctls[key] = cur
+			if err := writeJSON(m.hostRecordPath(), h); err != nil {
+				return changed, err
+			}
+		}
+		m.Log.Debug("setting sysctl", "key", key, "value", want, "was", cur)
+		if err := veth.SetSysctl(key, want); err != nil {
+			return changed, fmt.Errorf("setting sysctl %s=%s: %w", key, want, err)
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+// restoreHost puts back every sysctl and removes every directory nszone
+// created, then the record itself. Called when the last zone is gone.
+func (m *Manager) restoreHost() error {
+	h, err := m.readHostRecord()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, key := range sortedKeys(h.Sysctls) {
+		m.Log.Debug("restoring sysctl", "key", key, "value", h.Sysctls[key])
+		if err := veth.SetSysctl(key, h.Sysctls[key]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("restoring sysctl %s=%s: %w", key, h.Sysctls[key], err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// The host record goes before the directories; RunDir itself goes
+	// with the lock file when the lock is released.
+	if err := removeFile(m.hostRecordPath()); err != nil {
+		return err
+	}
+	m.removeEmptyDirs()
+	for i := len(h.CreatedDirs) - 1; i >= 0; i-- {
+		d := h.CreatedDirs[i]
+		if d == m.path(RunDir) {
+			continue
+		}
+		unix.Unmount(d, unix.MNT_DETACH) // /run/netns is a bind mount of itself, as iproute2 leaves it
+		if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			m.Log.Warn("leaving directory in place", "dir", d, "err", err)
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,408 @@
+package zones
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/veth"
+)
+
+// ErrNotOwned is returned for a namespace or interface named like a zone
+// that nszone did not create: it is never taken over or deleted.
+var ErrNotOwned = errors.New("not nszone's")
+
+// UnknownZoneError is a zone named on the command line that the file lacks.
+type UnknownZoneError struct{ Zone, File string }
+
+func (e *UnknownZoneError) Error() string {
+	return fmt.Sprintf("zone %q is not in %s", e.Zone, fileName(e.File))
+}
+
+func fileName(p string) string {
+	if p == "" {
+		return "the built-in default zones"
+	}
+	return p
+}
+
+// Report says what an operation did, one line per change.
+type Report struct {
+	Lines   []string
+	Changed bool
+}
+
+func (r *Report) add(format string, args ...any) {
+	r.Lines = append(r.Lines, fmt.Sprintf(format, args...))
+	r.Changed = true
+}
+
+func (r *Report) note(format string, args ...any) {
+	r.Lines = append(r.Lines, fmt.Sprintf(format, args...))
+}
+
+func checkNames(f *config.File, names []string) error {
+	for _, n := range names {
+		if f.Zone(n) == nil {
+			return &UnknownZoneError{Zone: n, File: f.Path}
+		}
+	}
+	return nil
+}
+
+// owned reports whether the namespace pinned as zone is nszone's: it
+// matches the record, or (after a crash lost the record) it holds the
+// zone's marked veth end. ok is false with a nil error when there is no pin.
+func owned(zone string, rec *Record) (id veth.NsID, exists bool, err error) {
+	id, err = veth.PinID(zone)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return veth.NsID{}, false, nil
+	case errors.Is(err, veth.ErrStalePin):
+		if rec != nil {
+			return veth.NsID{}, true, nil // ours, from before a reboot or crash: recreated
+		}
+		return veth.NsID{}, true, fmt.Errorf("%s/%s exists but is no mounted namespace: %w", veth.PinDir, zone, ErrNotOwned)
+	case err != nil:
+		return veth.NsID{}, false, fmt.Errorf("reading namespace %s: %w", zone, err)
+	}
+	if rec != nil && rec.Netns == id {
+		return id, true, nil
+	}
+	if has, err := veth.NamespaceHasAlias(zone, alias(zone)); err == nil && has {
+		return id, true, nil
+	}
+	return id, true, fmt.Errorf("network namespace %s/%s exists and is not nszone's (remove it or rename the zone): %w", veth.PinDir, zone, ErrNotOwned)
+}
+
+// checkLink refuses a host interface named like the zone's that nszone did not make.
+func checkLink(zone string, ours map[string]string) error {
+	name := HostIf(zone)
+	exists, err := veth.LinkExists(name)
+	if err != nil {
+		return fmt.Errorf("looking up interface %s: %w", name, err)
+	}
+	if exists && ours[name] != alias(zone) {
+		return fmt.Errorf("interface %s exists and is not nszone's: %w", name, ErrNotOwned)
+	}
+	return nil
+}
+
+// Up creates or converges the named zones of f (all of them when names is
+// empty). Without names, zones no longer in the file are removed, unless
+// programs still run in them.
+//
+// The order keeps every zone closed at every moment: records first (so a
+// crash leaves findable leftovers), then the firewall (whose catch-all
+// rules already reject a zone interface without policy), then forwarding,
+// and only then namespaces and links.
+func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
+	p, err := m.prepare(f, names)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Lines: p.notes}
+	h, err := m.readHostRecord()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{m.path(StateDir), m.path(EtcNetns), veth.PinDir} {
+		if err := m.ensureDir(h, d); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range sortedKeys(p.want) {
+		if err := m.saveRecord(name, p.want[name], p.recs[name]); err != nil {
+			return rep, err
+		}
+	}
+	changed, err := firewall.Apply(m.Firewall, firewall.Build(p.policy), m.Log)
+	if err != nil {
+		return rep, err
+	}
+	if changed {
+		rep.add("firewall: rules updated")
+	}
+	if len(p.policy.Zones) > 0 {
+		if changed, err := m.enableForwarding(h, p.fc.uplink, p.v6); err != nil {
+			return rep, err
+		} else if changed {
+			rep.add("forwarding enabled on the host (restored by the last down)")
+		}
+	}
+	for _, name := range sortedKeys(p.want) {
+		if err := m.upZone(p.want[name], p.recs[name], rep); err != nil {
+			return rep, err
+		}
+	}
+	for _, name := range p.remove {
+		if err := m.removeZone(name, p.recs[name]); err != nil {
+			return rep, err
+		}
+		rep.add("zone %s removed (no longer in %s)", name, fileName(f.Path))
+	}
+	if !rep.Changed {
+		rep.note("nothing to change: %d zone(s) up as %s says", len(p.want), fileName(f.Path))
+	}
+	return rep, nil
+}
+
+// upPlan is what an up would do, decided before anything changes.
+type upPlan struct {
+	recs   map[string]*Record
+	fc     *facts
+	want   map[string]*desiredZone // zones to create or converge
+	keep   map[string]*Record      // zones left as they are
+	remove []string                // zones to take away
+	notes  []string
+	policy firewall.Policy // the firewall for want and keep
+	v6     bool
+}
+
+// prepare decides everything up will do and refuses, before any change,
+// anything named like a zone that nszone does not own.
+func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
+	if err := checkNames(f, names); err != nil {
+		return nil, err
+	}
+	p := &upPlan{keep: map[string]*Record{}}
+	var err error
+	if p.recs, _, err = m.records(); err != nil {
+		return nil, err
+	}
+	if p.fc, err = m.facts(f); err != nil {
+		return nil, err
+	}
+	if p.want, err = m.desired(f, names, p.fc, p.recs); err != nil {
+		return nil, err
+	}
+	if p.fc.dnsErr != nil {
+		p.notes = append(p.notes, fmt.Sprintf("warning: %v; zones with dns: auto get no DNS server", p.fc.dnsErr))
+	}
+	for _, name := range sortedKeys(p.recs) {
+		r := p.recs[name]
+		if _, ok := p.want[name]; ok {
+			continue
+		}
+		if len(names) > 0 || f.Zone(name) != nil {
+			p.keep[name] = r // not asked for this time: left as it is
+			continue
+		}
+		if ps := processesIn(r.Netns); len(ps) > 0 {
+			p.notes = append(p.notes, fmt.Sprintf("zone %s is no longer in %s but %d program(s) still run in it (%s): left up",
+				name, fileName(f.Path), len(ps), describe(ps)))
+			p.keep[name] = r
+			continue
+		}
+		p.remove = append(p.remove, name)
+	}
+	ours, err := veth.LinksWithAliasPrefix(aliasPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing nszone's interfaces: %w", err)
+	}
+	for _, name := range sortedKeys(p.want) {
+		if _, _, err := owned(name, p.recs[name]); err != nil {
+			return nil, err
+		}
+		if err := checkLink(name, ours); err != nil {
+			return nil, err
+		}
+	}
+	p.policy = firewall.Policy{LAN: p.fc.lan, IfWildcard: ifWildcard}
+	for _, name := range sortedKeys(p.want) {
+		p.policy.Zones = append(p.policy.Zones, p.want[name].policy)
+		p.v6 = p.v6 || p.want[name].cfg.IPv6
+	}
+	for _, name := range sortedKeys(p.keep) {
+		p.policy.Zones = append(p.policy.Zones, p.keep[name].Policy)
+		p.v6 = p.v6 || p.keep[name].IPv6
+	}
+	return p, nil
+}
+
+// saveRecord writes the zone's record and allocation when they differ.
+func (m *Manager) saveRecord(name string, d *desiredZone, old *Record) error {
+	r := d.record()
+	if old != nil {
+		r.Netns = old.Netns
+	}
+	if old == nil || !recordEqual(old, r) {
+		if err := writeJSON(m.recordPath(name), r); err != nil {
+			return err
+		}
+	}
+	a := Allocation{Subnet4: d.policy.Net4.String()}
+	if d.policy.Net6.IsValid() {
+		a.Subnet6 = d.policy.Net6.String()
+	}
+	if cur, ok := m.allocation(name); !ok || cur != a {
+		return writeJSON(m.allocPath(name), a)
+	}
+	return nil
+}
+
+// upZone makes one zone's namespace, link and files match d.
+func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
+	name := d.cfg.Name
+	id, exists, err := owned(name, old)
+	if err != nil {
+		return err
+	}
+	created := false
+	if exists && id == (veth.NsID{}) { // a stale pin of ours
+		if err := veth.DeleteNamed(name, m.Log); err != nil {
+			return err
+		}
+		exists = false
+	}
+	if !exists {
+		if id, err = veth.CreateNamedWithAlias(name, alias(name), d.cfg.IPv6, m.Log); err != nil {
+			return fmt.Errorf("creating zone %s: %w", name, err)
+		}
+		created = true
+		// A zone that cannot be completed is taken away again, so no
+		// half-made zone lingers; its policy stays closed meanwhile.
+		defer func() {
+			if err != nil {
+				if rerr := m.removeZone(name, &Record{Name: name, Netns: id}); rerr != nil {
+					err = errors.Join(err, fmt.Errorf("removing half-made zone %s: %w", name, rerr))
+				}
+			}
+		}()
+	}
+	pairChanged, err := veth.EnsurePair(d.pair, m.Log)
+	if err != nil {
+		return fmt.Errorf("zone %s: %w", name, err)
+	}
+	filesChanged, err := m.writeZoneFiles(name, d)
+	if err != nil {
+		return err
+	}
+	r := d.record()
+	r.Netns = id
+	if old == nil || !recordEqual(old, r) {
+		if err := writeJSON(m.recordPath(name), r); err != nil {
+			return err
+		}
+	}
+	switch {
+	case created:
+		rep.add("zone %s up: %s, %s%s, allow %s", name, d.pair.Zone4.Addr(), v6Text(d.pair), "", allowText(r.Allow))
+		if len(d.openings) > 0 {
+			rep.add("zone %s: DNS opening to %v (port 53 only)", name, d.openings)
+		}
+	case pairChanged || filesChanged || (old != nil && !recordEqual(old, r)):
+		rep.add("zone %s converged", name)
+	}
+	return nil
+}
+
+func v6Text(p veth.Pair) string {
+	if !p.Zone6.IsValid() {
+		return "no IPv6"
+	}
+	return p.Zone6.Addr().String()
+}
+
+func allowText(a []string) string {
+	if len(a) == 0 {
+		return "nothing"
+	}
+	return fmt.Sprint(a)
+}
+
+// writeZoneFiles writes /etc/netns/ZONE/{resolv.conf,nsswitch.conf} when they differ.
+func (m *Manager) writeZoneFiles(name string, d *desiredZone) (bool, error) {
+	dir := m.path(EtcNetns, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	changed := false
+	for file, content := range map[string][]byte{"resolv.conf": d.resolv, "nsswitch.conf": d.nsswitch} {
+		p := filepath.Join(dir, file)
+		if cur, err := os.ReadFile(p); err == nil && bytes.Equal(cur, content) {
+			continue
+		}
+		if err := writeFileAtomic(p, content); err != nil {
+			return changed, err
+		}
+		changed = true
+	}
+	return changed, nil
+}
+
+func writeFileAtomic(path string, content []byte) error {
+	tmp := path + ".nszone-tmp"
+	if err := os.WriteFile(tmp, content, 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// removeZone takes a zone's link, namespace, files and records away. The
+// caller re-applies the firewall without it; until then the zone's rules
+// (or the catch-alls) still hold, and there is no link left to use them.
+func (m *Manager) removeZone(name string, rec *Record) error {
+	var errs []error
+	if err := veth.DeletePair(HostIf(name), alias(name), m.Log); err != nil {
+		errs = append(errs, fmt.Errorf("removing link of zone %s: %w", name, err))
+	}
+	if _, exists, err := owned(name, rec); err != nil && !errors.Is(err, ErrNotOwned) {
+		errs = append(errs, err)
+	} else if exists && err == nil {
+		if err := veth.DeleteNamed(name, m.Log); err != nil {
+			errs = append(errs, fmt.Errorf("removing namespace of zone %s: %w", name, err))
+		}
+	}
+	dir := m.path(EtcNetns, name)
+	for _, f := range []string{"resolv.conf", "nsswitch.conf"} {
+		if err := removeFile(filepath.Join(dir, f)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	os.Remove(dir) // only if empty: files a user put there stay
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := removeFile(m.allocPath(name)); err != nil {
+		return err
+	}
+	return removeFile(m.recordPath(name))
+}
+
+func recordEqual(a, b *Record) bool {
+	return a.Name == b.Name && a.Netns == b.Netns && a.Pair == b.Pair && a.IPv6 == b.IPv6 &&
+		policyEqual(a.Policy, b.Policy) && slices.Equal(a.Allow, b.Allow) &&
+		slices.Equal(a.DNS, b.DNS) && slices.Equal(a.Openings, b.Openings) && slices.Equal(a.LAN, b.LAN)
+}
+
+func policyEqual(a, b firewall.Zone) bool {
+	return a.Name == b.Name && a.HostIf == b.HostIf && a.Uplink == b.Uplink && a.Net4 == b.Net4 &&
+		a.Net6 == b.Net6 && a.IPv6 == b.IPv6 && a.Internet == b.Internet && a.LAN == b.LAN &&
+		a.Host == b.Host && slices.Equal(a.ToHostIfs, b.ToHostIfs) && slices.Equal(a.Pinholes, b.Pinholes)
+}
+
+func describe(ps []Process) string {
+	var b []byte
+	for i, p := range ps {
+		if i == 3 {
+			b = fmt.Appendf(b, ", ...")
+			break
+		}
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = fmt.Appendf(b, "%s[%d]", p.Command, p.PID)
+	}
+	return string(b)
+}

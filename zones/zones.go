@@ -1,0 +1,47 @@
+// Package zones is nszone's domain: it turns a zones file into desired
+// zones, reconciles them with the kernel (up, down), and reports what is
+// there (status, plan). It is the only package that knows the whole; veth,
+// firewall and config each do one part and never import each other.
+package zones
+
+import (
+	"log/slog"
+	"path/filepath"
+
+	"github.com/nszone/nszone/firewall"
+)
+
+// Where nszone keeps things (the contract names exactly these).
+const (
+	RunDir   = "/run/nszone"     // records of what is up; gone at reboot like the zones themselves
+	StateDir = "/var/lib/nszone" // address allocations, kept across reboots
+	EtcNetns = "/etc/netns"      // per-zone resolv.conf and nsswitch.conf
+)
+
+// Interface naming: the host end is "nsz-" + zone (at most 15 characters,
+// as zone names have at most 11), the zone end is eth0 inside the zone.
+const (
+	hostIfPrefix = "nsz-"
+	ifWildcard   = hostIfPrefix + "+"
+	peerName     = "eth0"
+	aliasPrefix  = "nszone:"
+)
+
+// HostIf is the host end of zone's veth pair.
+func HostIf(zone string) string { return hostIfPrefix + zone }
+
+// alias marks both ends of a zone's veth pair as nszone's.
+func alias(zone string) string { return aliasPrefix + zone }
+
+// Manager carries what every operation needs.
+type Manager struct {
+	Log      *slog.Logger
+	Firewall firewall.Backend
+	// Root prefixes RunDir, StateDir and EtcNetns; "" in production. Unit
+	// tests point it at a temporary directory.
+	Root string
+}
+
+func (m *Manager) path(parts ...string) string {
+	return filepath.Join(append([]string{m.Root}, parts...)...)
+}
