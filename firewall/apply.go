@@ -21,7 +21,7 @@ type Backend interface {
 // nszone did not write: it is never taken over.
 var ErrForeignChain = errors.New("chain is not nszone's")
 
-// Tables lists every table nszone may own rules in.
+// Tables lists every table nszone may own rules in on the host.
 var Tables = []Key{{IPv4, "filter"}, {IPv4, "nat"}, {IPv6, "filter"}, {IPv6, "nat"}}
 
 // hookAt is one jump into an owned chain found in a built-in chain.
@@ -138,10 +138,10 @@ func (s *state) script(name string, want *Table) string {
 	return b.String()
 }
 
-// Current reads what nszone owns in the kernel now.
-func Current(b Backend) (Ruleset, error) {
+// Current reads what nszone owns in the given tables now.
+func Current(b Backend, tables []Key) (Ruleset, error) {
 	rs := Ruleset{}
-	for _, k := range Tables {
+	for _, k := range tables {
 		s, err := read(b, k)
 		if err != nil {
 			return nil, err
@@ -165,11 +165,12 @@ func read(b Backend, k Key) (*state, error) {
 	return s, nil
 }
 
-// Scripts returns, per table, the restore script that makes the kernel
-// match want; an empty map means nothing would change. It writes nothing.
-func Scripts(b Backend, want Ruleset) (map[Key]string, error) {
+// Scripts returns, per table, the restore script that makes the given
+// tables match want; an empty map means nothing would change. It writes
+// nothing.
+func Scripts(b Backend, want Ruleset, tables []Key) (map[Key]string, error) {
 	out := map[Key]string{}
-	for _, k := range Tables {
+	for _, k := range tables {
 		s, err := read(b, k)
 		if err != nil {
 			return nil, err
@@ -181,15 +182,15 @@ func Scripts(b Backend, want Ruleset) (map[Key]string, error) {
 	return out, nil
 }
 
-// Apply makes the kernel hold exactly want of what nszone owns, and reports
-// whether anything had to change. Tables are applied filter before nat, so
+// Apply makes the given tables hold exactly want of what nszone owns, and
+// reports whether anything had to change. Tables are applied filter before nat, so
 // a zone's filtering is in place before its traffic can be translated.
-func Apply(b Backend, want Ruleset, log *slog.Logger) (changed bool, err error) {
-	scripts, err := Scripts(b, want)
+func Apply(b Backend, want Ruleset, tables []Key, log *slog.Logger) (changed bool, err error) {
+	scripts, err := Scripts(b, want, tables)
 	if err != nil {
 		return false, err
 	}
-	for _, k := range Tables {
+	for _, k := range tables {
 		sc, ok := scripts[k]
 		if !ok {
 			continue

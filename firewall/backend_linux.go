@@ -16,6 +16,20 @@ import (
 // sets that each see only half of the policy.
 type IPTables struct {
 	Mode string // "nft" or "legacy"
+	// Start starts the iptables commands; nil means cmd.Start. The zones
+	// package sets it to start them inside a zone's network namespace.
+	Start func(*exec.Cmd) error
+}
+
+// run runs cmd through Start.
+func (b *IPTables) run(cmd *exec.Cmd) error {
+	if b.Start == nil {
+		return cmd.Run()
+	}
+	if err := b.Start(cmd); err != nil {
+		return err
+	}
+	return cmd.Wait()
 }
 
 var _ Backend = (*IPTables)(nil)
@@ -109,13 +123,12 @@ func binary(f Family, mode, op string) string {
 // Save implements Backend.
 func (b *IPTables) Save(f Family, table string) (string, error) {
 	cmd := exec.Command(binary(f, b.Mode, "save"), "-t", table)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := b.run(cmd); err != nil {
 		return "", fmt.Errorf("%s: %w: %s", cmd, err, strings.TrimSpace(stderr.String()))
 	}
-	return string(out), nil
+	return stdout.String(), nil
 }
 
 // Restore implements Backend.
@@ -124,7 +137,7 @@ func (b *IPTables) Restore(f Family, table, script string) error {
 	cmd.Stdin = strings.NewReader(script)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	if err := b.run(cmd); err != nil {
 		return fmt.Errorf("%s: %w: %s", cmd, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil

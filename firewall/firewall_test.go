@@ -72,6 +72,37 @@ func TestBuildGolden(t *testing.T) {
 	}
 }
 
+// The inner wall of the sample's web zone: host allowed, zone:lan, pinholes, IPv4 only.
+func TestBuildInnerGolden(t *testing.T) {
+	p := samplePolicy()
+	var got strings.Builder
+	for _, i := range []int{0, 1, 3} {
+		z := p.Zones[i]
+		z.HostAddrs = []netip.Addr{netip.MustParseAddr("10.250.0.1"), netip.MustParseAddr("192.168.50.2"), netip.MustParseAddr("fd00:50::2")}
+		z.ZoneNets = mustPrefixes("10.250.0.0/30", "10.250.0.4/30", "fd6e:737a:0:1::/64")
+		if z.Name == "web" {
+			z.ToZoneAddrs = []netip.Addr{netip.MustParseAddr("10.250.0.6")}
+		}
+		if z.Name == "lan" {
+			z.FromZoneAddrs = []netip.Addr{netip.MustParseAddr("10.250.0.14")}
+		}
+		got.WriteString("## zone " + z.Name + "\n" + BuildInner(z, p.LAN).String())
+	}
+	path := filepath.Join("..", "testdata", "firewall", "inner.golden")
+	if *update {
+		if err := os.WriteFile(path, []byte(got.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != string(want) {
+		t.Errorf("BuildInner differs from %s (run go test ./firewall -update and review the diff):\n%s", path, got.String())
+	}
+}
+
 func TestBuildEmptyPolicyOwnsNothing(t *testing.T) {
 	if rs := Build(Policy{IfWildcard: "nsz-+"}); len(rs) != 0 {
 		t.Fatalf("empty policy built %d tables", len(rs))
@@ -81,23 +112,23 @@ func TestBuildEmptyPolicyOwnsNothing(t *testing.T) {
 func TestApplyIsIdempotentAndRemovable(t *testing.T) {
 	fake := NewFake()
 	want := Build(samplePolicy())
-	changed, err := Apply(fake, want, quiet)
+	changed, err := Apply(fake, want, Tables, quiet)
 	if err != nil || !changed {
 		t.Fatalf("first apply: changed=%v err=%v", changed, err)
 	}
 	writes := fake.Writes
-	changed, err = Apply(fake, want, quiet)
+	changed, err = Apply(fake, want, Tables, quiet)
 	if err != nil || changed || fake.Writes != writes {
 		t.Fatalf("second apply: changed=%v err=%v writes %d->%d", changed, err, writes, fake.Writes)
 	}
-	cur, err := Current(fake)
+	cur, err := Current(fake, Tables)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cur.String() != want.String() {
 		t.Fatalf("kernel state differs from the desired one:\n%s\nwant:\n%s", cur, want)
 	}
-	if _, err := Apply(fake, Build(Policy{}), quiet); err != nil {
+	if _, err := Apply(fake, Build(Policy{}), Tables, quiet); err != nil {
 		t.Fatalf("removing: %v", err)
 	}
 	for _, k := range Tables {
@@ -114,12 +145,12 @@ func TestApplyIsIdempotentAndRemovable(t *testing.T) {
 func TestApplyRewritesOnlyChangedChains(t *testing.T) {
 	fake := NewFake()
 	p := samplePolicy()
-	if _, err := Apply(fake, Build(p), quiet); err != nil {
+	if _, err := Apply(fake, Build(p), Tables, quiet); err != nil {
 		t.Fatal(err)
 	}
 	p.Zones[0].Internet = false // narrow wan
 	p.Zones = p.Zones[:3]       // drop web
-	scripts, err := Scripts(fake, Build(p))
+	scripts, err := Scripts(fake, Build(p), Tables)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,10 +163,10 @@ func TestApplyRewritesOnlyChangedChains(t *testing.T) {
 	if strings.Contains(sc, ":NSZ-lan-out") {
 		t.Errorf("unchanged chain NSZ-lan-out rewritten:\n%s", sc)
 	}
-	if _, err := Apply(fake, Build(p), quiet); err != nil {
+	if _, err := Apply(fake, Build(p), Tables, quiet); err != nil {
 		t.Fatal(err)
 	}
-	cur, _ := Current(fake)
+	cur, _ := Current(fake, Tables)
 	if cur.String() != Build(p).String() {
 		t.Fatalf("after narrowing:\n%s\nwant:\n%s", cur, Build(p))
 	}
@@ -145,7 +176,7 @@ func TestApplyRewritesOnlyChangedChains(t *testing.T) {
 func TestApplyPutsHooksFirst(t *testing.T) {
 	fake := NewFake()
 	want := Build(samplePolicy())
-	if _, err := Apply(fake, want, quiet); err != nil {
+	if _, err := Apply(fake, want, Tables, quiet); err != nil {
 		t.Fatal(err)
 	}
 	fake.Add(IPv4, "filter", "DOCKER-USER", "-j RETURN")
@@ -154,7 +185,7 @@ func TestApplyPutsHooksFirst(t *testing.T) {
 	if out2, _ := fake.Save(IPv4, "filter"); out2 == out {
 		t.Fatal("setup: docker jump not inserted")
 	}
-	changed, err := Apply(fake, want, quiet)
+	changed, err := Apply(fake, want, Tables, quiet)
 	if err != nil || !changed {
 		t.Fatalf("apply: changed=%v err=%v", changed, err)
 	}
@@ -173,7 +204,7 @@ func TestApplyPutsHooksFirst(t *testing.T) {
 func TestForeignChainIsRefused(t *testing.T) {
 	fake := NewFake()
 	fake.Add(IPv4, "filter", "NSZ-wan-out", "-j ACCEPT")
-	_, err := Apply(fake, Build(samplePolicy()), quiet)
+	_, err := Apply(fake, Build(samplePolicy()), Tables, quiet)
 	if !errors.Is(err, ErrForeignChain) {
 		t.Fatalf("err = %v, want ErrForeignChain", err)
 	}

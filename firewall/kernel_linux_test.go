@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"testing"
@@ -34,17 +35,17 @@ func TestKernelAgrees(t *testing.T) {
 			}
 			b := &IPTables{Mode: mode}
 			want := Build(samplePolicy())
-			if changed, err := Apply(b, want, quiet); err != nil || !changed {
+			if changed, err := Apply(b, want, Tables, quiet); err != nil || !changed {
 				t.Fatalf("apply: changed=%v err=%v", changed, err)
 			}
-			scripts, err := Scripts(b, want)
+			scripts, err := Scripts(b, want, Tables)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(scripts) != 0 {
 				t.Fatalf("after apply the kernel still differs:\n%v", scripts)
 			}
-			cur, err := Current(b)
+			cur, err := Current(b, Tables)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -55,17 +56,29 @@ func TestKernelAgrees(t *testing.T) {
 			if out, err := exec.Command("iptables-"+mode, "-I", "FORWARD", "1", "-j", "ACCEPT").CombinedOutput(); err != nil {
 				t.Fatalf("%v: %s", err, out)
 			}
-			if changed, err := Apply(b, want, quiet); err != nil || !changed {
+			if changed, err := Apply(b, want, Tables, quiet); err != nil || !changed {
 				t.Fatalf("re-apply after a foreign jump: changed=%v err=%v", changed, err)
 			}
-			if cur, _ := Current(b); cur.String() != want.String() {
+			if cur, _ := Current(b, Tables); cur.String() != want.String() {
 				t.Fatalf("hooks not first again:\n%s", cur)
 			}
 			exec.Command("iptables-"+mode, "-D", "FORWARD", "-j", "ACCEPT").Run()
-			if _, err := Apply(b, Build(Policy{}), quiet); err != nil {
+
+			// The inner wall's rules (sources, loopback, ICMPv6) agree too.
+			z := samplePolicy().Zones[1]
+			z.FromZoneAddrs = []netip.Addr{netip.MustParseAddr("10.250.0.14"), netip.MustParseAddr("fd6e:737a:0:4::2")}
+			z.HostAddrs = []netip.Addr{netip.MustParseAddr("192.168.50.2"), netip.MustParseAddr("fd00:50::2")}
+			inner := BuildInner(z, defaultLAN)
+			if _, err := Apply(b, inner, InnerTables, quiet); err != nil {
+				t.Fatalf("inner wall: %v", err)
+			}
+			if scripts, err := Scripts(b, inner, InnerTables); err != nil || len(scripts) != 0 {
+				t.Fatalf("inner wall differs after apply: %v %v", scripts, err)
+			}
+			if _, err := Apply(b, Build(Policy{}), Tables, quiet); err != nil {
 				t.Fatalf("removing: %v", err)
 			}
-			if cur, _ := Current(b); len(cur) != 0 {
+			if cur, _ := Current(b, Tables); len(cur) != 0 {
 				t.Fatalf("left after removal:\n%s", cur)
 			}
 		})

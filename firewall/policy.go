@@ -26,6 +26,12 @@ type Zone struct {
 	Host       bool
 	ToHostIfs  []string // host ends of the zones this zone may open connections to
 	Pinholes   []Pinhole
+
+	// For the inner wall, which sees addresses, not interfaces:
+	HostAddrs     []netip.Addr   `json:",omitempty"` // the host's own addresses, every zone's gateway included
+	ToZoneAddrs   []netip.Addr   `json:",omitempty"` // addresses of the zones this zone may open connections to
+	FromZoneAddrs []netip.Addr   `json:",omitempty"` // addresses of the zones that may open connections to this one
+	ZoneNets      []netip.Prefix `json:",omitempty"` // every zone's link subnet
 }
 
 // Policy is every zone's policy plus what "lan" means.

@@ -282,10 +282,61 @@ func (m *monitor) events(d time.Duration) []string {
 		}
 		msgs, _ := syscall.ParseNetlinkMessage(buf[:n])
 		for _, msg := range msgs {
-			out = append(out, fmt.Sprintf("%s: type %d", m.where, msg.Header.Type))
+			out = append(out, fmt.Sprintf("%s: type %d %s %s", m.where, msg.Header.Type, time.Now().Format("15:04:05.000"), describe(msg)))
 		}
 	}
 	return out
+}
+
+func describe(msg syscall.NetlinkMessage) string {
+	attrs, _ := syscall.ParseNetlinkRouteAttr(&msg)
+	var b strings.Builder
+	switch msg.Header.Type {
+	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+		if len(msg.Data) < unix.SizeofIfAddrmsg {
+			return "short"
+		}
+		fmt.Fprintf(&b, "ifindex %d fam %d scope %d flags %#x", binary.NativeEndian.Uint32(msg.Data[4:]), msg.Data[0], msg.Data[3], msg.Data[2])
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case unix.IFA_ADDRESS:
+				ip, _ := netip.AddrFromSlice(a.Value)
+				fmt.Fprintf(&b, " addr %s/%d", ip, msg.Data[1])
+			case unix.IFA_FLAGS:
+				fmt.Fprintf(&b, " ifa_flags %#x", binary.NativeEndian.Uint32(a.Value))
+			}
+		}
+	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
+		if len(msg.Data) < unix.SizeofRtMsg {
+			return "short"
+		}
+		fmt.Fprintf(&b, "fam %d dstlen %d table %d proto %d scope %d type %d", msg.Data[0], msg.Data[1], msg.Data[4], msg.Data[5], msg.Data[6], msg.Data[7])
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case unix.RTA_DST:
+				ip, _ := netip.AddrFromSlice(a.Value)
+				fmt.Fprintf(&b, " dst %s", ip)
+			case unix.RTA_GATEWAY:
+				ip, _ := netip.AddrFromSlice(a.Value)
+				fmt.Fprintf(&b, " gw %s", ip)
+			case unix.RTA_OIF:
+				fmt.Fprintf(&b, " oif %d", binary.NativeEndian.Uint32(a.Value))
+			case unix.RTA_TABLE:
+				fmt.Fprintf(&b, " table %d", binary.NativeEndian.Uint32(a.Value))
+			}
+		}
+	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+		fmt.Fprintf(&b, "ifindex %d flags %#x", binary.NativeEndian.Uint32(msg.Data[4:]), binary.NativeEndian.Uint32(msg.Data[8:]))
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case unix.IFLA_IFNAME:
+				fmt.Fprintf(&b, " name %s", strings.TrimRight(string(a.Value), "\x00"))
+			case unix.IFLA_OPERSTATE:
+				fmt.Fprintf(&b, " oper %d", a.Value[0])
+			}
+		}
+	}
+	return fmt.Sprintf("pid %d seq %d %s", msg.Header.Pid, msg.Header.Seq, b.String())
 }
 
 // settle waits until no monitor has seen anything for a while: IPv6

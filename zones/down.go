@@ -84,7 +84,7 @@ func (m *Manager) Down(f *config.File, names []string, all bool) (*Report, error
 			break
 		}
 	}
-	changed, err := firewall.Apply(m.Firewall, firewall.Build(policy), m.Log)
+	changed, err := firewall.Apply(m.Firewall, firewall.Build(policy), firewall.Tables, m.Log)
 	if err != nil {
 		return rep, err
 	}

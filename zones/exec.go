@@ -11,7 +11,7 @@ import (
 )
 
 // ErrNotUp is returned by Ready for a zone that is not (wholly) up.
-var ErrNotUp = errors.New("zone is not up")
+var ErrNotUp = errors.New("refusing to start a program")
 
 // Ready checks that zone is one of nszone's and wholly in place, policy
 // included, so exec never starts a program in a zone that is open or
@@ -26,14 +26,14 @@ func (m *Manager) Ready(zone string) (netnsPath, etcDir string, err error) {
 	}
 	rec := recs[zone]
 	if rec == nil {
-		return "", "", fmt.Errorf("zone %s: %w (run nszone up)", zone, ErrNotUp)
+		return "", "", fmt.Errorf("%w in zone %s: it is not up (run nszone up)", ErrNotUp, zone)
 	}
-	cur, err := firewall.Current(m.Firewall)
+	cur, err := firewall.Current(m.Firewall, firewall.Tables)
 	if err != nil {
 		return "", "", err
 	}
 	if gaps := m.missing(zone, rec, cur, m.recordedRuleset(recs)); len(gaps) > 0 {
-		return "", "", fmt.Errorf("zone %s is degraded, missing: %s (run nszone up to repair): %w", zone, strings.Join(gaps, "; "), ErrNotUp)
+		return "", "", fmt.Errorf("%w in zone %s: it is degraded, missing %s (run nszone up to repair)", ErrNotUp, zone, strings.Join(gaps, "; "))
 	}
 	return veth.PinDir + "/" + zone, m.path(EtcNetns, zone), nil
 }

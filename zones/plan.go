@@ -18,7 +18,7 @@ func (m *Manager) Plan(f *config.File) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Lines: p.notes}
-	cur, err := firewall.Current(m.Firewall)
+	cur, err := firewall.Current(m.Firewall, firewall.Tables)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (m *Manager) Plan(f *config.File) (*Report, error) {
 	for _, name := range p.remove {
 		rep.add("- zone %s: no longer in %s", name, fileName(f.Path))
 	}
-	scripts, err := firewall.Scripts(m.Firewall, firewall.Build(p.policy))
+	scripts, err := firewall.Scripts(m.Firewall, firewall.Build(p.policy), firewall.Tables)
 	if err != nil {
 		return nil, err
 	}

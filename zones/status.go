@@ -48,7 +48,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 		return nil, err
 	}
 	want := m.recordedRuleset(recs)
-	cur, err := firewall.Current(m.Firewall)
+	cur, err := firewall.Current(m.Firewall, firewall.Tables)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +134,7 @@ func (m *Manager) missing(name string, rec *Record, cur, want firewall.Ruleset) 
 			gaps = append(gaps, err.Error())
 		}
 		out = append(out, gaps...)
+		out = append(out, m.innerMissing(name, rec)...)
 	}
 	for _, gap := range firewall.Missing(cur, want, name) {
 		out = append(out, "firewall "+gap)
@@ -152,4 +153,20 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// innerMissing reports whether the zone's inner wall is whole.
+func (m *Manager) innerMissing(name string, rec *Record) []string {
+	cur, err := firewall.Current(m.Inner(name), firewall.InnerTables)
+	if err != nil {
+		return []string{fmt.Sprintf("inner wall (reading it: %v)", err)}
+	}
+	want := firewall.BuildInner(rec.Policy, rec.LAN)
+	var out []string
+	for _, k := range want.Keys() {
+		if c := cur[k]; c == nil || (firewall.Ruleset{k: c}).String() != (firewall.Ruleset{k: want[k]}).String() {
+			out = append(out, fmt.Sprintf("inner wall: %s rules inside the zone", k))
+		}
+	}
+	return out
 }

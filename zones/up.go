@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -122,7 +123,7 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 			return rep, err
 		}
 	}
-	changed, err := firewall.Apply(m.Firewall, firewall.Build(p.policy), m.Log)
+	changed, err := firewall.Apply(m.Firewall, firewall.Build(p.policy), firewall.Tables, m.Log)
 	if err != nil {
 		return rep, err
 	}
@@ -139,6 +140,24 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	for _, name := range sortedKeys(p.want) {
 		if err := m.upZone(p.want[name], p.recs[name], rep); err != nil {
 			return rep, err
+		}
+	}
+	// Zones left as they are may still need their inner wall to know of a
+	// zone allowed to reach them, or gone.
+	for _, name := range sortedKeys(p.keep) {
+		r := p.keep[name]
+		if _, err := veth.PinID(name); err != nil {
+			continue
+		}
+		if changed, err := m.applyInner(name, r.Policy, r.LAN); err != nil {
+			return rep, err
+		} else if changed {
+			rep.add("zone %s: inner wall updated", name)
+		}
+		if old := p.recs[name]; !recordEqual(old, r) {
+			if err := writeJSON(m.recordPath(name), r); err != nil {
+				return rep, err
+			}
 		}
 	}
 	for _, name := range p.remove {
@@ -214,6 +233,7 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 			return nil, err
 		}
 	}
+	completeInner(p)
 	p.policy = firewall.Policy{LAN: p.fc.lan, IfWildcard: ifWildcard}
 	for _, name := range sortedKeys(p.want) {
 		p.policy.Zones = append(p.policy.Zones, p.want[name].policy)
@@ -276,6 +296,11 @@ func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
 			}
 		}()
 	}
+	// The inner wall is in place before the link exists.
+	innerChanged, err := m.applyInner(name, d.policy, d.lan)
+	if err != nil {
+		return err
+	}
 	pairChanged, err := veth.EnsurePair(d.pair, m.Log)
 	if err != nil {
 		return fmt.Errorf("zone %s: %w", name, err)
@@ -297,7 +322,7 @@ func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
 		if len(d.openings) > 0 {
 			rep.add("zone %s: DNS opening to %v (port 53 only)", name, d.openings)
 		}
-	case pairChanged || filesChanged || (old != nil && !recordEqual(old, r)):
+	case innerChanged || pairChanged || filesChanged || (old != nil && !recordEqual(old, r)):
 		rep.add("zone %s converged", name)
 	}
 	return nil
@@ -389,7 +414,9 @@ func recordEqual(a, b *Record) bool {
 func policyEqual(a, b firewall.Zone) bool {
 	return a.Name == b.Name && a.HostIf == b.HostIf && a.Uplink == b.Uplink && a.Net4 == b.Net4 &&
 		a.Net6 == b.Net6 && a.IPv6 == b.IPv6 && a.Internet == b.Internet && a.LAN == b.LAN &&
-		a.Host == b.Host && slices.Equal(a.ToHostIfs, b.ToHostIfs) && slices.Equal(a.Pinholes, b.Pinholes)
+		a.Host == b.Host && slices.Equal(a.ToHostIfs, b.ToHostIfs) && slices.Equal(a.Pinholes, b.Pinholes) &&
+		slices.Equal(a.HostAddrs, b.HostAddrs) && slices.Equal(a.ToZoneAddrs, b.ToZoneAddrs) &&
+		slices.Equal(a.FromZoneAddrs, b.FromZoneAddrs) && slices.Equal(a.ZoneNets, b.ZoneNets)
 }
 
 func describe(ps []Process) string {
@@ -405,4 +432,78 @@ func describe(ps []Process) string {
 		b = fmt.Appendf(b, "%s[%d]", p.Command, p.PID)
 	}
 	return string(b)
+}
+
+// applyInner makes zone's inner wall match policy.
+func (m *Manager) applyInner(zone string, policy firewall.Zone, lan []netip.Prefix) (bool, error) {
+	changed, err := firewall.Apply(m.Inner(zone), firewall.BuildInner(policy, lan), firewall.InnerTables, m.Log)
+	if err != nil {
+		return changed, fmt.Errorf("zone %s: inner wall: %w", zone, err)
+	}
+	return changed, nil
+}
+
+// completeInner gives every zone's policy the addresses its inner wall
+// needs: the host's own (every zone's gateway among them), the zones it
+// may reach and that may reach it, and all zone subnets. They are computed
+// from the plan alone, so they are the same before and after the links
+// exist, and a second up finds nothing to change.
+func completeInner(p *upPlan) {
+	type zone struct {
+		policy *firewall.Zone
+		pair   veth.Pair
+	}
+	all := map[string]zone{}
+	for name, d := range p.want {
+		all[name] = zone{&d.policy, d.pair}
+	}
+	for name, r := range p.keep {
+		c := *r
+		c.Policy.HostAddrs, c.Policy.ToZoneAddrs, c.Policy.FromZoneAddrs, c.Policy.ZoneNets = nil, nil, nil, nil
+		p.keep[name] = &c
+		all[name] = zone{&p.keep[name].Policy, c.Pair}
+	}
+	var nets []netip.Prefix
+	var gateways []netip.Addr
+	for _, name := range sortedKeys(all) {
+		z := all[name]
+		for _, n := range []netip.Prefix{z.policy.Net4, z.policy.Net6} {
+			if n.IsValid() {
+				nets = append(nets, n.Masked())
+			}
+		}
+		gateways = append(gateways, addrsOf(z.pair.Host4, z.pair.Host6)...)
+	}
+	var host []netip.Addr
+	for _, a := range p.fc.addrs {
+		if !a.IsLoopback() && !a.IsLinkLocalUnicast() && !inAny(a, nets) {
+			host = append(host, a.WithZone(""))
+		}
+	}
+	host = append(host, gateways...)
+	slices.SortFunc(host, func(a, b netip.Addr) int { return a.Compare(b) })
+	host = slices.Compact(host)
+	for _, name := range sortedKeys(all) {
+		z := all[name]
+		z.policy.HostAddrs, z.policy.ZoneNets = host, nets
+		for _, other := range sortedKeys(all) {
+			o := all[other]
+			if slices.Contains(z.policy.ToHostIfs, HostIf(other)) {
+				z.policy.ToZoneAddrs = append(z.policy.ToZoneAddrs, addrsOf(o.pair.Zone4, o.pair.Zone6)...)
+			}
+			if slices.Contains(o.policy.ToHostIfs, HostIf(name)) {
+				z.policy.FromZoneAddrs = append(z.policy.FromZoneAddrs, addrsOf(o.pair.Zone4, o.pair.Zone6)...)
+			}
+		}
+	}
+}
+
+func addrsOf(ps ...netip.Prefix) []netip.Addr {
+	var out []netip.Addr
+	for _, p := range ps {
+		if p.IsValid() {
+			out = append(out, p.Addr())
+		}
+	}
+	return out
 }

@@ -6,9 +6,11 @@ package zones
 
 import (
 	"log/slog"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/veth"
 )
 
 // Where nszone keeps things (the contract names exactly these).
@@ -36,10 +38,21 @@ func alias(zone string) string { return aliasPrefix + zone }
 // Manager carries what every operation needs.
 type Manager struct {
 	Log      *slog.Logger
-	Firewall firewall.Backend
+	Firewall firewall.Backend // the host's wall
+	// Inner returns the backend of a zone's inner wall: the same policy,
+	// enforced inside the zone's own namespace.
+	Inner func(zone string) firewall.Backend
 	// Root prefixes RunDir, StateDir and EtcNetns; "" in production. Unit
 	// tests point it at a temporary directory.
 	Root string
+}
+
+// NewManager returns a Manager for the real system: both walls on the
+// iptables variant of fw.
+func NewManager(log *slog.Logger, fw *firewall.IPTables) *Manager {
+	return &Manager{Log: log, Firewall: fw, Inner: func(zone string) firewall.Backend {
+		return &firewall.IPTables{Mode: fw.Mode, Start: func(c *exec.Cmd) error { return veth.StartIn(zone, c) }}
+	}}
 }
 
 func (m *Manager) path(parts ...string) string {

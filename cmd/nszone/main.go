@@ -143,7 +143,7 @@ func manager(o *options) (*zones.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &zones.Manager{Log: o.log, Firewall: fw}, nil
+	return zones.NewManager(o.log, fw), nil
 }
 
 func printReport(cmd *cobra.Command, r *zones.Report) {

@@ -1,0 +1,123 @@
+package firewall
+
+import "net/netip"
+
+// The inner wall: the same policy enforced a second time by iptables inside
+// the zone's own network namespace, on its INPUT and OUTPUT. It holds when
+// the host's rules are flushed (a firewalld reload, Docker restarting, an
+// admin's iptables -F), and a program in the zone cannot change it without
+// root on the host. It works on addresses, as it cannot see host interfaces.
+//
+//	zone OUTPUT ──► NSZ-OUT   loopback, replies, neighbour discovery, the
+//	                          allow terms; everything else rejected
+//	zone INPUT  ──► NSZ-IN    loopback, replies, neighbour discovery, new
+//	                          connections only from zones allowed to make them
+const (
+	innerOut = Prefix + "OUT"
+	innerIn  = Prefix + "IN"
+)
+
+// InnerTables are the tables the inner wall uses.
+var InnerTables = []Key{{IPv4, "filter"}, {IPv6, "filter"}}
+
+// Multicast and broadcast count as lan: a zone without lan sends neither.
+var localcast = []netip.Prefix{
+	netip.MustParsePrefix("224.0.0.0/4"),
+	netip.MustParsePrefix("255.255.255.255/32"),
+	netip.MustParsePrefix("ff00::/8"),
+}
+
+// IPv6 link-local destinations seen from a zone can only be the host's end
+// of its link: they count as host.
+var linkLocal = []netip.Prefix{netip.MustParsePrefix("fe80::/10")}
+
+// BuildInner computes zone z's inner wall; lan is what "lan" means.
+func BuildInner(z Zone, lan []netip.Prefix) Ruleset {
+	rs := Ruleset{}
+	for _, f := range Families {
+		t := rs.table(f, "filter")
+		t.Hooks["OUTPUT"] = innerOut
+		t.Hooks["INPUT"] = innerIn
+		t.Chains[innerOut] = renderAll(innerOut, innerOutRules(z, lan, f))
+		t.Chains[innerIn] = renderAll(innerIn, innerInRules(z, f))
+	}
+	return rs
+}
+
+func addrRules(addrs []netip.Addr, f Family, c string, src bool, target []string) []rule {
+	var rs []rule
+	for _, a := range addrs {
+		if (f == IPv4) != a.Is4() {
+			continue
+		}
+		r := rule{comment: c, target: target}
+		if src {
+			r.src = netip.PrefixFrom(a, a.BitLen()).String()
+		} else {
+			r.dst = netip.PrefixFrom(a, a.BitLen()).String()
+		}
+		rs = append(rs, r)
+	}
+	return rs
+}
+
+func prefixRules(ps []netip.Prefix, f Family, c string, target []string) []rule {
+	var rs []rule
+	for _, d := range prefixesOf(f, ps) {
+		rs = append(rs, rule{dst: d, comment: c, target: target})
+	}
+	return rs
+}
+
+func innerOutRules(z Zone, lan []netip.Prefix, f Family) []rule {
+	c := Comment + "-" + z.Name
+	rs := []rule{
+		{out: "lo", comment: c, target: accept},
+		{comment: c, matches: replies, target: accept},
+		{comment: c, matches: invalid, target: drop},
+	}
+	if !z.enabled(f) {
+		return append(rs, rejectAll(c, f)...)
+	}
+	if f == IPv6 {
+		rs = append(rs, neighbourDiscovery(c)...)
+	}
+	for _, ph := range z.Pinholes {
+		rs = append(rs, pinholeRules(ph, f, c)...)
+	}
+	hostTarget := reject(f)
+	if z.Host {
+		hostTarget = accept
+	}
+	rs = append(rs, addrRules(z.HostAddrs, f, c, false, hostTarget)...)
+	rs = append(rs, prefixRules(linkLocal, f, c, hostTarget)...)
+	rs = append(rs, addrRules(z.ToZoneAddrs, f, c, false, accept)...)
+	rs = append(rs, prefixRules(z.ZoneNets, f, c, reject(f))...)
+	lans := append(append([]netip.Prefix{}, lan...), localcast...)
+	switch {
+	case z.LAN && z.Internet:
+		rs = append(rs, rule{comment: c, target: accept})
+	case z.LAN:
+		rs = append(rs, prefixRules(lans, f, c, accept)...)
+	case z.Internet:
+		rs = append(rs, prefixRules(lans, f, c, reject(f))...)
+		rs = append(rs, rule{comment: c, target: accept})
+	}
+	return append(rs, rejectAll(c, f)...)
+}
+
+func innerInRules(z Zone, f Family) []rule {
+	c := Comment + "-" + z.Name
+	rs := []rule{
+		{in: "lo", comment: c, target: accept},
+		{comment: c, matches: replies, target: accept},
+		{comment: c, matches: invalid, target: drop},
+	}
+	if z.enabled(f) {
+		if f == IPv6 {
+			rs = append(rs, neighbourDiscovery(c)...)
+		}
+		rs = append(rs, addrRules(z.FromZoneAddrs, f, c, true, accept)...)
+	}
+	return append(rs, rule{comment: c, target: drop})
+}
