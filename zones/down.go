@@ -91,8 +91,14 @@ func (m *Manager) Down(f *config.File, names []string, all bool) (*Report, error
 	if changed {
 		rep.add("firewall: rules updated")
 	}
+	if err := fault("down-firewall"); err != nil {
+		return rep, err
+	}
 	if len(policy.Zones) == 0 {
 		if _, err := os.Stat(m.hostRecordPath()); err == nil {
+			if err := fault("down-host"); err != nil {
+				return rep, err
+			}
 			if err := m.restoreHost(); err != nil {
 				return rep, err
 			}

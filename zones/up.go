@@ -123,6 +123,9 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 			return rep, err
 		}
 	}
+	if err := fault("up-records"); err != nil {
+		return rep, err
+	}
 	changed, err := firewall.Apply(m.Firewall, firewall.Build(p.policy), firewall.Tables, m.Log)
 	if err != nil {
 		return rep, err
@@ -130,12 +133,18 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	if changed {
 		rep.add("firewall: rules updated")
 	}
+	if err := fault("up-firewall"); err != nil {
+		return rep, err
+	}
 	if len(p.policy.Zones) > 0 {
 		if changed, err := m.enableForwarding(h, p.fc.uplink, p.v6); err != nil {
 			return rep, err
 		} else if changed {
 			rep.add("forwarding enabled on the host (restored by the last down)")
 		}
+	}
+	if err := fault("up-forwarding"); err != nil {
+		return rep, err
 	}
 	for _, name := range sortedKeys(p.want) {
 		if err := m.upZone(p.want[name], p.recs[name], rep); err != nil {
@@ -161,6 +170,9 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 		}
 	}
 	for _, name := range p.remove {
+		if err := fault("up-remove"); err != nil {
+			return rep, err
+		}
 		if err := m.removeZone(name, p.recs[name]); err != nil {
 			return rep, err
 		}
@@ -296,17 +308,29 @@ func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
 			}
 		}()
 	}
+	if err := fault("up-netns"); err != nil {
+		return err
+	}
 	// The inner wall is in place before the link exists.
 	innerChanged, err := m.applyInner(name, d.policy, d.lan)
 	if err != nil {
+		return err
+	}
+	if err := fault("up-inner"); err != nil {
 		return err
 	}
 	pairChanged, err := veth.EnsurePair(d.pair, m.Log)
 	if err != nil {
 		return fmt.Errorf("zone %s: %w", name, err)
 	}
+	if err := fault("up-pair"); err != nil {
+		return err
+	}
 	filesChanged, err := m.writeZoneFiles(name, d)
 	if err != nil {
+		return err
+	}
+	if err := fault("up-files"); err != nil {
 		return err
 	}
 	r := d.record()
@@ -315,6 +339,9 @@ func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
 		if err := writeJSON(m.recordPath(name), r); err != nil {
 			return err
 		}
+	}
+	if err := fault("up-record"); err != nil {
+		return err
 	}
 	switch {
 	case created:
@@ -382,12 +409,18 @@ func (m *Manager) removeZone(name string, rec *Record) error {
 	if err := veth.DeletePair(HostIf(name), alias(name), m.Log); err != nil {
 		errs = append(errs, fmt.Errorf("removing link of zone %s: %w", name, err))
 	}
+	if err := fault("down-link"); err != nil {
+		return err
+	}
 	if _, exists, err := owned(name, rec); err != nil && !errors.Is(err, ErrNotOwned) {
 		errs = append(errs, err)
 	} else if exists && err == nil {
 		if err := veth.DeleteNamed(name, m.Log); err != nil {
 			errs = append(errs, fmt.Errorf("removing namespace of zone %s: %w", name, err))
 		}
+	}
+	if err := fault("down-netns"); err != nil {
+		return err
 	}
 	dir := m.path(EtcNetns, name)
 	for _, f := range []string{"resolv.conf", "nsswitch.conf"} {
@@ -396,6 +429,9 @@ func (m *Manager) removeZone(name string, rec *Record) error {
 		}
 	}
 	os.Remove(dir) // only if empty: files a user put there stay
+	if err := fault("down-files"); err != nil {
+		return err
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

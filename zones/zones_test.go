@@ -2,6 +2,8 @@ package zones
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -161,5 +163,65 @@ zones:
 	}
 	if d.pair.HostName != "nsz-web" || d.pair.Zone4.String() != "10.250.0.2/30" || d.pair.Zone6.IsValid() {
 		t.Errorf("pair %+v", d.pair)
+	}
+}
+
+func writeTree(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for p, c := range files {
+		full := root + p
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// dns: auto finds the real upstream servers behind the usual local stubs.
+func TestUpstreamDNS(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  string
+	}{
+		{"plain resolv.conf", map[string]string{
+			"/etc/resolv.conf": "search lan\nnameserver 192.0.2.53\nnameserver 2001:db8::53\n"},
+			"192.0.2.53 2001:db8::53"},
+		{"systemd-resolved stub", map[string]string{
+			"/etc/resolv.conf":                 "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch corp.example\n",
+			"/run/systemd/resolve/resolv.conf": "nameserver 198.51.100.1\nnameserver 198.51.100.2\n"},
+			"198.51.100.1 198.51.100.2"},
+		{"NetworkManager dnsmasq", map[string]string{
+			"/etc/resolv.conf":                        "nameserver 127.0.1.1\n",
+			"/run/NetworkManager/no-stub-resolv.conf": "nameserver 192.0.2.1\n"},
+			"192.0.2.1"},
+	}
+	for _, c := range cases {
+		rc, err := upstreamDNS(writeTree(t, c.files))
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		var got []string
+		for _, s := range rc.servers {
+			got = append(got, s.String())
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%s: servers %v, want %s", c.name, got, c.want)
+		}
+	}
+	// The stub's search domains are kept: they are the host's, not the stub's.
+	rc, _ := upstreamDNS(writeTree(t, cases[1].files))
+	if !strings.Contains(strings.Join(rc.other, "|"), "search corp.example") {
+		t.Errorf("search domains lost: %v", rc.other)
+	}
+	// Only a stub and nothing behind it: an error, and no 127.x server ever.
+	rc, err := upstreamDNS(writeTree(t, map[string]string{"/etc/resolv.conf": "nameserver 127.0.0.53\n"}))
+	if err == nil || len(rc.servers) != 0 {
+		t.Errorf("stub only: %v %v", rc.servers, err)
 	}
 }
