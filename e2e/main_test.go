@@ -232,3 +232,13 @@ func settle() error {
 	}
 	return fmt.Errorf("the lab's uplink did not settle in 10s")
 }
+
+// exec2 starts a command and returns it running.
+func exec2(t *testing.T, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	c := exec.Command(name, args...)
+	if err := c.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	return c
+}

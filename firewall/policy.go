@@ -182,13 +182,15 @@ func buildFilter(t *Table, p Policy, f Family) {
 	t.Hooks["FORWARD"] = chainForward
 	t.Hooks["INPUT"] = chainInput
 	t.Hooks["OUTPUT"] = chainOutput
-	var fwd, input, output []string
+	// Every zone's own traffic is dispatched before any traffic into a
+	// zone: the source zone's chain alone decides a zone-to-zone connection
+	// (the target's -in chain lets only replies through).
+	var fwd, fwdIn, input, output []string
 	for _, z := range p.Zones {
 		out, in, host, hout := ZoneChains(z.Name)
 		c := Comment + "-" + z.Name
-		fwd = append(fwd,
-			rule{in: z.HostIf, comment: c, target: jump(out)}.render(chainForward),
-			rule{out: z.HostIf, comment: c, target: jump(in)}.render(chainForward))
+		fwd = append(fwd, rule{in: z.HostIf, comment: c, target: jump(out)}.render(chainForward))
+		fwdIn = append(fwdIn, rule{out: z.HostIf, comment: c, target: jump(in)}.render(chainForward))
 		input = append(input, rule{in: z.HostIf, comment: c, target: jump(host)}.render(chainInput))
 		output = append(output, rule{out: z.HostIf, comment: c, target: jump(hout)}.render(chainOutput))
 		t.Chains[out] = renderAll(out, zoneOut(z, p.LAN, p.IfWildcard, f))
@@ -199,7 +201,7 @@ func buildFilter(t *Table, p Policy, f Family) {
 	// Catch-alls: a zone interface whose policy is not (yet, or any more)
 	// in place passes nothing.
 	w := p.IfWildcard
-	fwd = append(fwd,
+	fwd = append(append(fwd, fwdIn...),
 		rule{in: w, comment: Comment, target: reject(f)}.render(chainForward),
 		rule{out: w, comment: Comment, target: drop}.render(chainForward))
 	input = append(input, rule{in: w, comment: Comment, target: reject(f)}.render(chainInput))

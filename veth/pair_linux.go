@@ -352,7 +352,9 @@ func (c *pairCtx) sysctlFixes(inZone bool) ([]fix, error) {
 	}
 	want := [][2]string{{ifSysctl(name, "disable_ipv6"), "1"}}
 	if p.v6() {
-		want = [][2]string{{ifSysctl(name, "disable_ipv6"), "0"}, {ifSysctl(name, "accept_ra"), "0"}}
+		// No duplicate address detection: a veth has exactly two ends, and
+		// DAD would hold each link-local address back for a second or more.
+		want = [][2]string{{ifSysctl(name, "disable_ipv6"), "0"}, {ifSysctl(name, "accept_ra"), "0"}, {ifSysctl(name, "accept_dad"), "0"}}
 	}
 	have := make([]string, len(want))
 	read := func() error {

@@ -136,6 +136,11 @@ func (m *Manager) missing(name string, rec *Record, cur, want firewall.Ruleset) 
 		out = append(out, gaps...)
 		out = append(out, m.innerMissing(name, rec)...)
 	}
+	if up := rec.Policy.Uplink; up != "" {
+		if ok, err := veth.LinkExists(up); err == nil && !ok {
+			out = append(out, fmt.Sprintf("uplink %s (gone: run nszone up to follow the new one)", up))
+		}
+	}
 	for _, gap := range firewall.Missing(cur, want, name) {
 		out = append(out, "firewall "+gap)
 	}

@@ -109,7 +109,7 @@ built-in default: wan (internet), lan (lan) and offline (nothing).`,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().BoolVarP(&o.verbose, "verbose", "v", false, "log every change (debug)")
-	root.AddCommand(upCmd(o), downCmd(o), statusCmd(o), planCmd(o), execCmd(o), versionCmd(), labCmd(o))
+	root.AddCommand(upCmd(o), downCmd(o), statusCmd(o), planCmd(o), execCmd(o), versionCmd(), labCmd(o), checkCmd(o))
 	return root
 }
 

@@ -1,0 +1,873 @@
+package zones
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+
+	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/veth"
+)
+
+// What `nszone check` probes when the zones file has no check: section.
+// They are for a real machine: public anycast services that always listen,
+// and the uplink's own gateway for lan. Tests always name their own targets.
+var (
+	// DefaultCheckInternet: Cloudflare's resolver answers HTTPS on both families.
+	DefaultCheckInternet = []string{"1.1.1.1:443", "[2606:4700:4700::1111]:443"}
+	// DefaultCheckDNS is the name each zone's DNS servers are asked for.
+	DefaultCheckDNS = []string{"example.com"}
+	// defaultLANPorts are tried on the host's default gateways (DNS and a
+	// web interface are what home and office routers offer).
+	defaultLANPorts = []uint16{53, 80}
+)
+
+const (
+	// probeTimeout bounds one probe. Forbidden attempts are rejected by the
+	// firewall (a reset, an ICMP error), so only a dropped packet waits this long.
+	probeTimeout = 1500 * time.Millisecond
+	// probeParallel bounds the probes in flight: enough that a check of a few
+	// zones takes about a second, few enough not to look like a flood.
+	probeParallel = 16
+	// resolveTimeout bounds resolving a check target given by name.
+	resolveTimeout = 3 * time.Second
+)
+
+// Check verdicts, as the contract names them; "skipped" and "error" are
+// observations that could not be made (see CheckResult.Note).
+const (
+	verdictAllow = "allow"
+	verdictBlock = "block"
+	observedSkip = "skipped"
+	observedErr  = "error"
+)
+
+// CheckResult is one observation of `check`.
+type CheckResult struct {
+	Class    string `json:"class"`  // internet, lan, host, zone:NAME, dns, pinhole
+	Target   string `json:"target"` // ADDR:PORT, or "ADDR:53 NAME" for dns
+	Proto    string `json:"proto"`  // tcp or udp
+	Expected string `json:"expected"`
+	Observed string `json:"observed"`
+	OK       bool   `json:"ok"`
+	Note     string `json:"note,omitempty"` // why an attempt failed, or why it was skipped
+}
+
+// ZoneCheck is what `check` observed from inside one zone.
+type ZoneCheck struct {
+	Name    string        `json:"name"`
+	Results []CheckResult `json:"results"`
+}
+
+// CheckReport is the whole of `check`: OK when every observation matches.
+type CheckReport struct {
+	OK    bool        `json:"ok"`
+	Zones []ZoneCheck `json:"zones"`
+}
+
+// Mismatches counts the results that are not OK.
+func (r *CheckReport) Mismatches() (bad, total int) {
+	for _, z := range r.Zones {
+		for _, res := range z.Results {
+			total++
+			if !res.OK {
+				bad++
+			}
+		}
+	}
+	return bad, total
+}
+
+// Check proves the policy of the named zones (every zone that is up when
+// names is empty) by probing from inside each zone with real connections:
+// to f's check targets (internet, lan, DNS names), to listeners it opens
+// briefly on the host and in the other zones, and to each pinhole. What
+// each probe should do is derived from the zone's recorded policy.
+func (m *Manager) Check(f *config.File, names []string) (*CheckReport, error) {
+	recs, upNames, err := m.records()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if recs[n] == nil {
+			return nil, fmt.Errorf("zone %q is not up: nothing to check (run nszone up first)", n)
+		}
+	}
+	list := slices.Clone(names)
+	if len(list) == 0 {
+		list = upNames
+	}
+	slices.Sort(list)
+	list = slices.Compact(list)
+	rep := &CheckReport{OK: true, Zones: []ZoneCheck{}}
+	if len(list) == 0 {
+		return rep, nil
+	}
+
+	env := &checkEnv{recs: recs, hostLL: map[string]netip.Addr{}, zonePorts: map[string]echoPorts{}, badNetns: map[string]string{}}
+	if env.hostAddrs, err = veth.HostAddrs(); err != nil {
+		return nil, fmt.Errorf("reading the host's addresses: %w", err)
+	}
+	for name, r := range recs {
+		if ll, ok := linkLocalOf(HostIf(name)); ok {
+			env.hostLL[name] = ll
+		}
+		// A pin that is gone or points at another namespace is no zone of
+		// ours to probe from (or into): every probe there is an error.
+		if id, err := veth.PinID(name); err != nil {
+			env.badNetns[name] = fmt.Sprintf("namespace %s/%s: %v", veth.PinDir, name, err)
+		} else if id != r.Netns {
+			env.badNetns[name] = fmt.Sprintf("namespace %s/%s is not the one nszone made", veth.PinDir, name)
+		}
+	}
+	env.internet = resolveTargets(orDefault(f.Check.Internet, DefaultCheckInternet))
+	lan := f.Check.LAN
+	if lan == nil {
+		lan = defaultLANTargets()
+	}
+	env.lan = resolveTargets(lan)
+	env.dnsNames = orDefault(f.Check.DNS, DefaultCheckDNS)
+	if rc, err := upstreamDNS(m.Root); err == nil {
+		env.upstream = rc.servers
+	}
+
+	// Listeners: on the host, and in each zone that another checked zone probes.
+	zoneNets := recordedNets(recs)
+	v6 := false
+	for _, r := range recs {
+		v6 = v6 || r.IPv6 // a host without IPv6 has no zone with it
+	}
+	hostEcho, err := listenEcho(v6, zoneNets)
+	if err != nil {
+		return nil, fmt.Errorf("opening the host's check listeners: %w", err)
+	}
+	defer hostEcho.Close()
+	env.hostPorts = hostEcho.ports()
+	for _, name := range sortedKeys(recs) {
+		if len(list) == 1 && list[0] == name || env.badNetns[name] != "" {
+			continue
+		}
+		var e *echo
+		err := veth.RunIn(name, func() (err error) {
+			e, err = listenEcho(recs[name].IPv6, zoneNets)
+			return err
+		})
+		if err != nil {
+			env.zonePorts[name] = echoPorts{err: err}
+			continue
+		}
+		defer e.Close()
+		env.zonePorts[name] = e.ports()
+	}
+
+	probes := planChecks(env, list)
+	runProbes(probes)
+	for _, name := range list {
+		zc := ZoneCheck{Name: name, Results: []CheckResult{}}
+		for _, p := range probes {
+			if p.zone == name {
+				res := p.result()
+				zc.Results = append(zc.Results, res)
+				rep.OK = rep.OK && res.OK
+			}
+		}
+		rep.Zones = append(rep.Zones, zc)
+	}
+	return rep, nil
+}
+
+func orDefault(s, def []string) []string {
+	if s == nil {
+		return def
+	}
+	return s
+}
+
+// checkEnv is everything the expectations are derived from besides the records.
+type checkEnv struct {
+	recs      map[string]*Record
+	hostAddrs []netip.Addr          // every address of the host (HostAddrs)
+	hostLL    map[string]netip.Addr // zone -> link-local address of its host end
+	internet  []checkTarget
+	lan       []checkTarget
+	dnsNames  []string
+	upstream  []netip.Addr // the host's upstream DNS servers
+	hostPorts echoPorts
+	zonePorts map[string]echoPorts // listeners in zones; absent: not a target
+	badNetns  map[string]string    // zones whose namespace cannot be used, and why
+}
+
+// checkTarget is one HOST:PORT of the check: section, resolved on the host.
+type checkTarget struct {
+	shown string // as the file gives it, with the address when HOST was a name
+	addr  netip.AddrPort
+	err   string // set when HOST could not be resolved
+}
+
+// resolveTargets turns HOST:PORT strings into addresses. A name is resolved
+// on the host, once per family, so each family is probed.
+func resolveTargets(list []string) []checkTarget {
+	var out []checkTarget
+	for _, s := range list {
+		host, portText, err := net.SplitHostPort(s)
+		port, perr := strconv.ParseUint(portText, 10, 16)
+		if err != nil || perr != nil || port == 0 {
+			out = append(out, checkTarget{shown: s, err: "want HOST:PORT"})
+			continue
+		}
+		if a, err := netip.ParseAddr(host); err == nil {
+			out = append(out, checkTarget{shown: s, addr: netip.AddrPortFrom(a.Unmap(), uint16(port))})
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		cancel()
+		if err == nil && len(addrs) == 0 {
+			err = errors.New("no address")
+		}
+		if err != nil {
+			out = append(out, checkTarget{shown: s, err: fmt.Sprintf("cannot resolve %s on the host: %v", host, err)})
+			continue
+		}
+		seen4, seen6 := false, false
+		for _, a := range addrs {
+			a = a.Unmap()
+			if a.Is4() && !seen4 || a.Is6() && !seen6 {
+				seen4, seen6 = seen4 || a.Is4(), seen6 || a.Is6()
+				ap := netip.AddrPortFrom(a, uint16(port))
+				out = append(out, checkTarget{shown: s + " (" + ap.String() + ")", addr: ap})
+			}
+		}
+	}
+	return out
+}
+
+// defaultLANTargets are the host's default gateways (IPv6 only when global:
+// a link-local gateway is on the uplink's link, which no zone is on).
+func defaultLANTargets() []string {
+	var out []string
+	for _, gw := range defaultGateways() {
+		for _, port := range defaultLANPorts {
+			out = append(out, netip.AddrPortFrom(gw, port).String())
+		}
+	}
+	return out
+}
+
+// defaultGateways reads the main table's default gateways from /proc, the
+// same view `ip route` has, without another netlink dump.
+func defaultGateways() []netip.Addr {
+	v4, _ := os.ReadFile("/proc/net/route")
+	v6, _ := os.ReadFile("/proc/net/ipv6_route")
+	return parseGateways(v4, v6)
+}
+
+// parseGateways takes the gateways of default routes from the contents of
+// /proc/net/route and /proc/net/ipv6_route.
+func parseGateways(route4, route6 []byte) []netip.Addr {
+	var out []netip.Addr
+	// Iface Destination Gateway Flags RefCnt Use Metric Mask ...; hex, host byte order.
+	for line := range strings.Lines(string(route4)) {
+		f := strings.Fields(line)
+		if len(f) < 8 || f[1] != "00000000" || f[7] != "00000000" {
+			continue
+		}
+		v, err := strconv.ParseUint(f[2], 16, 32)
+		if err != nil || v == 0 {
+			continue
+		}
+		var b [4]byte
+		binary.NativeEndian.PutUint32(b[:], uint32(v))
+		out = append(out, netip.AddrFrom4(b))
+	}
+	// dst dstlen src srclen nexthop metric refcnt use flags iface; hex, network order.
+	for line := range strings.Lines(string(route6)) {
+		f := strings.Fields(line)
+		if len(f) < 10 || f[0] != strings.Repeat("0", 32) || f[1] != "00" {
+			continue
+		}
+		b, err := hex.DecodeString(f[4])
+		if err != nil || len(b) != 16 {
+			continue
+		}
+		if a := netip.AddrFrom16([16]byte(b)); !a.IsUnspecified() && !a.IsLinkLocalUnicast() {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return slices.Compact(out)
+}
+
+// linkLocalOf returns the IPv6 link-local address of a host interface: the
+// one host address a zone reaches on its own link without routing.
+func linkLocalOf(ifname string) (netip.Addr, bool) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(ipn.IP); ok && ip.Is6() && ip.IsLinkLocalUnicast() {
+				return ip, true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// recordedNets lists every zone's link subnets.
+func recordedNets(recs map[string]*Record) []netip.Prefix {
+	var out []netip.Prefix
+	for _, r := range recs {
+		for _, p := range []netip.Prefix{r.Policy.Net4, r.Policy.Net6} {
+			if p.IsValid() {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// probe is one observation to make from inside a zone.
+type probe struct {
+	zone, class string
+	target      string // as shown
+	proto       string // "tcp" or "udp"
+	dst         netip.AddrPort
+	dnsName     string // dns probes: the name asked; udp probes send a query for it
+	want        bool
+	control     bool   // a target outside nszone: it must answer the host itself first
+	skip        string // not probed, and why
+	fail        string // cannot be probed: check's own failure
+
+	got  bool
+	note string
+}
+
+func (p *probe) result() CheckResult {
+	r := CheckResult{Class: p.class, Target: p.target, Proto: p.proto, Expected: verdict(p.want), Note: p.note}
+	switch {
+	case p.fail != "":
+		r.Observed, r.Note = observedErr, p.fail
+	case p.skip != "":
+		r.Observed, r.OK, r.Note = observedSkip, true, p.skip
+	default:
+		r.Observed, r.OK = verdict(p.got), p.got == p.want
+		if p.got {
+			r.Note = ""
+		}
+	}
+	return r
+}
+
+func verdict(allowed bool) string {
+	if allowed {
+		return verdictAllow
+	}
+	return verdictBlock
+}
+
+// planChecks derives, for each zone of list, the probes and what each
+// should observe under the zone's recorded policy.
+func planChecks(env *checkEnv, list []string) []*probe {
+	var out []*probe
+	for _, name := range list {
+		rec := env.recs[name]
+		add := func(p *probe) {
+			p.zone = name
+			if p.dnsName == "" {
+				p.dnsName = firstOr(env.dnsNames, DefaultCheckDNS[0])
+			}
+			if p.target == "" {
+				p.target = p.dst.String()
+			}
+			if why := env.badNetns[name]; why != "" && p.skip == "" {
+				p.fail = why
+			}
+			out = append(out, p)
+		}
+		// family reports whether the zone has a's family (IPv6 only with ipv6: true).
+		family := func(a netip.Addr) bool { return a.Is4() || rec.IPv6 }
+		expect := func(dst netip.AddrPort, proto string) bool {
+			return allows(rec, env.recs, env.hostAddrs, dst.Addr(), proto, dst.Port())
+		}
+
+		for _, c := range []struct {
+			class   string
+			targets []checkTarget
+		}{{"internet", env.internet}, {"lan", env.lan}} {
+			for _, t := range c.targets {
+				switch {
+				case t.err != "":
+					add(&probe{class: c.class, target: t.shown, proto: "tcp", skip: t.err})
+				case family(t.addr.Addr()):
+					add(&probe{class: c.class, target: t.shown, proto: "tcp", dst: t.addr,
+						want: expect(t.addr, "tcp"), control: true})
+				}
+			}
+		}
+
+		// The host: the zone's gateway first, its link-local twin, then every
+		// other host address. Loopback is the zone's own; other link-locals
+		// are on links the zone is not on.
+		var hostDsts []netip.Addr
+		for _, a := range []netip.Addr{rec.Pair.Host4.Addr(), rec.Pair.Host6.Addr(), env.hostLL[name]} {
+			if a.IsValid() && family(a) {
+				hostDsts = append(hostDsts, a)
+			}
+		}
+		for _, a := range env.hostAddrs {
+			if family(a) && !a.IsLoopback() && !(a.Is6() && a.IsLinkLocalUnicast()) && !slices.Contains(hostDsts, a) {
+				hostDsts = append(hostDsts, a)
+			}
+		}
+		for _, a := range hostDsts {
+			shown := a
+			if a.Is6() && a.IsLinkLocalUnicast() {
+				a = a.WithZone(rec.Pair.PeerName) // reached over the zone's own link
+			}
+			for _, proto := range []string{"tcp", "udp"} {
+				port := env.hostPorts.of(proto)
+				p := &probe{class: "host", proto: proto, dst: netip.AddrPortFrom(a, port),
+					target: netip.AddrPortFrom(shown, port).String(), want: expect(netip.AddrPortFrom(shown, port), proto)}
+				if env.hostPorts.err != nil {
+					p.fail = "host listener: " + env.hostPorts.err.Error()
+				}
+				add(p)
+			}
+		}
+
+		// Every other zone that is up, at its own address.
+		for _, other := range sortedKeys(env.recs) {
+			ports, ok := env.zonePorts[other]
+			if other == name || !ok && env.badNetns[other] == "" {
+				continue
+			}
+			o := env.recs[other]
+			for _, a := range []netip.Addr{o.Pair.Zone4.Addr(), o.Pair.Zone6.Addr()} {
+				if !a.IsValid() || !family(a) {
+					continue
+				}
+				for _, proto := range []string{"tcp", "udp"} {
+					dst := netip.AddrPortFrom(a, ports.of(proto))
+					p := &probe{class: "zone:" + other, proto: proto, dst: dst, want: expect(dst, proto)}
+					switch {
+					case env.badNetns[other] != "":
+						p.fail = env.badNetns[other]
+					case ports.err != nil:
+						p.fail = fmt.Sprintf("listener in zone %s: %v", other, ports.err)
+					}
+					add(p)
+				}
+			}
+		}
+
+		// DNS: the zone's own servers must answer; the host's upstream
+		// servers answer only where the policy allows it (offline: nowhere).
+		var servers []netip.Addr
+		for _, s := range rec.DNS {
+			if a, err := netip.ParseAddr(s); err == nil {
+				servers = append(servers, a)
+			}
+		}
+		own := len(servers)
+		for _, a := range env.upstream {
+			if !slices.Contains(servers, a) {
+				servers = append(servers, a)
+			}
+		}
+		for i, s := range servers {
+			if !family(s) {
+				continue
+			}
+			dst := netip.AddrPortFrom(s, 53)
+			for _, n := range env.dnsNames {
+				add(&probe{class: "dns", proto: "udp", dst: dst, dnsName: n, target: dst.String() + " " + n,
+					want: i < own || expect(dst, "udp"), control: true})
+			}
+		}
+
+		// Pinholes to one address and port; DNS openings are the dns class's.
+		for _, ph := range rec.Policy.Pinholes {
+			if !ph.Dst.IsSingleIP() || ph.PortLo == 0 || !family(ph.Dst.Addr()) ||
+				slices.Contains(rec.Openings, netip.AddrPortFrom(ph.Dst.Addr(), ph.PortLo).String()) {
+				continue
+			}
+			proto := ph.Proto
+			if proto == "" {
+				proto = "tcp"
+			}
+			dst := netip.AddrPortFrom(ph.Dst.Addr(), ph.PortLo)
+			add(&probe{class: "pinhole", proto: proto, dst: dst, want: expect(dst, proto), control: true})
+		}
+	}
+	return out
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return def
+}
+
+// allows says whether zone rec's policy lets it open proto to dst:port,
+// reasoning as the rules firewall.Build makes do: the host's own addresses
+// (and link-locals) are the host's (host, or a pinhole), other zones'
+// addresses are reached through zone:NAME only, then pinholes, then lan
+// and internet through the uplink.
+func allows(rec *Record, recs map[string]*Record, hostAddrs []netip.Addr, dst netip.Addr, proto string, port uint16) bool {
+	p := rec.Policy
+	dst = dst.WithZone("")
+	if dst.Is6() && !p.IPv6 {
+		return false
+	}
+	pinhole := pinholeAllows(p.Pinholes, dst, proto, port)
+	// An IPv6 link-local address seen from a zone is on the zone's own
+	// link, where the host's end is all there is.
+	if slices.Contains(hostAddrs, dst) || rec.Pair.Host4.Addr() == dst || rec.Pair.Host6.Addr() == dst ||
+		dst.Is6() && dst.IsLinkLocalUnicast() {
+		return p.Host || pinhole
+	}
+	for name, o := range recs {
+		if name != rec.Name && (o.Policy.Net4.Contains(dst) || o.Policy.Net6.Contains(dst)) {
+			return slices.Contains(p.ToHostIfs, HostIf(name))
+		}
+	}
+	if pinhole {
+		return true
+	}
+	if p.Uplink == "" {
+		return false
+	}
+	if inAny(dst, rec.LAN) {
+		return p.LAN
+	}
+	return p.Internet
+}
+
+func pinholeAllows(phs []firewall.Pinhole, dst netip.Addr, proto string, port uint16) bool {
+	for _, ph := range phs {
+		if !ph.Dst.Contains(dst) || ph.Proto != "" && ph.Proto != proto {
+			continue
+		}
+		if ph.PortLo == 0 || ph.PortLo <= port && port <= max(ph.PortHi, ph.PortLo) {
+			return true
+		}
+	}
+	return false
+}
+
+// runProbes makes the observations, probeParallel at a time. Targets
+// outside nszone are first tried from the host: one that does not answer
+// the host proves nothing about a zone, and is skipped (a machine without
+// IPv6 internet, a gateway without a web interface).
+func runProbes(probes []*probe) {
+	type key struct {
+		proto string
+		dst   netip.AddrPort
+		name  string
+	}
+	var keys []key
+	for _, p := range probes {
+		if k := (key{p.proto, p.dst, p.dnsName}); p.control && p.skip == "" && p.fail == "" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, probeParallel)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = attempt(k.proto, k.dst, k.name)
+		})
+	}
+	wg.Wait()
+	controls := map[key]error{}
+	for i, k := range keys {
+		controls[k] = errs[i]
+	}
+	for _, p := range probes {
+		if p.skip != "" || p.fail != "" {
+			continue
+		}
+		if p.control {
+			if err := controls[key{p.proto, p.dst, p.dnsName}]; err != nil {
+				p.skip = "does not answer the host itself (" + errText(err) + "): proves nothing"
+				continue
+			}
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			var perr error
+			// The socket is made on a thread inside the zone, and keeps the
+			// zone's namespace for the whole attempt.
+			if err := veth.RunIn(p.zone, func() error {
+				perr = attempt(p.proto, p.dst, p.dnsName)
+				return nil
+			}); err != nil {
+				p.fail = err.Error()
+				return
+			}
+			p.got = perr == nil
+			if perr != nil {
+				p.note = errText(perr)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// attempt makes one connection in the calling thread's namespace: TCP is
+// allowed when the handshake completes; UDP when a reply comes back (a DNS
+// query, which DNS servers and check's echo listeners both answer).
+func attempt(proto string, dst netip.AddrPort, dnsName string) error {
+	if proto == "tcp" {
+		c, err := net.DialTimeout("tcp", dst.String(), probeTimeout)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+	id := randomID()
+	q, err := dnsQuery(dnsName, id)
+	if err != nil {
+		return err
+	}
+	return exchangeUDP(dst, q, func(b []byte) bool { return isDNSReply(b, id) || string(b) == string(q) })
+}
+
+// exchangeUDP sends payload until a reply that isReply accepts comes back,
+// resending twice within probeTimeout, as a resolver would.
+func exchangeUDP(dst netip.AddrPort, payload []byte, isReply func([]byte) bool) error {
+	c, err := net.DialTimeout("udp", dst.String(), probeTimeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	end := time.Now().Add(probeTimeout)
+	buf := make([]byte, 4096)
+	for {
+		if _, err := c.Write(payload); err != nil {
+			return err
+		}
+		next := time.Now().Add(probeTimeout / 3)
+		if next.After(end) {
+			next = end
+		}
+		c.SetReadDeadline(next)
+		for {
+			n, err := c.Read(buf)
+			if err == nil {
+				if isReply(buf[:n]) {
+					return nil
+				}
+				continue
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(end) {
+				break // resend
+			}
+			return err
+		}
+	}
+}
+
+func randomID() uint16 {
+	var b [2]byte
+	rand.Read(b[:])
+	return binary.BigEndian.Uint16(b[:])
+}
+
+func dnsQuery(name string, id uint16) ([]byte, error) {
+	if !strings.HasSuffix(name, ".") {
+		name += "."
+	}
+	n, err := dnsmessage.NewName(name)
+	if err != nil {
+		return nil, fmt.Errorf("dns name %q: %w", name, err)
+	}
+	msg := dnsmessage.Message{
+		Header:    dnsmessage.Header{ID: id, RecursionDesired: true},
+		Questions: []dnsmessage.Question{{Name: n, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}},
+	}
+	return msg.Pack()
+}
+
+// isDNSReply accepts any answer to query id, an error code included: the
+// server was reached.
+func isDNSReply(b []byte, id uint16) bool {
+	var p dnsmessage.Parser
+	h, err := p.Start(b)
+	return err == nil && h.Response && h.ID == id
+}
+
+// errText shortens a dial error to what happened: "connection refused",
+// "no route to host", "timeout".
+func errText(err error) string {
+	var ne net.Error
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.As(err, &errno):
+		return errno.Error()
+	}
+	return err.Error()
+}
+
+// echoPorts are the ports of a check listener, or why it could not be opened.
+type echoPorts struct {
+	tcp, udp uint16
+	err      error
+}
+
+func (e echoPorts) of(proto string) uint16 {
+	if proto == "udp" {
+		return e.udp
+	}
+	return e.tcp
+}
+
+// echo is a check listener: TCP connections are accepted and closed, UDP
+// datagrams from a zone are sent back. Its sockets keep the namespace they
+// were made in, so it is served from any goroutine.
+type echo struct {
+	tcp  net.Listener
+	udp  []net.PacketConn // IPv4, then IPv6 on the same port
+	port uint16           // of the UDP sockets
+	wg   sync.WaitGroup
+}
+
+// listenEcho opens a listener on ephemeral ports of the unspecified
+// addresses, IPv6 too when v6. UDP is echoed only to zones (and link-local
+// senders): check is no reflector.
+//
+// A UDP reply must come from the address the probe was sent to, or the
+// prober's connected socket drops it, and the kernel would pick the source
+// by route (the zone's gateway) for every host address. So each datagram's
+// destination is read and used as the reply's source; that needs one socket
+// per family (IPv6's packet information cannot carry an IPv4 source).
+func listenEcho(v6 bool, zones []netip.Prefix) (_ *echo, err error) {
+	e := &echo{}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	tcpNet, tcpAddr := "tcp4", "0.0.0.0:0"
+	if v6 {
+		tcpNet, tcpAddr = "tcp", ":0" // dual-stack: TCP replies go out on the connection
+	}
+	if e.tcp, err = net.Listen(tcpNet, tcpAddr); err != nil {
+		return nil, err
+	}
+	u4, err := net.ListenPacket("udp4", "0.0.0.0:0")
+	if err != nil {
+		return nil, err
+	}
+	e.udp = append(e.udp, u4)
+	e.port = uint16(u4.LocalAddr().(*net.UDPAddr).Port)
+	p4 := ipv4.NewPacketConn(u4)
+	if err := p4.SetControlMessage(ipv4.FlagDst, true); err != nil {
+		return nil, fmt.Errorf("asking for packet information: %w", err)
+	}
+	var p6 *ipv6.PacketConn
+	if v6 {
+		u6, err := net.ListenPacket("udp6", fmt.Sprintf("[::]:%d", e.port)) // udp6: IPv6 only
+		if err != nil {
+			return nil, err
+		}
+		e.udp = append(e.udp, u6)
+		p6 = ipv6.NewPacketConn(u6)
+		if err := p6.SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
+			return nil, fmt.Errorf("asking for packet information: %w", err)
+		}
+	}
+	e.wg.Go(func() {
+		for {
+			c, err := e.tcp.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	})
+	e.wg.Go(func() {
+		buf := make([]byte, 4096)
+		for {
+			n, cm, from, err := p4.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if cm != nil && fromZone(from, zones) {
+				p4.WriteTo(buf[:n], &ipv4.ControlMessage{Src: cm.Dst}, from)
+			}
+		}
+	})
+	if p6 != nil {
+		e.wg.Go(func() {
+			buf := make([]byte, 4096)
+			for {
+				n, cm, from, err := p6.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				// The interface too: a link-local sender is reached only through it.
+				if cm != nil && fromZone(from, zones) {
+					p6.WriteTo(buf[:n], &ipv6.ControlMessage{Src: cm.Dst, IfIndex: cm.IfIndex}, from)
+				}
+			}
+		})
+	}
+	return e, nil
+}
+
+func (e *echo) ports() echoPorts {
+	return echoPorts{tcp: uint16(e.tcp.Addr().(*net.TCPAddr).Port), udp: e.port}
+}
+
+func (e *echo) Close() {
+	if e.tcp != nil {
+		e.tcp.Close()
+	}
+	for _, u := range e.udp {
+		u.Close()
+	}
+	e.wg.Wait()
+}
+
+// fromZone reports whether a datagram came from a zone: one of its subnets,
+// or an IPv6 link-local address, which only a directly attached link has.
+func fromZone(from net.Addr, zones []netip.Prefix) bool {
+	ua, ok := from.(*net.UDPAddr)
+	if !ok {
+		return false
+	}
+	a := ua.AddrPort().Addr().Unmap().WithZone("")
+	return a.Is6() && a.IsLinkLocalUnicast() || inAny(a, zones)
+}

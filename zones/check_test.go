@@ -1,0 +1,368 @@
+package zones
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/firewall"
+)
+
+const checkZones = `version: 1
+zones:
+  wan:
+    allow: [internet]
+  lan:
+    allow: [lan]
+  offline:
+    allow: []
+  web:
+    allow: [host, "zone:lan", "192.168.50.10:80/tcp"]
+  old:
+    allow: [internet, "192.168.50.20:5353/udp"]
+    ipv6: false
+`
+
+// checkRecords builds the records up would write for checkZones on a host
+// like the lab's: uplink eth0 in 192.168.50.0/24 and fd00:50::/64, DNS at
+// 192.168.50.10.
+func checkRecords(t *testing.T) (map[string]*Record, []netip.Addr) {
+	t.Helper()
+	f, err := config.Parse("zones.yaml", []byte(checkZones))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := &facts{
+		uplink: "eth0",
+		lan:    append(slices.Clone(f.LAN), netip.MustParsePrefix("192.168.50.0/24"), netip.MustParsePrefix("fd00:50::/64")),
+		addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"),
+			netip.MustParseAddr("192.168.50.2"), netip.MustParseAddr("fd00:50::2"), netip.MustParseAddr("fe80::1")},
+		dns: resolvConf{servers: []netip.Addr{netip.MustParseAddr("192.168.50.10")}},
+	}
+	recs := map[string]*Record{}
+	host := slices.Clone(fc.addrs)
+	for i := range f.Zones {
+		z := &f.Zones[i]
+		net4 := netip.MustParsePrefix(fmt.Sprintf("10.250.0.%d/30", 4*i))
+		var net6 netip.Prefix
+		if z.IPv6 {
+			net6 = netip.MustParsePrefix(fmt.Sprintf("fd6e:737a:7a6f:%d::/64", i))
+		}
+		d, err := buildZone(f, z, net4, net6, fc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs[z.Name] = d.record()
+		host = append(host, d.pair.Host4.Addr())
+		if net6.IsValid() {
+			host = append(host, d.pair.Host6.Addr())
+		}
+	}
+	return recs, host
+}
+
+func checkEnvFor(recs map[string]*Record, host []netip.Addr) *checkEnv {
+	env := &checkEnv{
+		recs:      recs,
+		hostAddrs: host,
+		hostLL:    map[string]netip.Addr{},
+		internet:  resolveTargets([]string{"203.0.113.10:80", "[2001:db8:113::10]:80"}),
+		lan:       resolveTargets([]string{"192.168.50.10:80", "[fd00:50::10]:80"}),
+		dnsNames:  []string{"www.example"},
+		upstream:  []netip.Addr{netip.MustParseAddr("192.168.50.10")},
+		hostPorts: echoPorts{tcp: 1000, udp: 1001},
+		zonePorts: map[string]echoPorts{},
+		badNetns:  map[string]string{},
+	}
+	for i, name := range sortedKeys(recs) {
+		env.hostLL[name] = netip.MustParseAddr(fmt.Sprintf("fe80::%x", 0xa0+i))
+		env.zonePorts[name] = echoPorts{tcp: 2000, udp: 2001}
+	}
+	return env
+}
+
+func TestCheckExpectations(t *testing.T) {
+	recs, host := checkRecords(t)
+	env := checkEnvFor(recs, host)
+	probes := planChecks(env, sortedKeys(recs))
+	type key struct{ zone, class, addr, proto string }
+	got := map[key]*probe{}
+	for _, p := range probes {
+		k := key{p.zone, p.class, p.dst.Addr().WithZone("").String(), p.proto}
+		if got[k] != nil {
+			t.Errorf("probe %v planned twice", k)
+		}
+		got[k] = p
+	}
+	gw4 := func(z string) string { return recs[z].Pair.Host4.Addr().String() }
+	zone4 := func(z string) string { return recs[z].Pair.Zone4.Addr().String() }
+	zone6 := func(z string) string { return recs[z].Pair.Zone6.Addr().String() }
+	ll := func(z string) string { return env.hostLL[z].String() }
+	cases := []struct {
+		zone, class, addr, proto string
+		want                     bool
+	}{
+		{"wan", "internet", "203.0.113.10", "tcp", true},
+		{"wan", "internet", "2001:db8:113::10", "tcp", true},
+		{"wan", "lan", "192.168.50.10", "tcp", false}, // the DNS opening is port 53 only
+		{"wan", "dns", "192.168.50.10", "udp", true},
+		{"wan", "host", gw4("wan"), "tcp", false},
+		{"wan", "host", gw4("wan"), "udp", false},
+		{"wan", "host", "192.168.50.2", "tcp", false},
+		{"wan", "host", ll("wan"), "udp", false}, // wan's own link-local gateway
+		{"wan", "zone:lan", zone4("lan"), "tcp", false},
+		{"wan", "zone:web", zone6("web"), "udp", false},
+
+		{"lan", "lan", "192.168.50.10", "tcp", true},
+		{"lan", "lan", "fd00:50::10", "tcp", true},
+		{"lan", "internet", "203.0.113.10", "tcp", false},
+		{"lan", "dns", "192.168.50.10", "udp", true},
+		{"lan", "zone:web", zone4("web"), "tcp", false}, // zone:NAME is one direction only
+
+		{"offline", "internet", "2001:db8:113::10", "tcp", false},
+		{"offline", "lan", "192.168.50.10", "tcp", false},
+		{"offline", "dns", "192.168.50.10", "udp", false}, // the host's resolver, out of reach
+		{"offline", "host", gw4("offline"), "udp", false},
+
+		{"web", "host", gw4("web"), "tcp", true},
+		{"web", "host", gw4("web"), "udp", true},
+		{"web", "host", recs["web"].Pair.Host6.Addr().String(), "udp", true},
+		{"web", "host", ll("web"), "tcp", true},
+		{"web", "host", "192.168.50.2", "udp", true},
+		{"web", "host", "fd00:50::2", "tcp", true},
+		{"web", "host", gw4("wan"), "tcp", true}, // another zone's gateway is the host's too
+		{"web", "zone:lan", zone4("lan"), "tcp", true},
+		{"web", "zone:lan", zone6("lan"), "udp", true},
+		{"web", "zone:wan", zone4("wan"), "tcp", false},
+		{"web", "lan", "192.168.50.10", "tcp", true}, // through the pinhole
+		{"web", "lan", "fd00:50::10", "tcp", false},
+		{"web", "internet", "203.0.113.10", "tcp", false},
+		{"web", "pinhole", "192.168.50.10", "tcp", true},
+		{"web", "dns", "192.168.50.10", "udp", true}, // an opening
+
+		{"old", "internet", "203.0.113.10", "tcp", true},
+		{"old", "lan", "192.168.50.10", "tcp", false},
+		{"old", "pinhole", "192.168.50.20", "udp", true},
+		{"old", "zone:lan", zone4("lan"), "udp", false},
+	}
+	for _, c := range cases {
+		p := got[key{c.zone, c.class, c.addr, c.proto}]
+		if p == nil {
+			t.Errorf("%s: no %s probe of %s %s", c.zone, c.class, c.proto, c.addr)
+			continue
+		}
+		if p.want != c.want {
+			t.Errorf("%s: %s %s %s: expected %s, want %s", c.zone, c.class, c.proto, c.addr, verdict(p.want), verdict(c.want))
+		}
+	}
+
+	for k, p := range got {
+		// IPv6 probes only from zones with IPv6, to zones with IPv6.
+		if k.zone == "old" && p.dst.Addr().Is6() || k.class == "zone:old" && p.dst.Addr().Is6() {
+			t.Errorf("IPv6 probe %v for an IPv4-only zone", k)
+		}
+		// Loopback is the zone's own; link-locals of other links are unreachable by design.
+		if a := p.dst.Addr(); a.IsLoopback() || a.WithZone("").String() == "fe80::1" {
+			t.Errorf("probe %v of %s", k, a)
+		}
+		if k.class == "pinhole" && k.zone != "web" && k.zone != "old" {
+			t.Errorf("pinhole probe %v: DNS openings are the dns class's", k)
+		}
+		wantControl := k.class != "host" && k.class[:min(5, len(k.class))] != "zone:"
+		if p.control != wantControl {
+			t.Errorf("probe %v: control %v", k, p.control)
+		}
+		if p.dst.Addr().Is6() && p.dst.Addr().IsLinkLocalUnicast() && p.dst.Addr().Zone() != "eth0" {
+			t.Errorf("link-local probe %v without the zone's interface: %s", k, p.dst)
+		}
+	}
+	if p := got[key{"wan", "dns", "192.168.50.10", "udp"}]; p.target != "192.168.50.10:53 www.example" {
+		t.Errorf("dns target %q", p.target)
+	}
+}
+
+func TestCheckOnlyNamedZones(t *testing.T) {
+	recs, host := checkRecords(t)
+	env := checkEnvFor(recs, host)
+	env.badNetns["lan"] = "namespace /run/netns/lan is not the one nszone made"
+	probes := planChecks(env, []string{"web"})
+	sawLan := false
+	for _, p := range probes {
+		if p.zone != "web" {
+			t.Fatalf("probe from %s, only web asked for", p.zone)
+		}
+		if p.class == "zone:lan" {
+			sawLan = true
+			if r := p.result(); r.OK || r.Observed != "error" {
+				t.Errorf("probe into a zone whose namespace is not ours: %+v", r)
+			}
+		}
+	}
+	if !sawLan {
+		t.Error("no probe into lan")
+	}
+}
+
+func TestAllows(t *testing.T) {
+	recs, host := checkRecords(t)
+	web := recs["web"]
+	a := netip.MustParseAddr
+	cases := []struct {
+		rec   *Record
+		dst   string
+		proto string
+		port  uint16
+		want  bool
+	}{
+		{web, "192.168.50.10", "tcp", 80, true},
+		{web, "192.168.50.10", "udp", 80, false},     // the pinhole is tcp only
+		{web, "192.168.50.10", "tcp", 81, false},     // and one port
+		{web, "fe80::1%eth0", "tcp", 22, true},       // the host's, by scope-less address
+		{recs["old"], "fd00:50::2", "tcp", 1, false}, // no IPv6 at all
+	}
+	for _, c := range cases {
+		if got := allows(c.rec, recs, host, a(c.dst), c.proto, c.port); got != c.want {
+			t.Errorf("%s -> %s %s/%d: %v, want %v", c.rec.Name, c.dst, c.proto, c.port, got, c.want)
+		}
+	}
+
+	// Other zones are never reached through a pinhole or lan/internet terms.
+	lanAddr := recs["lan"].Pair.Zone4.Addr()
+	r := *recs["wan"]
+	r.Policy.Pinholes = []firewall.Pinhole{{Dst: netip.PrefixFrom(lanAddr, 32)}}
+	r.Policy.LAN = true
+	if allows(&r, recs, host, lanAddr, "tcp", 80) {
+		t.Error("a pinhole opened another zone")
+	}
+	// Without an uplink, lan and internet stay closed; a pinhole still opens.
+	r = *recs["wan"]
+	r.Policy.Uplink = ""
+	r.Policy.Pinholes = []firewall.Pinhole{{Dst: netip.MustParsePrefix("198.51.100.0/24"), Proto: "udp", PortLo: 5000, PortHi: 5010}}
+	if allows(&r, recs, host, a("203.0.113.10"), "tcp", 80) {
+		t.Error("internet without an uplink")
+	}
+	if !allows(&r, recs, host, a("198.51.100.7"), "udp", 5005) || allows(&r, recs, host, a("198.51.100.7"), "udp", 5011) {
+		t.Error("port range of a pinhole")
+	}
+	// internet and lan together: everything out of the uplink.
+	r = *recs["wan"]
+	r.Policy.LAN = true
+	if !allows(&r, recs, host, a("10.1.2.3"), "tcp", 1) || !allows(&r, recs, host, a("8.8.8.8"), "udp", 1) {
+		t.Error("lan and internet")
+	}
+}
+
+func TestCheckResult(t *testing.T) {
+	cases := []struct {
+		p        probe
+		observed string
+		ok       bool
+		note     string
+	}{
+		{probe{want: true, got: true}, "allow", true, ""},
+		{probe{want: false, got: false, note: "connection refused"}, "block", true, "connection refused"},
+		{probe{want: false, got: true}, "allow", false, ""},
+		{probe{want: true, got: false, note: "timeout"}, "block", false, "timeout"},
+		{probe{want: true, skip: "does not answer the host itself"}, "skipped", true, "does not answer the host itself"},
+		{probe{want: false, fail: "in namespace x: gone"}, "error", false, "in namespace x: gone"},
+	}
+	for _, c := range cases {
+		r := c.p.result()
+		if r.Observed != c.observed || r.OK != c.ok || r.Note != c.note || r.Expected != verdict(c.p.want) {
+			t.Errorf("%+v: got %+v", c.p, r)
+		}
+	}
+}
+
+func TestParseGateways(t *testing.T) {
+	route4 := "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n" +
+		"eth0\t00000000\t0132A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n" +
+		"eth0\t0032A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+	route6 := "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n" +
+		"00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000050000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n" +
+		"fd000050000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001 eth0\n"
+	got := parseGateways([]byte(route4), []byte(route6))
+	if fmt.Sprint(got) != "[192.168.50.1 fd00:50::1]" {
+		t.Fatalf("gateways %v", got)
+	}
+}
+
+func TestDNSQuery(t *testing.T) {
+	q, err := dnsQuery("www.example", 4242)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if isDNSReply(q, 4242) {
+		t.Error("a query taken for a reply")
+	}
+	var m dnsmessage.Message
+	if err := m.Unpack(q); err != nil || m.Questions[0].Name.String() != "www.example." {
+		t.Fatalf("query %+v: %v", m, err)
+	}
+	m.Header.Response, m.Header.RCode = true, dnsmessage.RCodeNameError
+	reply, _ := m.Pack()
+	if !isDNSReply(reply, 4242) || isDNSReply(reply, 4243) {
+		t.Error("reply not recognised by its id")
+	}
+}
+
+// TestEchoOnLoopback runs the probes against check's own listener: TCP and
+// UDP reach it, a closed port is a block at once, not after the timeout.
+func TestEchoOnLoopback(t *testing.T) {
+	lo := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	v6 := true
+	if c, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
+		v6 = false // no IPv6 here
+	} else {
+		c.Close()
+	}
+	e, err := listenEcho(v6, lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ports := e.ports()
+	addrs := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
+	if v6 {
+		addrs = append(addrs, netip.MustParseAddr("::1"))
+	}
+	for _, a := range addrs {
+		for _, proto := range []string{"tcp", "udp"} {
+			if err := attempt(proto, netip.AddrPortFrom(a, ports.of(proto)), "www.example"); err != nil {
+				t.Errorf("%s to %s: %v", proto, a, err)
+			}
+		}
+	}
+	closed, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := closed.LocalAddr().(*net.UDPAddr).Port
+	closed.Close()
+	start := time.Now()
+	for _, proto := range []string{"tcp", "udp"} {
+		if err := attempt(proto, netip.AddrPortFrom(addrs[0], uint16(port)), "www.example"); err == nil {
+			t.Errorf("%s to a closed port got through", proto)
+		} else if errText(err) != "connection refused" {
+			t.Errorf("%s to a closed port: %v", proto, err)
+		}
+	}
+	if d := time.Since(start); d > probeTimeout {
+		t.Errorf("refused probes took %v", d)
+	}
+	// UDP is echoed only to zones: the listener is no reflector.
+	e2, err := listenEcho(false, []netip.Prefix{netip.MustParsePrefix("10.250.0.0/16")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	if err := attempt("udp", netip.AddrPortFrom(addrs[0], e2.ports().udp), "www.example"); err == nil {
+		t.Error("echoed to a sender outside the zones")
+	}
+}
