@@ -121,3 +121,40 @@ func innerInRules(z Zone, f Family) []rule {
 	}
 	return append(rs, rule{comment: c, target: drop})
 }
+
+// Rule is one rule in structured form, for a backend that does not speak
+// iptables (the inner wall's nftables backend).
+type Rule struct {
+	Chain                    string
+	Src, Dst, In, Out, Proto string   // "" = any
+	Matches                  []string // iptables match arguments: conntrack --ctstate, icmp6 --icmpv6-type, tcp/udp --dport
+	Target                   []string // -j ACCEPT, -j DROP, -j REJECT --reject-with KIND
+	Comment                  string
+}
+
+// Text renders r in `iptables -S` form.
+func (r Rule) Text() string {
+	return rule{src: r.Src, dst: r.Dst, in: r.In, out: r.Out, proto: r.Proto, matches: r.Matches,
+		comment: r.Comment, target: r.Target}.render(r.Chain)
+}
+
+// InnerChains are the inner wall's chains and the built-in chains that jump to them.
+var InnerChains = map[string]string{innerOut: "OUTPUT", innerIn: "INPUT"}
+
+// InnerRules returns z's inner wall as structured rules per family, in
+// chain order (NSZ-OUT, then NSZ-IN); BuildInner renders the same rules.
+func InnerRules(z Zone, lan []netip.Prefix) map[Family][]Rule {
+	out := map[Family][]Rule{}
+	for _, f := range Families {
+		for _, c := range []struct {
+			name  string
+			rules []rule
+		}{{innerOut, innerOutRules(z, lan, f)}, {innerIn, innerInRules(z, f)}} {
+			for _, r := range c.rules {
+				out[f] = append(out[f], Rule{Chain: c.name, Src: r.src, Dst: r.dst, In: r.in, Out: r.out,
+					Proto: r.proto, Matches: r.matches, Target: r.target, Comment: r.comment})
+			}
+		}
+	}
+	return out
+}
