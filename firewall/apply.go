@@ -11,10 +11,11 @@ import (
 // Backend reads and writes whole tables. The kernel-facing implementation
 // is IPTables; Fake serves unit tests.
 type Backend interface {
-	// Save returns the table in iptables-save form.
-	Save(f Family, table string) (string, error)
-	// Restore applies an iptables-restore script without flushing the table.
-	Restore(f Family, table, script string) error
+	// Save returns the named tables of family f in iptables-save form.
+	Save(f Family, tables []string) (string, error)
+	// Restore applies an iptables-restore script of one or more tables,
+	// without flushing them.
+	Restore(f Family, script string) error
 }
 
 // ErrForeignChain is returned for a chain named like ours that holds rules
@@ -140,42 +141,81 @@ func (s *state) script(name string, want *Table) string {
 
 // Current reads what nszone owns in the given tables now.
 func Current(b Backend, tables []Key) (Ruleset, error) {
+	states, err := read(b, tables)
+	if err != nil {
+		return nil, err
+	}
 	rs := Ruleset{}
 	for _, k := range tables {
-		s, err := read(b, k)
-		if err != nil {
-			return nil, err
-		}
-		if t := s.toTable(); len(t.Chains)+len(t.Hooks) > 0 {
+		if t := states[k].toTable(); len(t.Chains)+len(t.Hooks) > 0 {
 			rs[k] = t
 		}
 	}
 	return rs, nil
 }
 
-func read(b Backend, k Key) (*state, error) {
-	out, err := b.Save(k.Family, k.Table)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s rules: %w", k, err)
+// read saves the given tables, one process per family.
+func read(b Backend, tables []Key) (map[Key]*state, error) {
+	out := map[Key]*state{}
+	for _, f := range Families {
+		var names []string
+		for _, k := range tables {
+			if k.Family == f {
+				names = append(names, k.Table)
+			}
+		}
+		if len(names) == 0 {
+			continue
+		}
+		text, err := b.Save(f, names)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s rules: %w", f, err)
+		}
+		sections := splitTables(text)
+		for _, name := range names {
+			k := Key{f, name}
+			s, err := parseSave(sections[name])
+			if err != nil {
+				return nil, fmt.Errorf("reading %s rules: %w", k, err)
+			}
+			out[k] = s
+		}
 	}
-	s, err := parseSave(out)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s rules: %w", k, err)
+	return out, nil
+}
+
+// splitTables cuts iptables-save output into its tables ("*filter" ... "COMMIT").
+func splitTables(text string) map[string]string {
+	out := map[string]string{}
+	name := ""
+	var b strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		switch {
+		case strings.HasPrefix(line, "*"):
+			name = line[1:]
+			b.Reset()
+		case line == "COMMIT" && name != "":
+			out[name] = b.String()
+			name = ""
+		case name != "":
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
 	}
-	return s, nil
+	return out
 }
 
 // Scripts returns, per table, the restore script that makes the given
 // tables match want; an empty map means nothing would change. It writes
 // nothing.
 func Scripts(b Backend, want Ruleset, tables []Key) (map[Key]string, error) {
+	states, err := read(b, tables)
+	if err != nil {
+		return nil, err
+	}
 	out := map[Key]string{}
 	for _, k := range tables {
-		s, err := read(b, k)
-		if err != nil {
-			return nil, err
-		}
-		if sc := s.script(k.Table, want[k]); sc != "" {
+		if sc := states[k].script(k.Table, want[k]); sc != "" {
 			out[k] = sc
 		}
 	}
@@ -183,21 +223,27 @@ func Scripts(b Backend, want Ruleset, tables []Key) (map[Key]string, error) {
 }
 
 // Apply makes the given tables hold exactly want of what nszone owns, and
-// reports whether anything had to change. Tables are applied filter before nat, so
-// a zone's filtering is in place before its traffic can be translated.
+// reports whether anything had to change. Each family's tables go in one
+// iptables-restore, filter before nat, so a zone's filtering is in place
+// before its traffic can be translated.
 func Apply(b Backend, want Ruleset, tables []Key, log *slog.Logger) (changed bool, err error) {
 	scripts, err := Scripts(b, want, tables)
 	if err != nil {
 		return false, err
 	}
-	for _, k := range tables {
-		sc, ok := scripts[k]
-		if !ok {
+	for _, f := range Families {
+		var script strings.Builder
+		for _, k := range tables {
+			if sc, ok := scripts[k]; ok && k.Family == f {
+				script.WriteString(sc)
+			}
+		}
+		if script.Len() == 0 {
 			continue
 		}
-		log.Debug("applying rules", "table", k.String(), "script", sc)
-		if err := b.Restore(k.Family, k.Table, sc); err != nil {
-			return true, fmt.Errorf("applying %s rules: %w", k, err)
+		log.Debug("applying rules", "family", f.String(), "script", script.String())
+		if err := b.Restore(f, script.String()); err != nil {
+			return true, fmt.Errorf("applying %s rules: %w", f, err)
 		}
 		changed = true
 	}

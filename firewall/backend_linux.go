@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -63,11 +64,22 @@ func Detect() (*IPTables, error) {
 	return checked(mode)
 }
 
-// modeOf reads the variant from `iptables --version` ("... (nf_tables)").
+// modeOf tells the variant of the iptables command go-iptables found: by
+// where its alternatives symlink leads (no process), else by its version
+// text ("iptables v1.8.9 (nf_tables)").
 func modeOf(ipt *iptables.IPTables) (string, error) {
-	v1, v2, v3 := ipt.GetIptablesVersion()
-	if v1 == 0 && v2 == 0 && v3 == 0 {
+	if v1, v2, v3 := ipt.GetIptablesVersion(); v1 == 0 && v2 == 0 && v3 == 0 {
 		return "", fmt.Errorf("reading the iptables version: unknown")
+	}
+	if path, err := exec.LookPath("iptables"); err == nil {
+		if target, err := filepath.EvalSymlinks(path); err == nil {
+			switch base := filepath.Base(target); {
+			case strings.Contains(base, "nft"):
+				return "nft", nil
+			case strings.Contains(base, "legacy"):
+				return "legacy", nil
+			}
+		}
 	}
 	out, err := exec.Command("iptables", "--version").Output()
 	if err != nil {
@@ -120,9 +132,13 @@ func binary(f Family, mode, op string) string {
 	return name + "-" + mode + "-" + op
 }
 
-// Save implements Backend.
-func (b *IPTables) Save(f Family, table string) (string, error) {
-	cmd := exec.Command(binary(f, b.Mode, "save"), "-t", table)
+// Save implements Backend: one table with -t, several in one dump.
+func (b *IPTables) Save(f Family, tables []string) (string, error) {
+	var args []string
+	if len(tables) == 1 {
+		args = []string{"-t", tables[0]}
+	}
+	cmd := exec.Command(binary(f, b.Mode, "save"), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := b.run(cmd); err != nil {
@@ -132,7 +148,7 @@ func (b *IPTables) Save(f Family, table string) (string, error) {
 }
 
 // Restore implements Backend.
-func (b *IPTables) Restore(f Family, table, script string) error {
+func (b *IPTables) Restore(f Family, script string) error {
 	cmd := exec.Command(binary(f, b.Mode, "restore"), "--noflush", "--wait")
 	cmd.Stdin = strings.NewReader(script)
 	var stderr bytes.Buffer

@@ -52,19 +52,21 @@ func (t *fakeTable) clone() *fakeTable {
 }
 
 // Save implements Backend.
-func (f *Fake) Save(fam Family, table string) (string, error) {
-	t := f.table(Key{fam, table})
+func (f *Fake) Save(fam Family, tables []string) (string, error) {
 	var b strings.Builder
-	b.WriteString("*" + table + "\n")
-	for _, c := range t.order {
-		fmt.Fprintf(&b, ":%s - [0:0]\n", c)
-	}
-	for _, c := range t.order {
-		for _, r := range t.rules[c] {
-			b.WriteString(r + "\n")
+	for _, table := range tables {
+		t := f.table(Key{fam, table})
+		b.WriteString("*" + table + "\n")
+		for _, c := range t.order {
+			fmt.Fprintf(&b, ":%s - [0:0]\n", c)
 		}
+		for _, c := range t.order {
+			for _, r := range t.rules[c] {
+				b.WriteString(r + "\n")
+			}
+		}
+		b.WriteString("COMMIT\n")
 	}
-	b.WriteString("COMMIT\n")
 	return b.String(), nil
 }
 
@@ -77,17 +79,25 @@ func (f *Fake) Add(fam Family, table, chain, rule string) {
 	t.rules[chain] = append(t.rules[chain], "-A "+chain+" "+rule)
 }
 
-// Restore implements Backend for the subset of iptables-restore nszone writes.
-func (f *Fake) Restore(fam Family, table, script string) error {
-	k := Key{fam, table}
-	t := f.table(k).clone()
+// Restore implements Backend for the subset of iptables-restore nszone
+// writes. Like the kernel, a script that fails changes nothing.
+func (f *Fake) Restore(fam Family, script string) error {
+	changed := map[Key]*fakeTable{}
+	var t *fakeTable
 	for _, line := range strings.Split(strings.TrimSpace(script), "\n") {
 		fields := strings.Fields(line)
 		if len(fields) == 0 {
 			continue
 		}
 		switch {
-		case line == "*"+table || line == "COMMIT":
+		case strings.HasPrefix(line, "*"):
+			k := Key{fam, line[1:]}
+			t = f.table(k).clone()
+			changed[k] = t
+		case t == nil:
+			return fmt.Errorf("fake: %q outside a table", line)
+		case line == "COMMIT":
+			t = nil
 		case strings.HasPrefix(line, ":"):
 			c := fields[0][1:]
 			if _, ok := t.rules[c]; !ok {
@@ -133,7 +143,9 @@ func (f *Fake) Restore(fam Family, table, script string) error {
 			return fmt.Errorf("fake: unsupported line %q", line)
 		}
 	}
-	f.tables[k] = t
+	for k, t := range changed {
+		f.tables[k] = t
+	}
 	f.Writes++
 	return nil
 }

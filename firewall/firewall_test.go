@@ -135,7 +135,7 @@ func TestApplyIsIdempotentAndRemovable(t *testing.T) {
 		if cs := fake.Chains(k.Family, k.Table); len(cs) != 0 {
 			t.Errorf("%s: chains left after removal: %v", k, cs)
 		}
-		out, _ := fake.Save(k.Family, k.Table)
+		out, _ := fake.Save(k.Family, []string{k.Table})
 		if strings.Contains(out, Prefix) {
 			t.Errorf("%s: rules left after removal:\n%s", k, out)
 		}
@@ -180,16 +180,16 @@ func TestApplyPutsHooksFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	fake.Add(IPv4, "filter", "DOCKER-USER", "-j RETURN")
-	out, _ := fake.Save(IPv4, "filter")
-	fake.Restore(IPv4, "filter", "*filter\n-I FORWARD 1 -j DOCKER-USER\nCOMMIT\n")
-	if out2, _ := fake.Save(IPv4, "filter"); out2 == out {
+	out, _ := fake.Save(IPv4, []string{"filter"})
+	fake.Restore(IPv4, "*filter\n-I FORWARD 1 -j DOCKER-USER\nCOMMIT\n")
+	if out2, _ := fake.Save(IPv4, []string{"filter"}); out2 == out {
 		t.Fatal("setup: docker jump not inserted")
 	}
 	changed, err := Apply(fake, want, Tables, quiet)
 	if err != nil || !changed {
 		t.Fatalf("apply: changed=%v err=%v", changed, err)
 	}
-	out, _ = fake.Save(IPv4, "filter")
+	out, _ = fake.Save(IPv4, []string{"filter"})
 	var fwd []string
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, "-A FORWARD ") {
@@ -208,7 +208,7 @@ func TestForeignChainIsRefused(t *testing.T) {
 	if !errors.Is(err, ErrForeignChain) {
 		t.Fatalf("err = %v, want ErrForeignChain", err)
 	}
-	out, _ := fake.Save(IPv4, "filter")
+	out, _ := fake.Save(IPv4, []string{"filter"})
 	if !strings.Contains(out, "-A NSZ-wan-out -j ACCEPT") {
 		t.Fatal("foreign chain was changed")
 	}

@@ -17,6 +17,20 @@ import (
 type hostRecord struct {
 	Sysctls     map[string]string `json:"sysctls"`      // key -> value before nszone changed it
 	CreatedDirs []string          `json:"created_dirs"` // directories nszone made (removed by the last down)
+	// Firewall is the iptables variant the first up chose: every later
+	// command uses it, so rules never end up split between nft and legacy
+	// even if the host's default changes while zones are up.
+	Firewall string `json:"firewall,omitempty"`
+}
+
+// RecordedFirewall returns the iptables variant recorded by the first up,
+// or "" when nothing is up.
+func RecordedFirewall() string {
+	h := &hostRecord{}
+	if err := readJSON(RunDir+"/host.json", h); err != nil {
+		return ""
+	}
+	return h.Firewall
 }
 
 func (m *Manager) hostRecordPath() string { return m.path(RunDir, "host.json") }

@@ -118,6 +118,12 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 			return nil, err
 		}
 	}
+	if ipt, ok := m.Firewall.(*firewall.IPTables); ok && h.Firewall != ipt.Mode {
+		h.Firewall = ipt.Mode
+		if err := writeJSON(m.hostRecordPath(), h); err != nil {
+			return nil, err
+		}
+	}
 	for _, name := range sortedKeys(p.want) {
 		if err := m.saveRecord(name, p.want[name], p.recs[name]); err != nil {
 			return rep, err

@@ -139,6 +139,10 @@ func needRoot(cmd *cobra.Command) error {
 }
 
 func manager(o *options) (*zones.Manager, error) {
+	// While zones are up, the variant the first up chose stays in use.
+	if mode := zones.RecordedFirewall(); mode != "" {
+		return zones.NewManager(o.log, &firewall.IPTables{Mode: mode}), nil
+	}
 	fw, err := firewall.Detect()
 	if err != nil {
 		return nil, err
