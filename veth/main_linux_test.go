@@ -2,6 +2,7 @@ package veth
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -230,10 +231,12 @@ func icmpChecksum(b []byte) uint16 {
 }
 
 // monitor receives the link, address, route and netconf notifications of one
-// namespace: proof that a call wrote nothing.
+// namespace: proof that a call wrote nothing. h reads the same namespace, so
+// that settle can tell when the kernel is done with earlier changes.
 type monitor struct {
 	fd    int
 	where string
+	h     *netlink.Handle
 }
 
 func newMonitor(t *testing.T, ns netns.NsHandle, where string) *monitor {
@@ -254,7 +257,11 @@ func newMonitor(t *testing.T, ns netns.NsHandle, where string) *monitor {
 			return err
 		}
 		tv := unix.NsecToTimeval((50 * time.Millisecond).Nanoseconds())
-		return unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return err
+		}
+		m.h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
 	}
 	var err error
 	if ns.IsOpen() {
@@ -265,93 +272,224 @@ func newMonitor(t *testing.T, ns netns.NsHandle, where string) *monitor {
 	if m.fd >= 0 {
 		t.Cleanup(func() { unix.Close(m.fd) })
 	}
+	if m.h != nil {
+		t.Cleanup(m.h.Close)
+	}
 	if err != nil {
 		t.Fatalf("monitoring netlink %s: %v", where, err)
 	}
 	return m
 }
 
-// events returns the notifications that arrived so far, waiting up to d.
+// events returns the notifications that arrived so far, waiting up to d, as
+// "WHERE: type N (what it says)".
 func (m *monitor) events(d time.Duration) []string {
 	var out []string
 	buf := make([]byte, 1<<16)
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); {
 		n, _, err := unix.Recvfrom(m.fd, buf, 0)
-		if err != nil {
-			continue // timeout; ENOBUFS would also mean events were lost
+		if errors.Is(err, unix.ENOBUFS) {
+			// The socket overflowed: what was lost may have been a write.
+			out = append(out, m.where+": notifications lost (ENOBUFS)")
+			continue
 		}
-		msgs, _ := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			continue // timeout
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: unreadable notification: %v", m.where, err))
+		}
 		for _, msg := range msgs {
-			out = append(out, fmt.Sprintf("%s: type %d %s %s", m.where, msg.Header.Type, time.Now().Format("15:04:05.000"), describe(msg)))
+			out = append(out, fmt.Sprintf("%s: type %d (%s)", m.where, msg.Header.Type, describe(msg)))
 		}
 	}
 	return out
 }
 
+// describe renders a link, address or route notification, so that a failure
+// says what changed: "new address fe80::1/64 ifindex 2 scope 253 flags
+// permanent port 0" is the kernel finishing duplicate address detection, not
+// a write by the code under test.
 func describe(msg syscall.NetlinkMessage) string {
-	attrs, _ := syscall.ParseNetlinkRouteAttr(&msg)
 	var b strings.Builder
-	switch msg.Header.Type {
-	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
-		if len(msg.Data) < unix.SizeofIfAddrmsg {
-			return "short"
+	verb := map[uint16]string{unix.RTM_NEWLINK: "new link", unix.RTM_DELLINK: "deleted link",
+		unix.RTM_NEWADDR: "new address", unix.RTM_DELADDR: "deleted address",
+		unix.RTM_NEWROUTE: "new route", unix.RTM_DELROUTE: "deleted route",
+		unix.RTM_NEWNETCONF: "new netconf", unix.RTM_DELNETCONF: "deleted netconf"}[msg.Header.Type]
+	if verb == "" {
+		verb = "message"
+	}
+	b.WriteString(verb)
+	attrs, _ := syscall.ParseNetlinkRouteAttr(&msg) // nil for netconf and the unknown
+	u32 := func(v []byte) uint32 {
+		if len(v) < 4 {
+			return 0
 		}
-		fmt.Fprintf(&b, "ifindex %d fam %d scope %d flags %#x", binary.NativeEndian.Uint32(msg.Data[4:]), msg.Data[0], msg.Data[3], msg.Data[2])
-		for _, a := range attrs {
-			switch a.Attr.Type {
-			case unix.IFA_ADDRESS:
-				ip, _ := netip.AddrFromSlice(a.Value)
-				fmt.Fprintf(&b, " addr %s/%d", ip, msg.Data[1])
-			case unix.IFA_FLAGS:
-				fmt.Fprintf(&b, " ifa_flags %#x", binary.NativeEndian.Uint32(a.Value))
-			}
+		return binary.NativeEndian.Uint32(v)
+	}
+	ip := func(v []byte) string {
+		a, ok := netip.AddrFromSlice(v)
+		if !ok {
+			return "?"
 		}
-	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
-		if len(msg.Data) < unix.SizeofRtMsg {
-			return "short"
-		}
-		fmt.Fprintf(&b, "fam %d dstlen %d table %d proto %d scope %d type %d", msg.Data[0], msg.Data[1], msg.Data[4], msg.Data[5], msg.Data[6], msg.Data[7])
-		for _, a := range attrs {
-			switch a.Attr.Type {
-			case unix.RTA_DST:
-				ip, _ := netip.AddrFromSlice(a.Value)
-				fmt.Fprintf(&b, " dst %s", ip)
-			case unix.RTA_GATEWAY:
-				ip, _ := netip.AddrFromSlice(a.Value)
-				fmt.Fprintf(&b, " gw %s", ip)
-			case unix.RTA_OIF:
-				fmt.Fprintf(&b, " oif %d", binary.NativeEndian.Uint32(a.Value))
-			case unix.RTA_TABLE:
-				fmt.Fprintf(&b, " table %d", binary.NativeEndian.Uint32(a.Value))
-			}
-		}
+		return a.String()
+	}
+	switch d := msg.Data; msg.Header.Type {
 	case unix.RTM_NEWLINK, unix.RTM_DELLINK:
-		fmt.Fprintf(&b, "ifindex %d flags %#x", binary.NativeEndian.Uint32(msg.Data[4:]), binary.NativeEndian.Uint32(msg.Data[8:]))
+		if len(d) < unix.SizeofIfInfomsg {
+			break
+		}
 		for _, a := range attrs {
 			switch a.Attr.Type {
 			case unix.IFLA_IFNAME:
-				fmt.Fprintf(&b, " name %s", strings.TrimRight(string(a.Value), "\x00"))
+				b.WriteString(" " + strings.TrimRight(string(a.Value), "\x00"))
 			case unix.IFLA_OPERSTATE:
-				fmt.Fprintf(&b, " oper %d", a.Value[0])
+				if len(a.Value) > 0 {
+					fmt.Fprintf(&b, " oper %s", netlink.LinkOperState(a.Value[0]))
+				}
 			}
 		}
+		fmt.Fprintf(&b, " ifindex %d flags %#x", int32(u32(d[4:])), u32(d[8:]))
+	case unix.RTM_NEWADDR, unix.RTM_DELADDR:
+		if len(d) < unix.SizeofIfAddrmsg {
+			break
+		}
+		flags := uint32(d[2])
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case unix.IFA_ADDRESS:
+				fmt.Fprintf(&b, " %s/%d", ip(a.Value), d[1])
+			case unix.IFA_FLAGS:
+				flags = u32(a.Value)
+			}
+		}
+		fmt.Fprintf(&b, " ifindex %d scope %d flags %s", u32(d[4:]), d[3], ifaFlags(flags))
+	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
+		if len(d) < unix.SizeofRtMsg {
+			break
+		}
+		dst, table := "default", uint32(d[4])
+		if d[1] > 0 {
+			dst = fmt.Sprintf("?/%d", d[1])
+		}
+		var rest string
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case unix.RTA_DST:
+				dst = fmt.Sprintf("%s/%d", ip(a.Value), d[1])
+			case unix.RTA_GATEWAY:
+				rest += " via " + ip(a.Value)
+			case unix.RTA_OIF:
+				rest += fmt.Sprintf(" oif %d", u32(a.Value))
+			case unix.RTA_PRIORITY:
+				rest += fmt.Sprintf(" metric %d", u32(a.Value))
+			case unix.RTA_TABLE:
+				table = u32(a.Value)
+			}
+		}
+		fmt.Fprintf(&b, " %s%s table %d type %d proto %d", dst, rest, table, d[7], d[5])
 	}
-	return fmt.Sprintf("pid %d seq %d %s", msg.Header.Pid, msg.Header.Seq, b.String())
+	// The port of the socket whose request caused it; 0 for the kernel's own
+	// changes, and for IPv6 addresses always.
+	fmt.Fprintf(&b, " port %d", msg.Header.Pid)
+	return b.String()
 }
 
-// settle waits until no monitor has seen anything for a while: IPv6
-// duplicate address detection and carrier changes report late.
+func ifaFlags(f uint32) string {
+	var names []string
+	for _, n := range []struct {
+		bit  uint32
+		name string
+	}{{unix.IFA_F_TENTATIVE, "tentative"}, {unix.IFA_F_OPTIMISTIC, "optimistic"}, {unix.IFA_F_DADFAILED, "dadfailed"},
+		{unix.IFA_F_NODAD, "nodad"}, {unix.IFA_F_PERMANENT, "permanent"}, {unix.IFA_F_SECONDARY, "secondary"}} {
+		if f&n.bit != 0 {
+			names = append(names, n.name)
+			f &^= n.bit
+		}
+	}
+	if f != 0 || len(names) == 0 {
+		names = append(names, fmt.Sprintf("%#x", f))
+	}
+	return strings.Join(names, ",")
+}
+
+// unsettled lists what the kernel has yet to finish in the monitor's
+// namespace on its own, each item bound to end in notifications:
+//   - a link whose oper state does not follow its carrier yet: linkwatch
+//     runs late (up to a second, more under load), and only then does IPv6
+//     configure the link, adding its link-local address;
+//   - a tentative IPv6 address: duplicate address detection of a link-local
+//     address ends 1 to 2 seconds after its link comes up (later under load)
+//     with an RTM_NEWADDR and an RTM_NEWROUTE for its local route, and is
+//     silent meanwhile.
+func (m *monitor) unsettled(t *testing.T) []string {
+	t.Helper()
+	links, err := retryDump(m.h.LinkList)
+	if err != nil {
+		t.Fatalf("listing links %s: %v", m.where, err)
+	}
+	var out []string
+	for _, l := range links {
+		a := l.Attrs()
+		if a.RawFlags&unix.IFF_UP == 0 {
+			continue
+		}
+		carrier := a.RawFlags&unix.IFF_LOWER_UP != 0
+		if oper := a.OperState; carrier && oper != netlink.OperUp && oper != netlink.OperUnknown || !carrier && oper == netlink.OperUp {
+			out = append(out, fmt.Sprintf("%s: link %s has carrier %v, oper state %s", m.where, a.Name, carrier, oper))
+		}
+	}
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return m.h.AddrList(nil, netlink.FAMILY_V6) })
+	if err != nil {
+		t.Fatalf("listing addresses %s: %v", m.where, err)
+	}
+	for _, a := range addrs {
+		if a.Flags&unix.IFA_F_TENTATIVE != 0 && a.Flags&unix.IFA_F_DADFAILED == 0 {
+			out = append(out, fmt.Sprintf("%s: address %s on ifindex %d tentative", m.where, a.IPNet, a.LinkIndex))
+		}
+	}
+	return out
+}
+
+// settle waits until the kernel is done with what earlier changes set off in
+// the monitors' namespaces (see unsettled), then until no notification came
+// for a while, so that nothing of it is left to arrive. A quiet time alone
+// would not do: duplicate address detection is silent for up to 2 seconds
+// before it reports, and a quiet time shorter than that let its report land
+// on the next check as if the code under test had written it.
 func settle(t *testing.T, ms ...*monitor) {
 	t.Helper()
-	quiet := time.Now()
-	for start := time.Now(); time.Since(quiet) < 1500*time.Millisecond; {
-		if time.Since(start) > 30*time.Second {
-			t.Fatal("netlink never went quiet")
-		}
+	const quiet = time.Second
+	start, last := time.Now(), time.Now()
+	var waited []string // for the log: what was pending, each once
+	for {
 		for _, m := range ms {
-			if len(m.events(100*time.Millisecond)) > 0 {
-				quiet = time.Now()
+			if len(m.events(50*time.Millisecond)) > 0 {
+				last = time.Now()
 			}
+		}
+		var pending []string
+		for _, m := range ms {
+			pending = append(pending, m.unsettled(t)...)
+		}
+		for _, p := range pending {
+			if !slices.Contains(waited, p) {
+				waited = append(waited, p)
+			}
+		}
+		switch {
+		case len(pending) > 0:
+			last = time.Now()
+		case time.Since(last) >= quiet:
+			t.Logf("settled in %v, after %q", time.Since(start).Round(time.Millisecond), waited)
+			return
+		}
+		if time.Since(start) > 30*time.Second {
+			if len(pending) == 0 {
+				pending = []string{"notifications kept coming"}
+			}
+			t.Fatalf("the kernel never settled: %q", pending)
 		}
 	}
 }

@@ -65,11 +65,9 @@ func TestEnsurePair(t *testing.T) {
 	// Again: nothing to do, nothing written in either namespace.
 	hostMon, zoneMon := newMonitor(t, netns.None(), "host"), newMonitor(t, ns, "zone")
 	settle(t, hostMon, zoneMon)
-	t.Logf("settled at %s", time.Now().Format("15:04:05.000"))
 	hh := hostHandle(t)
 	beforeHost, beforeZone := snapshot(t, hh), snapshot(t, zh)
 	mustEnsure(t, p, false)
-	t.Logf("second EnsurePair done at %s", time.Now().Format("15:04:05.000"))
 	if ev := append(hostMon.events(300*time.Millisecond), zoneMon.events(300*time.Millisecond)...); len(ev) > 0 {
 		t.Errorf("the second EnsurePair wrote to the kernel: %v", ev)
 	}
