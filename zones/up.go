@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
@@ -152,10 +153,8 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	if err := fault("up-forwarding"); err != nil {
 		return rep, err
 	}
-	for _, name := range sortedKeys(p.want) {
-		if err := m.upZone(p.want[name], p.recs[name], rep); err != nil {
-			return rep, err
-		}
+	if err := m.upZones(p, rep); err != nil {
+		return rep, err
 	}
 	// Zones left as they are may still need their inner wall to know of a
 	// zone allowed to reach them, or gone.
@@ -283,6 +282,31 @@ func (m *Manager) saveRecord(name string, d *desiredZone, old *Record) error {
 		return writeJSON(m.allocPath(name), a)
 	}
 	return nil
+}
+
+// upZones converges the zones side by side: each zone's work (namespace,
+// inner wall, link, files) is its own, and mostly waits on the kernel.
+// The report lists them in name order all the same.
+func (m *Manager) upZones(p *upPlan, rep *Report) error {
+	names := sortedKeys(p.want)
+	reps := make([]Report, len(names))
+	errs := make([]error, len(names))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = m.upZone(p.want[name], p.recs[name], &reps[i])
+		}()
+	}
+	wg.Wait()
+	for i := range names {
+		rep.Lines = append(rep.Lines, reps[i].Lines...)
+		rep.Changed = rep.Changed || reps[i].Changed
+	}
+	return errors.Join(errs...)
 }
 
 // upZone makes one zone's namespace, link and files match d.
