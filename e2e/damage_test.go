@@ -26,7 +26,7 @@ func TestOutsideDamage(t *testing.T) {
 		{"veth deleted", [][]string{{"ip", "link", "del", "nsz-wan"}}, "nsz-wan"},
 		{"pin removed", [][]string{{"umount", "/run/netns/wan"}, {"rm", "/run/netns/wan"}}, "namespace pin"},
 		{"host chains flushed", [][]string{{"iptables", "-F", "NSZ-wan-out"}, {"ip6tables", "-F", "NSZ-FORWARD"}}, "NSZ-"},
-		{"inner wall flushed", [][]string{{"ip", "netns", "exec", "wan", "iptables", "-F", "NSZ-OUT"}}, "inner wall"},
+		{"inner wall flushed", [][]string{{"ip", "netns", "exec", "wan", "nft", "flush", "table", "inet", "nszone"}}, "inner wall"},
 		{"hooks deleted", [][]string{{"iptables", "-D", "FORWARD", "-m", "comment", "--comment", "nszone", "-j", "NSZ-FORWARD"}}, "jump from FORWARD"},
 		{"resolv.conf deleted", [][]string{{"rm", "/etc/netns/wan/resolv.conf"}}, "resolv.conf"},
 		{"address deleted", [][]string{{"ip", "netns", "exec", "wan", "ip", "addr", "flush", "dev", "eth0", "scope", "global"}}, "address"},

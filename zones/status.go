@@ -160,18 +160,7 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// innerMissing reports whether the zone's inner wall is whole.
+// innerMissing reports what of the zone's inner wall is not in place.
 func (m *Manager) innerMissing(name string, rec *Record) []string {
-	cur, err := firewall.Current(m.Inner(name), firewall.InnerTables)
-	if err != nil {
-		return []string{fmt.Sprintf("inner wall (reading it: %v)", err)}
-	}
-	want := firewall.BuildInner(rec.Policy, rec.LAN)
-	var out []string
-	for _, k := range want.Keys() {
-		if c := cur[k]; c == nil || (firewall.Ruleset{k: c}).String() != (firewall.Ruleset{k: want[k]}).String() {
-			out = append(out, fmt.Sprintf("inner wall: %s rules inside the zone", k))
-		}
-	}
-	return out
+	return m.Inner.Missing(name, rec.Policy, rec.LAN)
 }

@@ -163,7 +163,7 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 		if _, err := veth.PinID(name); err != nil {
 			continue
 		}
-		if changed, err := m.applyInner(name, r.Policy, r.LAN); err != nil {
+		if changed, err := m.applyInner(name, r.Policy, r.LAN, false); err != nil {
 			return rep, err
 		} else if changed {
 			rep.add("zone %s: inner wall updated", name)
@@ -342,7 +342,7 @@ func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
 		return err
 	}
 	// The inner wall is in place before the link exists.
-	innerChanged, err := m.applyInner(name, d.policy, d.lan)
+	innerChanged, err := m.applyInner(name, d.policy, d.lan, created)
 	if err != nil {
 		return err
 	}
@@ -501,8 +501,8 @@ func describe(ps []Process) string {
 }
 
 // applyInner makes zone's inner wall match policy.
-func (m *Manager) applyInner(zone string, policy firewall.Zone, lan []netip.Prefix) (bool, error) {
-	changed, err := firewall.Apply(m.Inner(zone), firewall.BuildInner(policy, lan), firewall.InnerTables, m.Log)
+func (m *Manager) applyInner(zone string, policy firewall.Zone, lan []netip.Prefix, fresh bool) (bool, error) {
+	changed, err := m.Inner.Apply(zone, policy, lan, fresh, m.Log)
 	if err != nil {
 		return changed, fmt.Errorf("zone %s: inner wall: %w", zone, err)
 	}

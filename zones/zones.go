@@ -6,11 +6,9 @@ package zones
 
 import (
 	"log/slog"
-	"os/exec"
 	"path/filepath"
 
 	"github.com/nszone/nszone/firewall"
-	"github.com/nszone/nszone/veth"
 )
 
 // Where nszone keeps things (the contract names exactly these).
@@ -39,20 +37,16 @@ func alias(zone string) string { return aliasPrefix + zone }
 type Manager struct {
 	Log      *slog.Logger
 	Firewall firewall.Backend // the host's wall
-	// Inner returns the backend of a zone's inner wall: the same policy,
-	// enforced inside the zone's own namespace.
-	Inner func(zone string) firewall.Backend
+	Inner    InnerWall        // the wall inside each zone
 	// Root prefixes RunDir, StateDir and EtcNetns; "" in production. Unit
 	// tests point it at a temporary directory.
 	Root string
 }
 
-// NewManager returns a Manager for the real system: both walls on the
-// iptables variant of fw.
+// NewManager returns a Manager for the real system: the host's wall on the
+// iptables variant of fw, the inner walls on nftables where the kernel has it.
 func NewManager(log *slog.Logger, fw *firewall.IPTables) *Manager {
-	return &Manager{Log: log, Firewall: fw, Inner: func(zone string) firewall.Backend {
-		return &firewall.IPTables{Mode: fw.Mode, Start: func(c *exec.Cmd) error { return veth.StartIn(zone, c) }}
-	}}
+	return &Manager{Log: log, Firewall: fw, Inner: newInnerWall(fw.Mode)}
 }
 
 func (m *Manager) path(parts ...string) string {

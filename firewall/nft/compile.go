@@ -1,0 +1,322 @@
+package nft
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/nszone/nszone/firewall"
+	"golang.org/x/sys/unix"
+)
+
+// Table is the name of the inet table that holds a zone's inner wall.
+const Table = "nszone"
+
+// translation versions the translation below. It is part of every rule's
+// tag, so a change in how rules are translated (bump it with any such
+// change) rewrites each zone's table once, on its next up.
+const translation = "1"
+
+// baseChain is one base chain of the table: the rules of one built-in
+// iptables chain of both families.
+type baseChain struct {
+	name string              // "output", "input"
+	from string              // the built-in iptables chain it stands for
+	hook *nftables.ChainHook // where it hooks
+}
+
+// baseChains are the table's chains, in the order they are written.
+var baseChains = []baseChain{
+	{"output", "OUTPUT", nftables.ChainHookOutput},
+	{"input", "INPUT", nftables.ChainHookInput},
+}
+
+// wantChain is a chain as it must be in the kernel.
+type wantChain struct {
+	baseChain
+	rules []wantRule
+}
+
+// wantRule is one rule as it must be in the kernel. Its comment (the rule's
+// UserData, shown by `nft list ruleset`) ends in the tag that proves it.
+type wantRule struct {
+	exprs   []expr.Any
+	comment string
+}
+
+// compile translates the structured rules of both families into the
+// table's chains. Each family's rules keep their order (the policy is
+// first-match); IPv4 rules come before IPv6 ones, which never meet the same
+// packet. A rule of a form it does not know is an error, never skipped.
+func compile(rules map[firewall.Family][]firewall.Rule) ([]wantChain, error) {
+	for f := range rules {
+		if f != firewall.IPv4 && f != firewall.IPv6 {
+			return nil, fmt.Errorf("inner wall: unknown family %d", f)
+		}
+	}
+	chains := make([]wantChain, len(baseChains))
+	index := map[string]int{}
+	for i, b := range baseChains {
+		chains[i].baseChain = b
+		index[b.from] = i
+	}
+	for _, f := range firewall.Families {
+		for n, r := range rules[f] {
+			i, ok := index[firewall.InnerChains[r.Chain]]
+			if !ok {
+				return nil, fmt.Errorf("inner wall: %s rule %d: chain %q is not one of the inner wall's", f, n+1, r.Chain)
+			}
+			exprs, err := translate(f, r)
+			if err != nil {
+				return nil, fmt.Errorf("inner wall: %s rule %q: %w", f, r.Text(), err)
+			}
+			c := &chains[i]
+			comment := fmt.Sprintf("%s #%d %s", r.Comment, len(c.rules)+1, ruleHash(f, r))
+			if r.Comment == "" {
+				comment = comment[1:]
+			}
+			if len(comment) > maxComment {
+				return nil, fmt.Errorf("inner wall: %s rule %q: comment too long", f, r.Text())
+			}
+			c.rules = append(c.rules, wantRule{exprs: exprs, comment: comment})
+		}
+	}
+	return chains, nil
+}
+
+// maxComment: a rule's user data holds at most 255 bytes of comment,
+// terminating NUL included.
+const maxComment = 254
+
+// ruleHash fingerprints what a rule is meant to do: its family, its
+// iptables text and the translation's version.
+func ruleHash(f firewall.Family, r firewall.Rule) string {
+	sum := sha256.Sum256([]byte(translation + "\x00" + f.String() + "\x00" + r.Text()))
+	return hex.EncodeToString(sum[:6])
+}
+
+// Expressions load into register 1 (16 bytes, enough for an IPv6 address)
+// and compare there, as nft itself does.
+const reg = 1
+
+func cmpEq(data []byte) *expr.Cmp {
+	return &expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: data}
+}
+
+// translate turns one rule of family f into nftables expressions, in the
+// order nft would write them: family, interfaces, protocol, addresses,
+// conntrack state, transport header, verdict.
+func translate(f firewall.Family, r firewall.Rule) ([]expr.Any, error) {
+	proto := byte(unix.NFPROTO_IPV4)
+	if f == firewall.IPv6 {
+		proto = unix.NFPROTO_IPV6
+	}
+	exprs := []expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg}, cmpEq([]byte{proto})}
+	for _, i := range []struct {
+		name string
+		key  expr.MetaKey
+	}{{r.In, expr.MetaKeyIIFNAME}, {r.Out, expr.MetaKeyOIFNAME}} {
+		if i.name == "" {
+			continue
+		}
+		name, err := ifName(i.name)
+		if err != nil {
+			return nil, err
+		}
+		exprs = append(exprs, &expr.Meta{Key: i.key, Register: reg}, cmpEq(name))
+	}
+	if r.Proto != "" {
+		p, ok := l4protos[r.Proto]
+		if !ok || (r.Proto == "ipv6-icmp" && f != firewall.IPv6) {
+			return nil, fmt.Errorf("protocol %q not supported in %s", r.Proto, f)
+		}
+		exprs = append(exprs, &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg}, cmpEq([]byte{p}))
+	}
+	for _, a := range []struct {
+		prefix string
+		dst    bool
+	}{{r.Src, false}, {r.Dst, true}} {
+		if a.prefix == "" {
+			continue
+		}
+		e, err := addrMatch(f, a.prefix, a.dst)
+		if err != nil {
+			return nil, err
+		}
+		exprs = append(exprs, e...)
+	}
+	e, err := matches(f, r.Proto, r.Matches)
+	if err != nil {
+		return nil, err
+	}
+	exprs = append(exprs, e...)
+	v, err := target(f, r.Proto, r.Target)
+	if err != nil {
+		return nil, err
+	}
+	return append(exprs, v), nil
+}
+
+var l4protos = map[string]byte{"tcp": unix.IPPROTO_TCP, "udp": unix.IPPROTO_UDP, "ipv6-icmp": unix.IPPROTO_ICMPV6}
+
+// ifName renders an interface name as meta iifname/oifname compare it: the
+// whole 16-byte buffer, NUL-padded; "eth+" (iptables' wildcard) compares
+// only the part before the plus.
+func ifName(name string) ([]byte, error) {
+	base, wildcard := strings.CutSuffix(name, "+")
+	if base == "" || len(base) >= unix.IFNAMSIZ || strings.ContainsAny(base, "/:!+\"' \t\n\x00") {
+		return nil, fmt.Errorf("interface %q not supported", name)
+	}
+	if wildcard {
+		return []byte(base), nil
+	}
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return b, nil
+}
+
+// addrMatch matches the source or destination address against a prefix in
+// iptables-save form ("10.0.0.0/8", "192.0.2.1/32"): a host prefix compares
+// the address, a shorter one masks it first; /0 matches everything.
+func addrMatch(f firewall.Family, s string, dst bool) ([]expr.Any, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: want a prefix like 192.0.2.0/24", s)
+	}
+	if p.Addr().Is4() != (f == firewall.IPv4) || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+		return nil, fmt.Errorf("address %q is not a plain %s prefix", s, f)
+	}
+	if p != p.Masked() {
+		return nil, fmt.Errorf("address %q has host bits set", s)
+	}
+	if p.Bits() == 0 {
+		return nil, nil
+	}
+	// Offsets in the IPv4 and IPv6 headers.
+	off := map[bool]uint32{false: 12, true: 16}[dst]
+	if f == firewall.IPv6 {
+		off = map[bool]uint32{false: 8, true: 24}[dst]
+	}
+	addr := p.Addr().AsSlice()
+	n := uint32(len(addr))
+	out := []expr.Any{&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n}}
+	if p.Bits() < p.Addr().BitLen() {
+		mask := make([]byte, n)
+		for i := range p.Bits() {
+			mask[i/8] |= 0x80 >> (i % 8)
+		}
+		out = append(out, &expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: n, Mask: mask, Xor: make([]byte, n)})
+	}
+	return append(out, cmpEq(addr)), nil
+}
+
+var ctStates = map[string]uint32{
+	"INVALID": expr.CtStateBitINVALID, "ESTABLISHED": expr.CtStateBitESTABLISHED,
+	"RELATED": expr.CtStateBitRELATED, "NEW": expr.CtStateBitNEW, "UNTRACKED": expr.CtStateBitUNTRACKED,
+}
+
+// matches translates iptables match arguments: "-m MODULE" followed by its
+// options, any number of times.
+func matches(f firewall.Family, proto string, args []string) ([]expr.Any, error) {
+	var out []expr.Any
+	for len(args) > 0 {
+		if len(args) < 4 || args[0] != "-m" {
+			return nil, fmt.Errorf("match %q not supported", strings.Join(args, " "))
+		}
+		module, opt, val := args[1], args[2], args[3]
+		args = args[4:]
+		switch {
+		case module == "conntrack" && opt == "--ctstate":
+			var bits uint32
+			for _, s := range strings.Split(val, ",") {
+				b, ok := ctStates[s]
+				if !ok {
+					return nil, fmt.Errorf("conntrack state %q not supported", s)
+				}
+				bits |= b
+			}
+			mask := binary.NativeEndian.AppendUint32(nil, bits) // ct state is in host order
+			out = append(out,
+				&expr.Ct{Key: expr.CtKeySTATE, Register: reg},
+				&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: mask, Xor: make([]byte, 4)},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: make([]byte, 4)})
+		case module == "icmp6" && opt == "--icmpv6-type":
+			if f != firewall.IPv6 || proto != "ipv6-icmp" {
+				return nil, fmt.Errorf("-m icmp6 needs -p ipv6-icmp in ipv6")
+			}
+			t, err := strconv.ParseUint(val, 10, 8)
+			if err != nil {
+				return nil, fmt.Errorf("icmpv6 type %q not supported (want a number)", val)
+			}
+			out = append(out,
+				&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+				cmpEq([]byte{byte(t)}))
+		case (module == "tcp" || module == "udp") && opt == "--dport":
+			if proto != module {
+				return nil, fmt.Errorf("-m %s needs -p %s", module, module)
+			}
+			lo, hi, err := portRange(val)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+			if lo == hi {
+				out = append(out, cmpEq(binary.BigEndian.AppendUint16(nil, lo)))
+			} else {
+				// As nft writes a range: big-endian bytes compare as numbers.
+				out = append(out,
+					&expr.Cmp{Op: expr.CmpOpGte, Register: reg, Data: binary.BigEndian.AppendUint16(nil, lo)},
+					&expr.Cmp{Op: expr.CmpOpLte, Register: reg, Data: binary.BigEndian.AppendUint16(nil, hi)})
+			}
+		default:
+			return nil, fmt.Errorf("match \"-m %s %s %s\" not supported", module, opt, val)
+		}
+	}
+	return out, nil
+}
+
+// portRange parses "N" or "N:M".
+func portRange(s string) (lo, hi uint16, err error) {
+	a, b, isRange := strings.Cut(s, ":")
+	l, err1 := strconv.ParseUint(a, 10, 16)
+	h, err2 := l, error(nil)
+	if isRange {
+		h, err2 = strconv.ParseUint(b, 10, 16)
+	}
+	if err1 != nil || err2 != nil || l > h {
+		return 0, 0, fmt.Errorf("port %q not supported (want N or N:M with N <= M)", s)
+	}
+	return uint16(l), uint16(h), nil
+}
+
+// target translates "-j ACCEPT", "-j DROP" and the REJECT forms the policy
+// uses, each exactly as iptables' REJECT answers: ICMP destination
+// unreachable code 13, ICMPv6 destination unreachable code 1, TCP reset.
+func target(f firewall.Family, proto string, t []string) (expr.Any, error) {
+	switch strings.Join(t, " ") {
+	case "-j ACCEPT":
+		return &expr.Verdict{Kind: expr.VerdictAccept}, nil
+	case "-j DROP":
+		return &expr.Verdict{Kind: expr.VerdictDrop}, nil
+	case "-j REJECT --reject-with icmp-admin-prohibited":
+		if f == firewall.IPv4 {
+			return &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 13}, nil // ICMP_PKT_FILTERED
+		}
+	case "-j REJECT --reject-with icmp6-adm-prohibited":
+		if f == firewall.IPv6 {
+			return &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 1}, nil // ICMPV6_ADM_PROHIBITED
+		}
+	case "-j REJECT --reject-with tcp-reset":
+		if proto == "tcp" {
+			return &expr.Reject{Type: unix.NFT_REJECT_TCP_RST}, nil
+		}
+		return nil, fmt.Errorf("tcp-reset needs -p tcp")
+	}
+	return nil, fmt.Errorf("target %q not supported in %s", strings.Join(t, " "), f)
+}

@@ -1,0 +1,368 @@
+// Package nft applies and verifies a zone's inner wall with nftables, over
+// netlink, inside the zone's own network namespace: the same rules that
+// firewall.InnerRules gives (and firewall.BuildInner renders for iptables),
+// without starting a process. Nobody else writes rules in a zone's
+// namespace, so the wall is one table of nszone's alone, both families in it:
+//
+//	table inet nszone
+//	  chain output  type filter hook output priority filter; policy accept
+//	                NSZ-OUT's IPv4 rules in order (each "meta nfproto ipv4 ..."),
+//	                then its IPv6 rules in order ("meta nfproto ipv6 ...")
+//	  chain input   type filter hook input priority filter; policy accept
+//	                NSZ-IN's rules, the same way
+//
+// InnerRules ends each family's rules in a reject or drop of everything, so
+// the accept policy never decides a packet of a walled family. Every rule's
+// comment is the iptables rule's comment plus a tag, "nszone-wan #5
+// 3fa2b1c0d4e5": its position in the chain and a hash of its family, its
+// iptables text and the translation's version. Apply and Missing read the tags back; when every
+// chain holds the wanted tags in order the wall is in place, and Apply
+// writes nothing. Otherwise Apply replaces the whole table in one batch
+// (delete, then create with all chains and rules), which the kernel commits
+// atomically: the zone is never without its wall, not even for a packet.
+//
+// What the tags prove is what outside damage does: a table deleted or
+// flushed, made dormant, a chain deleted, rules deleted, added or moved. A
+// rule whose expressions were replaced while its comment was kept (`nft
+// replace rule ... comment "<the same tag>"`, by root in the zone) is not
+// noticed: comparing expressions would make the check depend on how each
+// kernel version reports them, and one that reports them differently would
+// make every up rewrite every zone and every status call it degraded.
+//
+// Dependency: github.com/google/nftables v0.3.0, Google's pure-Go nf_tables
+// client (Apache-2.0, maintained in the open by Google and used by
+// Tailscale among others). It speaks netlink only: no nft or iptables
+// process, no cgo. It brings its netlink layer (mdlayher/netlink and
+// mdlayher/socket) and golang.org/x/sync along. It writes the batch; reading
+// goes straight through mdlayher/netlink, decoding only the tags rather than
+// every rule's expressions. Both open their socket in the zone's namespace
+// themselves (mdlayher/socket makes it on a locked thread that enters the
+// namespace and returns, and lets that thread die should returning fail),
+// so no goroutine of ours switches namespace and nothing else of the
+// process is affected.
+package nft
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/veth"
+	"golang.org/x/sys/unix"
+)
+
+// Apply makes the inner wall of zone (its namespace pinned at
+// veth.PinDir/zone) hold exactly rules, as firewall.InnerRules gives them,
+// and reports whether it had to write. A rule of a form it cannot translate
+// is an error before anything is read or written. On an error nothing was
+// changed: the write is one atomic batch.
+func Apply(zone string, rules map[firewall.Family][]firewall.Rule, log *slog.Logger) (changed bool, err error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	want, err := compile(rules)
+	if err != nil {
+		return false, fmt.Errorf("zone %s: %w", zone, err)
+	}
+	ns, err := veth.OpenNamed(zone)
+	if err != nil {
+		return false, fmt.Errorf("zone %s: %w", zone, err)
+	}
+	defer ns.Close()
+	cur, err := readIn(int(ns))
+	if err != nil {
+		return false, fmt.Errorf("zone %s: reading the inner wall: %w", zone, err)
+	}
+	gaps := cur.gaps(want)
+	if len(gaps) == 0 {
+		return false, nil
+	}
+	log.Debug("applying inner wall", "zone", zone, "table", "inet "+Table, "was", gaps, "rules", count(want))
+	if err := write(int(ns), cur.table, want); err != nil {
+		return false, fmt.Errorf("zone %s: writing the inner wall: %w", zone, err)
+	}
+	return true, nil
+}
+
+// Missing lists what of the wanted inner wall of zone is absent or differs,
+// in words ("inner wall: chain output has 3 rules, want 27"); empty means it
+// is in place, exactly. It writes nothing.
+func Missing(zone string, rules map[firewall.Family][]firewall.Rule) ([]string, error) {
+	want, err := compile(rules)
+	if err != nil {
+		return nil, fmt.Errorf("zone %s: %w", zone, err)
+	}
+	ns, err := veth.OpenNamed(zone)
+	if err != nil {
+		return nil, fmt.Errorf("zone %s: %w", zone, err)
+	}
+	defer ns.Close()
+	cur, err := readIn(int(ns))
+	if err != nil {
+		return nil, fmt.Errorf("zone %s: reading the inner wall: %w", zone, err)
+	}
+	return cur.gaps(want), nil
+}
+
+// Available reports whether nf_tables can be used here: whether this
+// process can list the nftables tables of its own network namespace (it
+// needs CAP_NET_ADMIN and a kernel with nf_tables). It reads, never writes,
+// and asks the kernel once per process. When it is false, the caller keeps
+// the iptables inner wall.
+func Available() bool { return available() }
+
+var available = sync.OnceValue(func() bool {
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_, err = c.Execute(request(unix.NFT_MSG_GETTABLE, netlink.Dump, nil))
+	return err == nil
+})
+
+const inet = nftables.TableFamilyINet
+
+// state is what a zone's namespace holds of the table.
+type state struct {
+	table    bool   // the table exists
+	flags    uint32 // the table's flags
+	chains   []chain
+	comments map[string][]string // the comments of each chain's rules, in order
+}
+
+// chain is what the kernel says of one chain of the table.
+type chain struct {
+	name, typ string
+	hook      *uint32 // nil: not a base chain
+	priority  int32
+	policy    *uint32
+}
+
+// readIn reads the table, its chains and its rules' comments inside the
+// namespace ns, over one netlink socket: three dumps, and only what the
+// check needs is decoded (the rules' expressions are not).
+func readIn(ns int) (*state, error) {
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: ns})
+	if err != nil {
+		return nil, fmt.Errorf("opening nftables netlink: %w", err)
+	}
+	defer c.Close()
+	s := &state{comments: map[string][]string{}}
+	err = dump(c, unix.NFT_MSG_GETTABLE, nil, func(ad *netlink.AttributeDecoder) {
+		var name string
+		var flags uint32
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.NFTA_TABLE_NAME:
+				name = ad.String()
+			case unix.NFTA_TABLE_FLAGS:
+				flags = ad.Uint32()
+			}
+		}
+		if name == Table {
+			s.table, s.flags = true, flags
+		}
+	})
+	if err != nil || !s.table {
+		return s, err
+	}
+	err = dump(c, unix.NFT_MSG_GETCHAIN, nil, func(ad *netlink.AttributeDecoder) {
+		var ch chain
+		var table string
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.NFTA_CHAIN_TABLE:
+				table = ad.String()
+			case unix.NFTA_CHAIN_NAME:
+				ch.name = ad.String()
+			case unix.NFTA_CHAIN_TYPE:
+				ch.typ = ad.String()
+			case unix.NFTA_CHAIN_POLICY:
+				p := ad.Uint32()
+				ch.policy = &p
+			case unix.NFTA_CHAIN_HOOK:
+				ad.Nested(func(nad *netlink.AttributeDecoder) error {
+					for nad.Next() {
+						switch nad.Type() {
+						case unix.NFTA_HOOK_HOOKNUM:
+							h := nad.Uint32()
+							ch.hook = &h
+						case unix.NFTA_HOOK_PRIORITY:
+							ch.priority = int32(nad.Uint32())
+						}
+					}
+					return nil
+				})
+			}
+		}
+		if table == Table {
+			s.chains = append(s.chains, ch)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The kernel dumps only this table's rules; the check below holds on
+	// kernels that ignore the filter.
+	filter := []netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: []byte(Table + "\x00")}}
+	err = dump(c, unix.NFT_MSG_GETRULE, filter, func(ad *netlink.AttributeDecoder) {
+		var table, chain, comment string
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.NFTA_RULE_TABLE:
+				table = ad.String()
+			case unix.NFTA_RULE_CHAIN:
+				chain = ad.String()
+			case unix.NFTA_RULE_USERDATA:
+				comment, _ = userdata.GetString(ad.Bytes(), userdata.TypeComment)
+			}
+		}
+		if table == Table {
+			s.comments[chain] = append(s.comments[chain], comment)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// request is an nf_tables request for the inet family.
+func request(msg int, flags netlink.HeaderFlags, attrs []netlink.Attribute) netlink.Message {
+	data := []byte{byte(inet), unix.NFNETLINK_V0, 0, 0} // struct nfgenmsg
+	if len(attrs) > 0 {
+		b, _ := netlink.MarshalAttributes(attrs) // only fixed, valid attributes
+		data = append(data, b...)
+	}
+	return netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | msg), Flags: netlink.Request | flags},
+		Data:   data,
+	}
+}
+
+// dump runs one dump request and hands each object's attributes to each.
+func dump(c *netlink.Conn, msg int, attrs []netlink.Attribute, each func(*netlink.AttributeDecoder)) error {
+	msgs, err := c.Execute(request(msg, netlink.Dump, attrs))
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			continue
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
+			return err
+		}
+		ad.ByteOrder = binary.BigEndian
+		each(ad)
+		if err := ad.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxDiffering is how many differing rules of a chain gaps names one by one.
+const maxDiffering = 3
+
+// gaps lists how s differs from want.
+func (s *state) gaps(want []wantChain) []string {
+	if !s.table {
+		return []string{fmt.Sprintf("inner wall: table inet %s missing", Table)}
+	}
+	var out []string
+	if s.flags&unix.NFT_TABLE_F_DORMANT != 0 {
+		out = append(out, fmt.Sprintf("inner wall: table inet %s is dormant", Table))
+	}
+	have := map[string]chain{}
+	for _, ch := range s.chains {
+		have[ch.name] = ch
+	}
+	for _, w := range want {
+		ch, ok := have[w.name]
+		delete(have, w.name)
+		if !ok {
+			out = append(out, fmt.Sprintf("inner wall: chain %s missing", w.name))
+			continue
+		}
+		if !isBase(ch, w.baseChain) {
+			out = append(out, fmt.Sprintf("inner wall: chain %s is not type filter hook %s priority filter policy accept", w.name, w.name))
+		}
+		got := s.comments[w.name]
+		if len(got) != len(w.rules) {
+			out = append(out, fmt.Sprintf("inner wall: chain %s has %d rules, want %d", w.name, len(got), len(w.rules)))
+			continue
+		}
+		differing := 0
+		for i, r := range w.rules {
+			if got[i] == r.comment {
+				continue
+			}
+			if differing++; differing <= maxDiffering {
+				out = append(out, fmt.Sprintf("inner wall: rule %d of %s differs", i+1, w.name))
+			}
+		}
+		if more := differing - maxDiffering; more > 0 {
+			out = append(out, fmt.Sprintf("inner wall: %d more rules of %s differ", more, w.name))
+		}
+	}
+	var extra []string
+	for name := range have {
+		extra = append(extra, name)
+	}
+	sort.Strings(extra)
+	for _, name := range extra {
+		out = append(out, fmt.Sprintf("inner wall: chain %s is not nszone's", name))
+	}
+	return out
+}
+
+func isBase(ch chain, b baseChain) bool {
+	return ch.typ == string(nftables.ChainTypeFilter) &&
+		ch.hook != nil && *ch.hook == uint32(*b.hook) &&
+		ch.priority == int32(*nftables.ChainPriorityFilter) &&
+		ch.policy != nil && *ch.policy == uint32(nftables.ChainPolicyAccept)
+}
+
+// write replaces the table in namespace ns in one batch: the kernel applies
+// all of it or nothing, and packets see the old wall until the new one is
+// whole. The table is created exclusively: should another writer have made
+// one since it was read, the batch fails rather than mixing two walls.
+func write(ns int, exists bool, want []wantChain) error {
+	c, err := nftables.New(nftables.WithNetNSFd(ns))
+	if err != nil {
+		return err
+	}
+	t := &nftables.Table{Name: Table, Family: inet}
+	if exists {
+		c.DelTable(t)
+	}
+	c.CreateTable(t)
+	accept := nftables.ChainPolicyAccept
+	for _, w := range want {
+		ch := c.AddChain(&nftables.Chain{Name: w.name, Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: w.hook, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+		for _, r := range w.rules {
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r.exprs,
+				UserData: userdata.AppendString(nil, userdata.TypeComment, r.comment)})
+		}
+	}
+	return c.Flush()
+}
+
+func count(want []wantChain) int {
+	n := 0
+	for _, w := range want {
+		n += len(w.rules)
+	}
+	return n
+}

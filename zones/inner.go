@@ -1,0 +1,82 @@
+package zones
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os/exec"
+
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/firewall/nft"
+	"github.com/nszone/nszone/veth"
+)
+
+// InnerWall enforces a zone's policy a second time, inside the zone's own
+// namespace, where only nszone writes rules.
+type InnerWall interface {
+	// Apply makes the zone's inner wall match policy; fresh says the
+	// namespace was just made and holds no rules yet.
+	Apply(zone string, policy firewall.Zone, lan []netip.Prefix, fresh bool, log *slog.Logger) (bool, error)
+	// Missing says what of the wall is not in place; empty means whole.
+	Missing(zone string, policy firewall.Zone, lan []netip.Prefix) []string
+}
+
+// newInnerWall prefers nftables over netlink (no process per zone and
+// family, one atomic batch for both families); iptables in the host's
+// variant serves kernels without nf_tables.
+func newInnerWall(mode string) InnerWall {
+	ipt := &iptablesWall{mode: mode}
+	if nft.Available() {
+		return &nftWall{old: ipt}
+	}
+	return ipt
+}
+
+type nftWall struct {
+	old *iptablesWall // an earlier nszone's iptables inner wall, cleared on the switch
+}
+
+func (w *nftWall) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, fresh bool, log *slog.Logger) (bool, error) {
+	changed, err := nft.Apply(zone, firewall.InnerRules(policy, lan), log)
+	if err != nil || !changed || fresh {
+		return changed, err
+	}
+	// Both walls must pass a packet: stale iptables chains from before the
+	// switch would keep blocking what a widened policy allows.
+	_, err = firewall.Apply(w.old.backend(zone), firewall.Ruleset{}, firewall.InnerTables, log)
+	return changed, err
+}
+
+func (w *nftWall) Missing(zone string, policy firewall.Zone, lan []netip.Prefix) []string {
+	gaps, err := nft.Missing(zone, firewall.InnerRules(policy, lan))
+	if err != nil {
+		return []string{fmt.Sprintf("inner wall (reading it: %v)", err)}
+	}
+	return gaps
+}
+
+// iptablesWall runs iptables-save and iptables-restore inside the zone.
+type iptablesWall struct{ mode string }
+
+func (w *iptablesWall) backend(zone string) firewall.Backend {
+	return &firewall.IPTables{Mode: w.mode, Start: func(c *exec.Cmd) error { return veth.StartIn(zone, c) }}
+}
+
+func (w *iptablesWall) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, _ bool, log *slog.Logger) (bool, error) {
+	return firewall.Apply(w.backend(zone), firewall.BuildInner(policy, lan), firewall.InnerTables, log)
+}
+
+func (w *iptablesWall) Missing(zone string, policy firewall.Zone, lan []netip.Prefix) []string {
+	cur, err := firewall.Current(w.backend(zone), firewall.InnerTables)
+	if err != nil {
+		return []string{fmt.Sprintf("inner wall (reading it: %v)", err)}
+	}
+	want := firewall.BuildInner(policy, lan)
+	var out []string
+	for _, k := range want.Keys() {
+		if c := cur[k]; c == nil || (firewall.Ruleset{k: c}).String() != (firewall.Ruleset{k: want[k]}).String() {
+			out = append(out, fmt.Sprintf("inner wall: %s rules inside the zone", k))
+		}
+	}
+	return out
+}
