@@ -240,3 +240,43 @@ func TestPinholeRendering(t *testing.T) {
 		}
 	}
 }
+
+// commentsOf is what nft.HostComments would read of a ruleset.
+func commentsOf(rs Ruleset) map[Key]map[string][]string {
+	out := map[Key]map[string][]string{}
+	for k, t := range rs {
+		c := map[string][]string{}
+		for b := range t.Hooks {
+			c[b] = []string{Comment}
+		}
+		for name, rules := range t.Chains {
+			for _, r := range rules {
+				_, after, _ := strings.Cut(r, "--comment ")
+				comment, _, _ := strings.Cut(after, " ")
+				c[name] = append(c[name], comment)
+			}
+		}
+		out[k] = c
+	}
+	return out
+}
+
+func TestMissingByCount(t *testing.T) {
+	want := Build(samplePolicy())
+	if gaps := MissingByCount(commentsOf(want), want, "wan"); len(gaps) != 0 {
+		t.Fatalf("intact ruleset: %v", gaps)
+	}
+	damaged := commentsOf(want)
+	damaged[Key{IPv4, "filter"}]["NSZ-wan-out"] = nil                                             // flushed
+	damaged[Key{IPv6, "filter"}]["FORWARD"] = []string{"", Comment}                               // a jump above ours
+	damaged[Key{IPv6, "filter"}]["NSZ-FORWARD"] = damaged[Key{IPv6, "filter"}]["NSZ-FORWARD"][1:] // a dispatch rule gone
+	got := strings.Join(MissingByCount(damaged, want, "wan"), "\n")
+	for _, w := range []string{"ipv4 filter: chain NSZ-wan-out", "ipv6 filter: jump from FORWARD", "ipv6 filter: rules in NSZ-FORWARD"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("gaps lack %q:\n%s", w, got)
+		}
+	}
+	if gaps := MissingByCount(damaged, want, "lan"); strings.Contains(strings.Join(gaps, " "), "NSZ-wan-out") {
+		t.Errorf("zone lan blamed for wan's chain: %v", gaps)
+	}
+}

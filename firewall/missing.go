@@ -49,3 +49,46 @@ func withMark(rules []string, mark string) []string {
 	}
 	return out
 }
+
+// MissingByCount is Missing for a quick check that has only each chain's
+// rule comments (chain -> comments in order, per table): a hook must be
+// the first rule of its built-in chain, and every chain of the zone's, and
+// every rule of the zone's in the shared chains, must be there in number.
+// It sees flushed or deleted rules and chains, not rules changed in place.
+func MissingByCount(comments map[Key]map[string][]string, want Ruleset, zone string) []string {
+	var out []string
+	zoneComment := Comment + "-" + zone
+	own := Prefix + zone + "-"
+	for _, k := range want.Keys() {
+		w, c := want[k], comments[k]
+		for _, b := range sortedKeys(w.Hooks) {
+			if len(c[b]) == 0 || c[b][0] != Comment {
+				out = append(out, fmt.Sprintf("%s: jump from %s to %s", k, b, w.Hooks[b]))
+			}
+		}
+		for _, name := range sortedKeys(w.Chains) {
+			rules := w.Chains[name]
+			if strings.HasPrefix(name, own) {
+				if len(c[name]) != len(rules) {
+					out = append(out, fmt.Sprintf("%s: chain %s", k, name))
+				}
+				continue
+			}
+			mark := "--comment " + zoneComment + " "
+			if len(withMark(rules, mark)) != countOf(c[name], zoneComment) {
+				out = append(out, fmt.Sprintf("%s: rules in %s", k, name))
+			}
+		}
+	}
+	return out
+}
+
+func countOf(list []string, s string) int {
+	n := 0
+	for _, v := range list {
+		if v == s {
+			n++
+		}
+	}
+	return n
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/firewall/nft"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -28,12 +29,38 @@ func (m *Manager) Ready(zone string) (netnsPath, etcDir string, err error) {
 	if rec == nil {
 		return "", "", fmt.Errorf("%w in zone %s: it is not up (run nszone up)", ErrNotUp, zone)
 	}
-	cur, err := firewall.Current(m.Firewall, firewall.Tables)
+	gaps, err := m.readyGaps(zone, rec, recs)
 	if err != nil {
 		return "", "", err
 	}
-	if gaps := m.missing(zone, rec, cur, m.recordedRuleset(recs)); len(gaps) > 0 {
+	if len(gaps) > 0 {
 		return "", "", fmt.Errorf("%w in zone %s: it is degraded, missing %s (run nszone up to repair)", ErrNotUp, zone, strings.Join(gaps, "; "))
 	}
 	return veth.PinDir + "/" + zone, m.path(EtcNetns, zone), nil
+}
+
+// readyGaps is missing, with the host's wall read over netlink where the
+// host uses iptables-nft: exec must not cost a process per table.
+func (m *Manager) readyGaps(zone string, rec *Record, recs map[string]*Record) ([]string, error) {
+	want := m.recordedRuleset(recs)
+	if ipt, ok := m.Firewall.(*firewall.IPTables); ok && ipt.Mode == "nft" {
+		comments := map[firewall.Key]map[string][]string{}
+		for _, k := range firewall.Tables {
+			c, err := nft.HostComments(k.Family, k.Table)
+			if err != nil {
+				return nil, err
+			}
+			comments[k] = c
+		}
+		var gaps []string
+		for _, g := range firewall.MissingByCount(comments, want, zone) {
+			gaps = append(gaps, "firewall "+g)
+		}
+		return append(gaps, m.zoneGaps(zone, rec)...), nil
+	}
+	cur, err := firewall.Current(m.Firewall, firewall.Tables)
+	if err != nil {
+		return nil, err
+	}
+	return m.missing(zone, rec, cur, want), nil
 }

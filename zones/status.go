@@ -122,6 +122,16 @@ func (m *Manager) recordedRuleset(recs map[string]*Record) firewall.Ruleset {
 // missing lists what of a recorded zone is not in place.
 func (m *Manager) missing(name string, rec *Record, cur, want firewall.Ruleset) []string {
 	var out []string
+	for _, gap := range firewall.Missing(cur, want, name) {
+		out = append(out, "firewall "+gap)
+	}
+	return append(out, m.zoneGaps(name, rec)...)
+}
+
+// zoneGaps lists what of a recorded zone is missing apart from the host's
+// wall: its namespace, link, inner wall, uplink and files.
+func (m *Manager) zoneGaps(name string, rec *Record) []string {
+	var out []string
 	id, err := veth.PinID(name)
 	switch {
 	case err != nil:
@@ -140,9 +150,6 @@ func (m *Manager) missing(name string, rec *Record, cur, want firewall.Ruleset) 
 		if ok, err := veth.LinkExists(up); err == nil && !ok {
 			out = append(out, fmt.Sprintf("uplink %s (gone: run nszone up to follow the new one)", up))
 		}
-	}
-	for _, gap := range firewall.Missing(cur, want, name) {
-		out = append(out, "firewall "+gap)
 	}
 	for _, f := range []string{"resolv.conf", "nsswitch.conf"} {
 		p := m.path(EtcNetns, name, f)
