@@ -72,6 +72,11 @@ func TestUplinkGone(t *testing.T) {
 		runCmd(t, nil, "ip", "link", "set", "wlan9", "name", "eth0")
 		runCmd(t, nil, "ip", "link", "set", "eth0", "up")
 		restoreLabRoutes(t)
+		// The next test's snapshot must not catch the link-local address
+		// of the renewed link still tentative.
+		if err := settle(); err != nil {
+			t.Error(err)
+		}
 	}()
 	if z := statusZone(status(t, "-c", file), "wan"); z.State != "degraded" || !strings.Contains(strings.Join(z.Missing, " "), "uplink eth0") {
 		t.Errorf("status with the uplink gone: %s %v", z.State, z.Missing)

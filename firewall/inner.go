@@ -44,27 +44,27 @@ func BuildInner(z Zone, lan []netip.Prefix) Ruleset {
 	return rs
 }
 
-func addrRules(addrs []netip.Addr, f Family, c string, src bool, target []string) []rule {
-	var rs []rule
+// addrRules accepts (allow) or rejects traffic to (or, with src, from) addrs.
+func addrRules(addrs []netip.Addr, f Family, c string, src, allow bool) []rule {
+	var ps []netip.Prefix
 	for _, a := range addrs {
-		if (f == IPv4) != a.Is4() {
-			continue
-		}
-		r := rule{comment: c, target: target}
-		if src {
-			r.src = netip.PrefixFrom(a, a.BitLen()).String()
-		} else {
-			r.dst = netip.PrefixFrom(a, a.BitLen()).String()
-		}
-		rs = append(rs, r)
+		ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
 	}
-	return rs
+	return prefixRules(ps, f, c, src, allow)
 }
 
-func prefixRules(ps []netip.Prefix, f Family, c string, target []string) []rule {
+func prefixRules(ps []netip.Prefix, f Family, c string, src, allow bool) []rule {
 	var rs []rule
-	for _, d := range prefixesOf(f, ps) {
-		rs = append(rs, rule{dst: d, comment: c, target: target})
+	for _, p := range prefixesOf(f, ps) {
+		r := rule{dst: p, comment: c, target: accept}
+		if src {
+			r = rule{src: p, comment: c, target: accept}
+		}
+		if allow {
+			rs = append(rs, r)
+		} else {
+			rs = append(rs, rejecting(r, f)...)
+		}
 	}
 	return rs
 }
@@ -85,22 +85,18 @@ func innerOutRules(z Zone, lan []netip.Prefix, f Family) []rule {
 	for _, ph := range z.Pinholes {
 		rs = append(rs, pinholeRules(ph, f, c)...)
 	}
-	hostTarget := reject(f)
-	if z.Host {
-		hostTarget = accept
-	}
-	rs = append(rs, addrRules(z.HostAddrs, f, c, false, hostTarget)...)
-	rs = append(rs, prefixRules(linkLocal, f, c, hostTarget)...)
-	rs = append(rs, addrRules(z.ToZoneAddrs, f, c, false, accept)...)
-	rs = append(rs, prefixRules(z.ZoneNets, f, c, reject(f))...)
+	rs = append(rs, addrRules(z.HostAddrs, f, c, false, z.Host)...)
+	rs = append(rs, prefixRules(linkLocal, f, c, false, z.Host)...)
+	rs = append(rs, addrRules(z.ToZoneAddrs, f, c, false, true)...)
+	rs = append(rs, prefixRules(z.ZoneNets, f, c, false, false)...)
 	lans := append(append([]netip.Prefix{}, lan...), localcast...)
 	switch {
 	case z.LAN && z.Internet:
 		rs = append(rs, rule{comment: c, target: accept})
 	case z.LAN:
-		rs = append(rs, prefixRules(lans, f, c, accept)...)
+		rs = append(rs, prefixRules(lans, f, c, false, true)...)
 	case z.Internet:
-		rs = append(rs, prefixRules(lans, f, c, reject(f))...)
+		rs = append(rs, prefixRules(lans, f, c, false, false)...)
 		rs = append(rs, rule{comment: c, target: accept})
 	}
 	return append(rs, rejectAll(c, f)...)
@@ -117,7 +113,7 @@ func innerInRules(z Zone, f Family) []rule {
 		if f == IPv6 {
 			rs = append(rs, neighbourDiscovery(c)...)
 		}
-		rs = append(rs, addrRules(z.FromZoneAddrs, f, c, true, accept)...)
+		rs = append(rs, addrRules(z.FromZoneAddrs, f, c, true, true)...)
 	}
 	return append(rs, rule{comment: c, target: drop})
 }

@@ -99,14 +99,21 @@ func reject(f Family) []string {
 	return []string{"-j", "REJECT", "--reject-with", "icmp-admin-prohibited"}
 }
 
-// rejectAll ends a chain: TCP gets a reset, everything else an ICMP error,
-// so programs in the zone fail at once instead of timing out.
-func rejectAll(comment string, f Family) []rule {
-	return []rule{
-		{proto: "tcp", comment: comment, target: []string{"-j", "REJECT", "--reject-with", "tcp-reset"}},
-		{comment: comment, target: reject(f)},
-	}
+// rejecting turns r into the rules that reject what it matches: TCP gets a
+// reset, everything else an ICMP error, so programs fail at once instead of
+// timing out (Linux TCP retries after an ICMPv6 error for a second).
+func rejecting(r rule, f Family) []rule {
+	tcp, other := r, r
+	tcp.proto, tcp.target = "tcp", []string{"-j", "REJECT", "--reject-with", "tcp-reset"}
+	other.target = reject(f)
+	return []rule{tcp, other}
 }
+
+// rejectAll ends a chain, rejecting everything.
+func rejectAll(comment string, f Family) []rule {
+	return rejecting(rule{comment: comment}, f)
+}
+
 
 // neighbourDiscovery lets the zone's own link resolve addresses (IPv6 has no ARP).
 func neighbourDiscovery(comment string) []rule {
@@ -201,11 +208,10 @@ func buildFilter(t *Table, p Policy, f Family) {
 	// Catch-alls: a zone interface whose policy is not (yet, or any more)
 	// in place passes nothing.
 	w := p.IfWildcard
-	fwd = append(append(fwd, fwdIn...),
-		rule{in: w, comment: Comment, target: reject(f)}.render(chainForward),
-		rule{out: w, comment: Comment, target: drop}.render(chainForward))
-	input = append(input, rule{in: w, comment: Comment, target: reject(f)}.render(chainInput))
-	output = append(output, rule{out: w, comment: Comment, target: reject(f)}.render(chainOutput))
+	fwd = append(append(fwd, fwdIn...), renderAll(chainForward, rejecting(rule{in: w, comment: Comment}, f))...)
+	fwd = append(fwd, rule{out: w, comment: Comment, target: drop}.render(chainForward))
+	input = append(input, renderAll(chainInput, rejecting(rule{in: w, comment: Comment}, f))...)
+	output = append(output, renderAll(chainOutput, rejecting(rule{out: w, comment: Comment}, f))...)
 	t.Chains[chainForward] = fwd
 	t.Chains[chainInput] = input
 	t.Chains[chainOutput] = output
@@ -236,7 +242,7 @@ func zoneOut(z Zone, lan []netip.Prefix, wildcard string, f Family) []rule {
 		rs = append(rs, rule{out: to, comment: c, target: accept})
 	}
 	// Other zones are never reached through a pinhole or lan/internet terms.
-	rs = append(rs, rule{out: wildcard, comment: c, target: reject(f)})
+	rs = append(rs, rejecting(rule{out: wildcard, comment: c}, f)...)
 	for _, ph := range z.Pinholes {
 		rs = append(rs, pinholeRules(ph, f, c)...)
 	}
@@ -251,7 +257,7 @@ func zoneOut(z Zone, lan []netip.Prefix, wildcard string, f Family) []rule {
 			}
 		case z.Internet:
 			for _, d := range lans {
-				rs = append(rs, rule{dst: d, out: z.Uplink, comment: c, target: reject(f)})
+				rs = append(rs, rejecting(rule{dst: d, out: z.Uplink, comment: c}, f)...)
 			}
 			rs = append(rs, rule{out: z.Uplink, comment: c, target: accept})
 		}
@@ -300,7 +306,7 @@ func zoneHostOut(z Zone, f Family) []rule {
 	if f == IPv6 && z.IPv6 {
 		rs = append(rs, neighbourDiscovery(c)...)
 	}
-	return append(rs, rule{comment: c, target: reject(f)})
+	return append(rs, rejectAll(c, f)...)
 }
 
 // buildNAT masquerades each zone's traffic toward the uplink.

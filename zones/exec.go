@@ -56,11 +56,11 @@ func (m *Manager) readyGaps(zone string, rec *Record, recs map[string]*Record) (
 		for _, g := range firewall.MissingByCount(comments, want, zone) {
 			gaps = append(gaps, "firewall "+g)
 		}
-		return append(gaps, m.zoneGaps(zone, rec)...), nil
+		return append(gaps, m.zoneGaps(zone, rec, hostNow(recs))...), nil
 	}
 	cur, err := firewall.Current(m.Firewall, firewall.Tables)
 	if err != nil {
 		return nil, err
 	}
-	return m.missing(zone, rec, cur, want), nil
+	return m.missing(zone, rec, cur, want, hostNow(recs)), nil
 }

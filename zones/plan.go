@@ -2,6 +2,7 @@ package zones
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -10,24 +11,119 @@ import (
 	"github.com/nszone/nszone/veth"
 )
 
+// PlanResult is what `plan` shows, as data: `nszone plan -o json` prints it.
+// The field names are part of nszone's interface (README, "JSON output").
+type PlanResult struct {
+	Changed  bool           `json:"changed"`  // up would change something
+	Zones    []PlanZone     `json:"zones"`    // every zone of the file, then those up would remove
+	Firewall []PlanFirewall `json:"firewall"` // tables whose nszone chains up would rewrite
+	Sysctls  []PlanSysctl   `json:"sysctls"`  // sysctls up would set
+	Notes    []string       `json:"notes"`    // warnings: no DNS found, a zone left up for its programs
+	lines    []planLine     // the text of `plan`, in order
+}
+
+// PlanZone is one zone in a plan.
+type PlanZone struct {
+	Name        string   `json:"name"`
+	Action      string   `json:"action"` // add, change, remove or none
+	Netns       string   `json:"netns,omitempty"`
+	HostIf      string   `json:"host_interface,omitempty"`
+	Addresses   []string `json:"addresses"` // the zone's end of its link, as up would make it
+	Allow       []string `json:"allow"`
+	DNS         []string `json:"dns"`
+	DNSOpenings []string `json:"dns_openings"` // port-53-only openings the policy needs
+	Changes     []string `json:"changes"`      // what differs (change), as the text says it
+}
+
+// PlanFirewall is one table in a plan.
+type PlanFirewall struct {
+	Table  string   `json:"table"`  // "ipv4 filter", "ipv4 nat", "ipv6 filter", "ipv6 nat"
+	Write  []string `json:"write"`  // chains written whole
+	Remove []string `json:"remove"` // chains removed
+	Jumps  bool     `json:"jumps"`  // the jumps from the built-in chains are (re)placed first
+}
+
+// PlanSysctl is one sysctl in a plan.
+type PlanSysctl struct {
+	Key  string `json:"key"`
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// Plan actions of a zone.
+const (
+	PlanAdd    = "add"
+	PlanChange = "change"
+	PlanRemove = "remove"
+	PlanNone   = "none"
+)
+
+type planLine struct {
+	text   string
+	change bool // a change (+ ~ -), not a note
+}
+
+func (r *PlanResult) add(format string, args ...any) {
+	r.lines = append(r.lines, planLine{fmt.Sprintf(format, args...), true})
+	r.Changed = true
+}
+
+func (r *PlanResult) note(format string, args ...any) {
+	r.lines = append(r.lines, planLine{text: fmt.Sprintf(format, args...)})
+}
+
+// Report is the plan as `nszone plan` prints it, one line each.
+func (r *PlanResult) Report() *Report {
+	rep := &Report{}
+	for _, l := range r.lines {
+		if l.change {
+			rep.add("%s", l.text)
+		} else {
+			rep.note("%s", l.text)
+		}
+	}
+	return rep
+}
+
 // Plan says what Up(f, nil) would add (+), change (~) and remove (-),
 // changing nothing.
 func (m *Manager) Plan(f *config.File) (*Report, error) {
+	p, err := m.PlanDetail(f)
+	if err != nil {
+		return nil, err
+	}
+	return p.Report(), nil
+}
+
+// PlanDetail is Plan as data.
+func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 	p, err := m.prepare(f, nil)
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Lines: p.notes}
+	rep := &PlanResult{Zones: []PlanZone{}, Firewall: []PlanFirewall{}, Sysctls: []PlanSysctl{}, Notes: nonNil(slices.Clone(p.notes))}
+	for _, n := range p.notes {
+		rep.note("%s", n)
+	}
 	cur, err := firewall.Current(m.Firewall, firewall.Tables)
 	if err != nil {
 		return nil, err
 	}
 	recorded := m.recordedRuleset(p.recs)
+	now := hostNow(p.recs)
 	for _, name := range sortedKeys(p.want) {
 		d, rec := p.want[name], p.recs[name]
 		r := d.record()
+		pz := PlanZone{Name: name, Netns: veth.PinDir + "/" + name, HostIf: d.pair.HostName, Addresses: []string{},
+			Allow: nonNil(r.Allow), DNS: nonNil(r.DNS), DNSOpenings: nonNil(slices.Clone(d.openings)), Changes: []string{}}
+		for _, a := range []netip.Prefix{d.pair.Zone4, d.pair.Zone6} {
+			if a.IsValid() {
+				pz.Addresses = append(pz.Addresses, a.String())
+			}
+		}
 		switch {
 		case rec == nil:
+			pz.Action = PlanAdd
 			rep.add("+ zone %s: namespace %s/%s, link %s %s / %s, allow %s, dns %s",
 				name, veth.PinDir, name, d.pair.HostName, d.pair.Zone4, v6Text(d.pair), allowText(r.Allow), dnsText(r.DNS))
 			if len(d.openings) > 0 {
@@ -36,17 +132,26 @@ func (m *Manager) Plan(f *config.File) (*Report, error) {
 		default:
 			r.Netns = rec.Netns
 			diffs := recordDiff(rec, r)
-			if gaps := m.missing(name, rec, cur, recorded); len(gaps) > 0 {
+			if gaps := m.missing(name, rec, cur, recorded, now); len(gaps) > 0 {
 				diffs = append(diffs, "repair "+strings.Join(gaps, ", "))
 			}
 			if len(diffs) > 0 {
+				pz.Action, pz.Changes = PlanChange, diffs
 				rep.add("~ zone %s: %s", name, strings.Join(diffs, "; "))
 			} else {
+				pz.Action = PlanNone
 				rep.note("= zone %s: no change", name)
 			}
 		}
+		rep.Zones = append(rep.Zones, pz)
 	}
 	for _, name := range p.remove {
+		pz := PlanZone{Name: name, Action: PlanRemove, Netns: veth.PinDir + "/" + name, HostIf: HostIf(name),
+			Addresses: []string{}, Allow: []string{}, DNS: []string{}, DNSOpenings: []string{}, Changes: []string{}}
+		if rec := p.recs[name]; rec != nil {
+			pz.Allow, pz.DNS, pz.DNSOpenings = nonNil(rec.Allow), nonNil(rec.DNS), nonNil(rec.Openings)
+		}
+		rep.Zones = append(rep.Zones, pz)
 		rep.add("- zone %s: no longer in %s", name, fileName(f.Path))
 	}
 	scripts, err := firewall.Scripts(m.Firewall, firewall.Build(p.policy), firewall.Tables)
@@ -55,11 +160,15 @@ func (m *Manager) Plan(f *config.File) (*Report, error) {
 	}
 	for _, k := range firewall.Tables {
 		if sc, ok := scripts[k]; ok {
+			pf := summarizeScript(sc)
+			pf.Table = k.String()
+			rep.Firewall = append(rep.Firewall, pf)
 			rep.add("~ firewall %s: %s", k, summarize(sc))
 		}
 	}
 	for _, kv := range forwarding(p.fc.uplink, p.v6) {
 		if v, err := veth.GetSysctl(kv[0]); err == nil && v != kv[1] && !(kv[1] == "2" && v != "1") && len(p.policy.Zones) > 0 {
+			rep.Sysctls = append(rep.Sysctls, PlanSysctl{Key: kv[0], From: v, To: kv[1]})
 			rep.add("~ sysctl %s: %s -> %s", kv[0], v, kv[1])
 		}
 	}
@@ -103,8 +212,9 @@ func recordDiff(old, new *Record) []string {
 	return out
 }
 
-// summarize turns a restore script into "rewrite A, B; remove C; fix jumps".
-func summarize(script string) string {
+// summarizeScript reads a restore script: the chains it writes whole, those
+// it removes, and whether it places the jumps from the built-in chains.
+func summarizeScript(script string) PlanFirewall {
 	var rewrite, remove []string
 	jumps := false
 	for _, l := range strings.Split(script, "\n") {
@@ -118,20 +228,26 @@ func summarize(script string) string {
 			jumps = true
 		}
 	}
-	var parts []string
-	var rw []string
+	pf := PlanFirewall{Write: []string{}, Remove: nonNil(remove), Jumps: jumps}
 	for _, c := range rewrite {
 		if !slices.Contains(remove, c) {
-			rw = append(rw, c)
+			pf.Write = append(pf.Write, c)
 		}
 	}
-	if len(rw) > 0 {
-		parts = append(parts, "write "+strings.Join(rw, ", "))
+	return pf
+}
+
+// summarize turns a restore script into "write A, B; remove C; place jumps ...".
+func summarize(script string) string {
+	pf := summarizeScript(script)
+	var parts []string
+	if len(pf.Write) > 0 {
+		parts = append(parts, "write "+strings.Join(pf.Write, ", "))
 	}
-	if len(remove) > 0 {
-		parts = append(parts, "remove "+strings.Join(remove, ", "))
+	if len(pf.Remove) > 0 {
+		parts = append(parts, "remove "+strings.Join(pf.Remove, ", "))
 	}
-	if jumps {
+	if pf.Jumps {
 		parts = append(parts, "place jumps first in built-in chains")
 	}
 	return strings.Join(parts, "; ")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"slices"
 
@@ -48,6 +49,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 		return nil, err
 	}
 	want := m.recordedRuleset(recs)
+	now := hostNow(recs)
 	cur, err := firewall.Current(m.Firewall, firewall.Tables)
 	if err != nil {
 		return nil, err
@@ -99,7 +101,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 			}
 		}
 		zs.Processes = nonNil(processesIn(rec.Netns))
-		zs.Missing = m.missing(name, rec, cur, want)
+		zs.Missing = m.missing(name, rec, cur, want, now)
 		zs.State = StateUp
 		if len(zs.Missing) > 0 {
 			zs.State = StateDegraded
@@ -120,18 +122,43 @@ func (m *Manager) recordedRuleset(recs map[string]*Record) firewall.Ruleset {
 }
 
 // missing lists what of a recorded zone is not in place.
-func (m *Manager) missing(name string, rec *Record, cur, want firewall.Ruleset) []string {
+func (m *Manager) missing(name string, rec *Record, cur, want firewall.Ruleset, hostNow []netip.Addr) []string {
 	var out []string
 	for _, gap := range firewall.Missing(cur, want, name) {
 		out = append(out, "firewall "+gap)
 	}
-	return append(out, m.zoneGaps(name, rec)...)
+	return append(out, m.zoneGaps(name, rec, hostNow)...)
+}
+
+// hostNow is the host's own addresses now, as the inner walls list them.
+// An address that came after up (a VPN, docker0) is one the inner walls
+// do not know: a zone without host could reach it once the host's rules
+// are flushed, and a zone with host could not reach it at all.
+func hostNow(recs map[string]*Record) []netip.Addr {
+	addrs, err := veth.HostAddrs()
+	if err != nil {
+		return nil
+	}
+	var nets []netip.Prefix
+	var gateways []netip.Addr
+	for _, r := range recs {
+		for _, n := range []netip.Prefix{r.Policy.Net4, r.Policy.Net6} {
+			if n.IsValid() {
+				nets = append(nets, n.Masked())
+			}
+		}
+		gateways = append(gateways, addrsOf(r.Pair.Host4, r.Pair.Host6)...)
+	}
+	return innerHostAddrs(addrs, nets, gateways)
 }
 
 // zoneGaps lists what of a recorded zone is missing apart from the host's
 // wall: its namespace, link, inner wall, uplink and files.
-func (m *Manager) zoneGaps(name string, rec *Record) []string {
+func (m *Manager) zoneGaps(name string, rec *Record, hostNow []netip.Addr) []string {
 	var out []string
+	if hostNow != nil && !slices.Equal(hostNow, rec.Policy.HostAddrs) {
+		out = append(out, "the host's addresses changed since up: the inner wall does not know them (run nszone up)")
+	}
 	id, err := veth.PinID(name)
 	switch {
 	case err != nil:

@@ -540,15 +540,7 @@ func completeInner(p *upPlan) {
 		}
 		gateways = append(gateways, addrsOf(z.pair.Host4, z.pair.Host6)...)
 	}
-	var host []netip.Addr
-	for _, a := range p.fc.addrs {
-		if !a.IsLoopback() && !a.IsLinkLocalUnicast() && !inAny(a, nets) {
-			host = append(host, a.WithZone(""))
-		}
-	}
-	host = append(host, gateways...)
-	slices.SortFunc(host, func(a, b netip.Addr) int { return a.Compare(b) })
-	host = slices.Compact(host)
+	host := innerHostAddrs(p.fc.addrs, nets, gateways)
 	for _, name := range sortedKeys(all) {
 		z := all[name]
 		z.policy.HostAddrs, z.policy.ZoneNets = host, nets
@@ -562,6 +554,21 @@ func completeInner(p *upPlan) {
 			}
 		}
 	}
+}
+
+// innerHostAddrs is the host's own addresses as inner walls list them:
+// every zone's gateway, and the host's other addresses but loopback and
+// link-local ones (the inner wall covers link-local as a whole).
+func innerHostAddrs(addrs []netip.Addr, zoneNets []netip.Prefix, gateways []netip.Addr) []netip.Addr {
+	var host []netip.Addr
+	for _, a := range addrs {
+		if !a.IsLoopback() && !a.IsLinkLocalUnicast() && !inAny(a, zoneNets) {
+			host = append(host, a.WithZone(""))
+		}
+	}
+	host = append(host, gateways...)
+	slices.SortFunc(host, func(a, b netip.Addr) int { return a.Compare(b) })
+	return slices.Compact(host)
 }
 
 func addrsOf(ps ...netip.Prefix) []netip.Addr {
