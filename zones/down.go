@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
@@ -54,20 +55,38 @@ func (m *Manager) Down(f *config.File, names []string, all bool) (*Report, error
 		}
 		gone = append(gone, name)
 	}
-	// Links and namespaces go first: with no link, a zone's rules guard nothing.
-	for _, name := range gone {
-		var ps []Process
-		if r := recs[name]; r != nil {
-			ps = processesIn(r.Netns)
+	// Links and namespaces go first (side by side: deleting a link waits on
+	// the kernel): with no link, a zone's rules guard nothing.
+	lines := make([]string, len(gone))
+	errs := make([]error, len(gone))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, name := range gone {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var ps []Process
+			if r := recs[name]; r != nil {
+				ps = processesIn(r.Netns)
+			}
+			if errs[i] = m.removeZone(name, recs[name]); errs[i] != nil {
+				return
+			}
+			lines[i] = fmt.Sprintf("zone %s down", name)
+			if len(ps) > 0 {
+				lines[i] += fmt.Sprintf("; %d program(s) still run in it without network: %s", len(ps), describe(ps))
+			}
+		}()
+	}
+	wg.Wait()
+	for _, l := range lines {
+		if l != "" {
+			rep.add("%s", l)
 		}
-		if err := m.removeZone(name, recs[name]); err != nil {
-			return rep, err
-		}
-		if len(ps) > 0 {
-			rep.add("zone %s down; %d program(s) still run in it without network: %s", name, len(ps), describe(ps))
-		} else {
-			rep.add("zone %s down", name)
-		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return rep, err
 	}
 
 	policy := firewall.Policy{IfWildcard: ifWildcard}
