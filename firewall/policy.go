@@ -114,7 +114,6 @@ func rejectAll(comment string, f Family) []rule {
 	return rejecting(rule{comment: comment}, f)
 }
 
-
 // neighbourDiscovery lets the zone's own link resolve addresses (IPv6 has no ARP).
 func neighbourDiscovery(comment string) []rule {
 	var rs []rule
