@@ -57,6 +57,30 @@ func run(o Options) error {
 	if id != nil && id.uid == os.Geteuid() && id.gid == os.Getegid() {
 		id = nil // already that user: nothing to drop, environment unchanged
 	}
+	// 1b. A single-instance program running outside the zone would take
+	// the launch over: refuse, unless a separate instance is asked for.
+	zone := filepath.Base(o.NetnsPath)
+	si := LookupSingleInstance(o.Argv[0])
+	if o.Profile && si == nil {
+		return setupErr(fmt.Errorf("--profile: %s is not a program nszone knows how to run as a separate instance (known: %s)", o.Argv[0], knownSingleInstances()))
+	}
+	if si != nil && !o.Profile && !si.IsSeparate(o.Argv[1:]) {
+		uid := os.Getuid()
+		if id != nil {
+			uid = id.uid
+		}
+		procRoot := o.ProcRoot
+		if procRoot == "" {
+			procRoot = "/proc"
+		}
+		found, err := FindOutside(procRoot, si, uid, o.NetnsPath)
+		if err != nil {
+			return setupErr(err)
+		}
+		if len(found) > 0 {
+			return setupErr(errors.New(refuseMessage(si, filepath.Base(o.Argv[0]), zone, found)))
+		}
+	}
 	// The path, not the directory: it is looked up again in the new mount
 	// namespace and with the target user's permissions.
 	cwd, _ := os.Getwd()
@@ -108,9 +132,31 @@ func run(o Options) error {
 		log.Debug("dropped privileges", "uid", id.uid, "gid", id.gid, "groups", id.groups)
 	}
 
-	// 8. Environment, 9. working directory, program.
+	// 8. Environment, with the desktop session's sockets in their path
+	// forms; 9. working directory, program.
 	env := buildEnv(o.Env, id)
 	home := getenv(env, "HOME")
+	env, warnings := DesktopEnv(env, Desktop{UID: os.Getuid(), Home: home})
+	w := o.Warn
+	if w == nil {
+		w = os.Stderr
+	}
+	for _, l := range warnings {
+		fmt.Fprintln(w, "nszone: warning: "+l)
+	}
+	argv := o.Argv
+	if o.Profile {
+		// As the user, never as root: HOME is a path the user controls.
+		dir := ProfileDir(home, zone, si.Name)
+		if home == "" || !filepath.IsAbs(home) {
+			return setupErr(fmt.Errorf("--profile: no usable HOME (%q) for the profile directory", home))
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return setupErr(fmt.Errorf("--profile: creating the profile directory: %w", err))
+		}
+		argv = append(append([]string{o.Argv[0]}, si.ProfileArgs(dir)...), o.Argv[1:]...)
+		log.Debug("separate instance", "program", si.Name, "profile", dir)
+	}
 	dir, err := chdir(o.Dir, cwd, home)
 	if err != nil {
 		return setupErr(err)
@@ -129,8 +175,8 @@ func run(o Options) error {
 	if err != nil {
 		return &ExitError{Code: exitCode(err), Err: fmt.Errorf("exec %q: %w", name, err)}
 	}
-	log.Debug("executing", "path", path, "argv", o.Argv)
-	err = unix.Exec(path, o.Argv, env)
+	log.Debug("executing", "path", path, "argv", argv)
+	err = unix.Exec(path, argv, env)
 	code := exitCode(err)
 	if code == ExitNotFound {
 		if _, serr := os.Stat(path); serr == nil {
@@ -140,6 +186,14 @@ func run(o Options) error {
 		}
 	}
 	return &ExitError{Code: code, Err: fmt.Errorf("exec %q: %w", name, err)}
+}
+
+func knownSingleInstances() string {
+	var names []string
+	for _, s := range SingleInstances {
+		names = append(names, s.Name)
+	}
+	return strings.Join(names, ", ")
 }
 
 func setupErr(err error) *ExitError { return &ExitError{Code: ExitSetup, Err: err} }

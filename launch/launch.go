@@ -13,6 +13,7 @@ package launch
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/user"
@@ -49,6 +50,14 @@ type Options struct {
 	Env       []string // the program's environment (normally os.Environ())
 	Dir       string   // working directory; "": the current one if the user can enter it, else HOME, else /
 	Logger    *slog.Logger
+
+	// Profile runs a program of SingleInstances as a separate instance
+	// with the per-zone profile ProfileDir(HOME, zone, program), created
+	// by the program's user. Without it such a program is refused while
+	// the same user runs it outside the zone.
+	Profile  bool
+	ProcRoot string    // where processes are looked for; "": /proc
+	Warn     io.Writer // one line per desktop problem (see DesktopEnv); nil: os.Stderr
 }
 
 // ExitError is the only error Exec returns: Code is the exit status nszone

@@ -103,12 +103,19 @@ func CreateNamedWithAlias(name, alias string, ipv6 bool, log *slog.Logger) (id N
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return fmt.Errorf("unsharing the network namespace: %w", err)
 		}
+		// Set up (the alias on loopback included) before the pin shows the
+		// namespace: killed half-way, nszone leaves an empty pin file or a
+		// marked namespace, never an unmarked one it cannot tell apart from
+		// a namespace of someone else.
+		if err := setupNew(alias, ipv6); err != nil {
+			return err
+		}
 		self := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
 		if err := unix.Mount(self, pin, "none", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind-mounting %s on %s: %w", self, pin, err)
 		}
 		mounted = true
-		return setupNew(alias, ipv6)
+		return nil
 	})
 	if err == nil {
 		id, err = PinID(name)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -277,7 +278,7 @@ func (c *pairCtx) createPair(log *slog.Logger) error {
 			}
 			hl = l
 		}
-		host, err := netns.Get()
+		host, err := hostNS()
 		if err == nil {
 			defer host.Close()
 			err = c.zone.LinkSetNsFd(hl, int(host))
@@ -652,4 +653,14 @@ func addrOf(ip net.IP) netip.Addr {
 
 func ipNet(pf netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: pf.Addr().AsSlice(), Mask: net.CIDRMask(pf.Bits(), pf.Addr().BitLen())}
+}
+
+// hostNS opens the calling thread's network namespace, the host's, with the
+// goroutine held on its thread: between reading the thread id and opening
+// /proc/self/task/TID/ns/net it must not move to another thread, whose
+// namespace or very existence may differ.
+func hostNS() (netns.NsHandle, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return netns.Get()
 }

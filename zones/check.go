@@ -438,6 +438,11 @@ func planChecks(env *checkEnv, list []string) []*probe {
 			}
 		}
 		for _, a := range env.hostAddrs {
+			// Other zones' gateways are host addresses in zone subnets: a
+			// zone reaches the host through its own gateway only.
+			if inOtherZone(a, name, env.recs) {
+				continue
+			}
 			if family(a) && !a.IsLoopback() && !(a.Is6() && a.IsLinkLocalUnicast()) && !slices.Contains(hostDsts, a) {
 				hostDsts = append(hostDsts, a)
 			}
@@ -870,4 +875,14 @@ func fromZone(from net.Addr, zones []netip.Prefix) bool {
 	}
 	a := ua.AddrPort().Addr().Unmap().WithZone("")
 	return a.Is6() && a.IsLinkLocalUnicast() || inAny(a, zones)
+}
+
+// inOtherZone reports whether a is in the link subnet of a zone other than zone.
+func inOtherZone(a netip.Addr, zone string, recs map[string]*Record) bool {
+	for name, r := range recs {
+		if name != zone && (r.Policy.Net4.Contains(a) || r.Policy.Net6.Contains(a)) {
+			return true
+		}
+	}
+	return false
 }

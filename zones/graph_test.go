@@ -92,7 +92,7 @@ func TestGraphDotAccepts(t *testing.T) {
 			t.Errorf("%s: dot wrote no svg", name)
 		}
 		for _, z := range f.Zones {
-			if !strings.Contains(out.String(), "zone "+z.Name) {
+			if !strings.Contains(out.String(), "zone "+strings.ReplaceAll(z.Name, "-", "&#45;")) {
 				t.Errorf("%s: the picture lacks zone %s", name, z.Name)
 			}
 		}

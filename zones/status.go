@@ -130,33 +130,28 @@ func (m *Manager) missing(name string, rec *Record, cur, want firewall.Ruleset, 
 	return append(out, m.zoneGaps(name, rec, hostNow)...)
 }
 
-// hostNow is the host's own addresses now, as the inner walls list them.
-// An address that came after up (a VPN, docker0) is one the inner walls
-// do not know: a zone without host could reach it once the host's rules
-// are flushed, and a zone with host could not reach it at all.
+// hostNow is the host's own addresses now, as the inner walls list them
+// (without any zone's gateway). An address that came after up (a VPN,
+// docker0) is one the inner walls do not know: a zone without host could
+// reach it once the host's rules are flushed, and a zone with host could
+// not reach it at all.
 func hostNow(recs map[string]*Record) []netip.Addr {
 	addrs, err := veth.HostAddrs()
 	if err != nil {
 		return nil
 	}
 	var nets []netip.Prefix
-	var gateways []netip.Addr
 	for _, r := range recs {
-		for _, n := range []netip.Prefix{r.Policy.Net4, r.Policy.Net6} {
-			if n.IsValid() {
-				nets = append(nets, n.Masked())
-			}
-		}
-		gateways = append(gateways, addrsOf(r.Pair.Host4, r.Pair.Host6)...)
+		nets = append(nets, r.Policy.Net4, r.Policy.Net6)
 	}
-	return innerHostAddrs(addrs, nets, gateways)
+	return innerHostAddrs(addrs, zoneRanges(nets))
 }
 
 // zoneGaps lists what of a recorded zone is missing apart from the host's
 // wall: its namespace, link, inner wall, uplink and files.
 func (m *Manager) zoneGaps(name string, rec *Record, hostNow []netip.Addr) []string {
 	var out []string
-	if hostNow != nil && !slices.Equal(hostNow, rec.Policy.HostAddrs) {
+	if hostNow != nil && !slices.Equal(withGateway(hostNow, rec.Pair), rec.Policy.HostAddrs) {
 		out = append(out, "the host's addresses changed since up: the inner wall does not know them (run nszone up)")
 	}
 	id, err := veth.PinID(name)

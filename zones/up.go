@@ -530,20 +530,14 @@ func completeInner(p *upPlan) {
 		all[name] = zone{&p.keep[name].Policy, c.Pair}
 	}
 	var nets []netip.Prefix
-	var gateways []netip.Addr
 	for _, name := range sortedKeys(all) {
-		z := all[name]
-		for _, n := range []netip.Prefix{z.policy.Net4, z.policy.Net6} {
-			if n.IsValid() {
-				nets = append(nets, n.Masked())
-			}
-		}
-		gateways = append(gateways, addrsOf(z.pair.Host4, z.pair.Host6)...)
+		nets = append(nets, all[name].policy.Net4, all[name].policy.Net6)
 	}
-	host := innerHostAddrs(p.fc.addrs, nets, gateways)
+	ranges := zoneRanges(nets)
+	host := innerHostAddrs(p.fc.addrs, ranges)
 	for _, name := range sortedKeys(all) {
 		z := all[name]
-		z.policy.HostAddrs, z.policy.ZoneNets = host, nets
+		z.policy.HostAddrs, z.policy.ZoneNets = withGateway(host, z.pair), ranges
 		for _, other := range sortedKeys(all) {
 			o := all[other]
 			if slices.Contains(z.policy.ToHostIfs, HostIf(other)) {
@@ -556,19 +550,48 @@ func completeInner(p *upPlan) {
 	}
 }
 
-// innerHostAddrs is the host's own addresses as inner walls list them:
-// every zone's gateway, and the host's other addresses but loopback and
-// link-local ones (the inner wall covers link-local as a whole).
-func innerHostAddrs(addrs []netip.Addr, zoneNets []netip.Prefix, gateways []netip.Addr) []netip.Addr {
+// zoneRanges covers every zone subnet with as few prefixes as it can: the
+// pools, plus subnets fixed in the file outside them. An inner wall then
+// has the same size however many zones there are.
+func zoneRanges(nets []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	for _, n := range nets {
+		if !n.IsValid() {
+			continue
+		}
+		n = n.Masked()
+		for _, pool := range []netip.Prefix{pool4, pool6} {
+			if pool.Contains(n.Addr()) && n.Bits() >= pool.Bits() {
+				n = pool
+			}
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	return out
+}
+
+// innerHostAddrs is the host's own addresses as inner walls list them: all
+// but loopback, link-local (the inner wall covers link-local as a whole)
+// and the zones' gateways (a zone reaches the host through its own).
+func innerHostAddrs(addrs []netip.Addr, zoneRanges []netip.Prefix) []netip.Addr {
 	var host []netip.Addr
 	for _, a := range addrs {
-		if !a.IsLoopback() && !a.IsLinkLocalUnicast() && !inAny(a, zoneNets) {
+		if !a.IsLoopback() && !a.IsLinkLocalUnicast() && !inAny(a, zoneRanges) {
 			host = append(host, a.WithZone(""))
 		}
 	}
-	host = append(host, gateways...)
 	slices.SortFunc(host, func(a, b netip.Addr) int { return a.Compare(b) })
 	return slices.Compact(host)
+}
+
+// withGateway adds the zone's own gateway addresses to the host's.
+func withGateway(host []netip.Addr, pair veth.Pair) []netip.Addr {
+	out := append(slices.Clone(host), addrsOf(pair.Host4, pair.Host6)...)
+	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	return slices.Compact(out)
 }
 
 func addrsOf(ps ...netip.Prefix) []netip.Addr {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
@@ -155,32 +156,54 @@ func dash(s string) string {
 
 func planCmd(o *options) *cobra.Command {
 	c := &cobra.Command{
-		Use:   "plan [-c FILE]",
+		Use:   "plan [-c FILE] [-o table|json]",
 		Short: "Show what up would change, changing nothing",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withManager(cmd, o, false, func(m *zones.Manager, f *config.File) error {
-				r, err := m.Plan(f)
-				printReport(cmd, r)
+			if err := checkOutput(o.output); err != nil {
 				return err
+			}
+			return withManager(cmd, o, false, func(m *zones.Manager, f *config.File) error {
+				p, err := m.PlanDetail(f)
+				if err != nil {
+					return err
+				}
+				if o.output == "json" {
+					return writeJSON(cmd, p)
+				}
+				printReport(cmd, p.Report())
+				return nil
 			})
 		},
 	}
 	addConfigFlag(c, o)
+	c.Flags().StringVarP(&o.output, "output", "o", "table", "table or json")
 	return c
 }
 
 func execCmd(o *options) *cobra.Command {
 	var user string
+	var profile bool
 	c := &cobra.Command{
-		Use:   "exec [--user USER] ZONE -- PROGRAM [ARG...]",
+		Use:   "exec [--user USER] [--profile] ZONE -- PROGRAM [ARG...]",
 		Short: "Run a program inside a zone",
 		Long: `Run PROGRAM inside ZONE's network namespace, with the zone's /etc/netns files
 bound over /etc and /sys showing the zone's interfaces. Under sudo it runs as the
-invoking user; --user picks another. Its exit status is the program's.`,
+invoking user; --user picks another. Its exit status is the program's.
+
+The desktop session is kept: DISPLAY (through the X server's path socket
+/tmp/.X11-unix/XN), XAUTHORITY (else ~/.Xauthority), WAYLAND_DISPLAY,
+XDG_RUNTIME_DIR (else /run/user/UID), the session bus in its path form, the working
+directory and the terminal; what cannot work from inside the zone is said in one
+warning line each.
+
+Browsers and mail clients (firefox, chromium, google-chrome, brave, thunderbird...)
+hand a new launch to an instance already running: if one runs outside the zone as
+the same user, exec refuses. --profile starts a separate instance with its own
+profile, ~/.local/share/nszone/ZONE/PROGRAM (created by the user).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
-				return usagef("exec: usage: nszone exec [--user USER] ZONE -- PROGRAM [ARG...]")
+				return usagef("exec: usage: nszone exec [--user USER] [--profile] ZONE -- PROGRAM [ARG...]")
 			}
 			if dash := cmd.ArgsLenAtDash(); dash > 1 {
 				return usagef("exec: one zone before --, the program after it")
@@ -210,32 +233,58 @@ invoking user; --user picks another. Its exit status is the program's.`,
 			}
 			// The lock descriptor is close-on-exec: the program does not hold it.
 			return launch.Exec(launch.Options{NetnsPath: netns, EtcDir: etc, Hide: launch.DefaultHide,
-				User: user, Argv: argv, Env: os.Environ(), Logger: o.log})
+				User: user, Argv: argv, Env: os.Environ(), Logger: o.log, Profile: profile})
 		},
 	}
 	c.Flags().StringVar(&user, "user", "", "run as USER (default: the sudo user, else the caller)")
+	c.Flags().BoolVar(&profile, "profile", false, "run a browser or mail client as a separate instance with a per-zone profile (~/.local/share/nszone/ZONE/PROGRAM)")
 	c.Flags().SetInterspersed(false) // flags after ZONE belong to the program
 	return c
 }
 
+// version and commit are set when nszone is built for a release:
+// go build -ldflags "-X main.version=v1.2.3 -X main.commit=$(git rev-parse HEAD)".
+var version, commit string
+
 func versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print nszone's version",
+		Short: "Print nszone's version, commit and Go version",
 		Args:  noArgs,
 		Run: func(cmd *cobra.Command, args []string) {
-			v, rev := "(devel)", ""
-			if bi, ok := debug.ReadBuildInfo(); ok {
-				if bi.Main.Version != "" {
-					v = bi.Main.Version
-				}
-				for _, s := range bi.Settings {
-					if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-						rev = " " + s.Value[:12]
-					}
-				}
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "nszone %s%s\n", v, rev)
+			v, rev := buildVersion()
+			fmt.Fprintf(cmd.OutOrStdout(), "nszone %s (commit %s, %s %s/%s)\n", v, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		},
 	}
+}
+
+// buildVersion is the version and commit given to the linker, else what the
+// Go toolchain recorded (a module version, a VCS revision), else "devel" and
+// "unknown".
+func buildVersion() (v, rev string) {
+	v, rev = version, commit
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		dirty := ""
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && rev == "":
+				rev = s.Value
+			case s.Key == "vcs.modified" && s.Value == "true":
+				dirty = "-dirty"
+			}
+		}
+		if rev != "" && commit == "" {
+			rev += dirty
+		}
+	}
+	if v == "" {
+		v = "devel"
+	}
+	if rev == "" {
+		rev = "unknown"
+	}
+	return v, rev
 }

@@ -1,0 +1,122 @@
+# nszone: build, install, release.
+#
+#   make                        build/nszone (the Go toolchain's defaults)
+#   sudo make install           the binary, systemd units, completions, man pages and,
+#                               unless one exists, /etc/nszone/zones.yaml
+#   sudo make uninstall         all of that again (zones.yaml stays if it was edited)
+#   make release                build/release/nszone: static (CGO_ENABLED=0), stripped
+#   make man docs               regenerate docs/man and the README's picture
+#   make test                   scripts/test (as root, in a sandbox)
+#
+# PREFIX (/usr/local), DESTDIR, BINDIR, SYSCONFDIR (/etc), SYSTEMDUNITDIR,
+# MANDIR, BUILDDIR (build) and GO can be set on the command line.
+
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+DATADIR        ?= $(PREFIX)/share
+MANDIR         ?= $(DATADIR)/man
+DOCDIR         ?= $(DATADIR)/doc/nszone
+SYSCONFDIR     ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR    ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR     ?= $(DATADIR)/zsh/site-functions
+FISHCOMPDIR    ?= $(DATADIR)/fish/vendor_completions.d
+# NetworkManager's hook is installed only where NetworkManager is.
+NMDIR          ?= $(SYSCONFDIR)/NetworkManager
+BUILDDIR       ?= build
+GO             ?= go
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+SOURCES := $(shell find . -name '*.go' -not -name '*_test.go' -not -path './e2e/*' -not -path './$(BUILDDIR)/*') go.mod go.sum
+UNITS   := nszone.service nszone@.service
+MANPAGES = $(notdir $(wildcard docs/man/*.1))
+
+.PHONY: all build release completions units man docs install uninstall test clean
+
+all: build
+
+build: $(BUILDDIR)/nszone
+
+$(BUILDDIR)/nszone: $(SOURCES)
+	@mkdir -p $(BUILDDIR)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/nszone
+
+# A static binary runs on any Linux of its architecture. It looks users up in
+# /etc/passwd and /etc/group only (no NSS: LDAP, sssd or systemd-homed users
+# are not found by exec --user or under sudo); `make` keeps the toolchain's
+# default for that reason.
+release:
+	@mkdir -p $(BUILDDIR)/release
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BUILDDIR)/release/nszone ./cmd/nszone
+	@if command -v file >/dev/null 2>&1; then \
+		file -L $(BUILDDIR)/release/nszone | grep -Eq 'statically linked|static-pie linked' || \
+			{ echo "make release: $(BUILDDIR)/release/nszone is not static:"; file -L $(BUILDDIR)/release/nszone; exit 1; }; \
+	fi
+	@$(BUILDDIR)/release/nszone version
+
+completions: $(BUILDDIR)/nszone
+	@mkdir -p $(BUILDDIR)/completions
+	$(BUILDDIR)/nszone completion bash > $(BUILDDIR)/completions/nszone
+	$(BUILDDIR)/nszone completion zsh > $(BUILDDIR)/completions/_nszone
+	$(BUILDDIR)/nszone completion fish > $(BUILDDIR)/completions/nszone.fish
+
+# The units name the binary where install puts it.
+units:
+	@mkdir -p $(BUILDDIR)/systemd
+	@for u in $(UNITS); do \
+		sed 's|@BINDIR@|$(BINDIR)|g' dist/systemd/$$u.in > $(BUILDDIR)/systemd/$$u || exit 1; \
+	done
+
+# The generator lives in a test, so that it is not part of the binary.
+man:
+	$(GO) test ./cmd/nszone -run '^TestManPagesCurrent$$' -count=1 -update
+
+docs: man
+	$(GO) test ./zones -run '^TestGraphDocsCurrent$$' -count=1 -update
+
+install: build completions units
+	install -D -m 0755 $(BUILDDIR)/nszone $(DESTDIR)$(BINDIR)/nszone
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	for u in $(UNITS); do install -m 0644 $(BUILDDIR)/systemd/$$u $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; done
+	install -D -m 0644 $(BUILDDIR)/completions/nszone $(DESTDIR)$(BASHCOMPDIR)/nszone
+	install -D -m 0644 $(BUILDDIR)/completions/_nszone $(DESTDIR)$(ZSHCOMPDIR)/_nszone
+	install -D -m 0644 $(BUILDDIR)/completions/nszone.fish $(DESTDIR)$(FISHCOMPDIR)/nszone.fish
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 $(addprefix docs/man/,$(MANPAGES)) $(DESTDIR)$(MANDIR)/man1/
+	install -D -m 0644 dist/zones.example.yaml $(DESTDIR)$(DOCDIR)/zones.example.yaml
+	@zones='$(DESTDIR)$(SYSCONFDIR)/nszone/zones.yaml'; \
+	if [ -e "$$zones" ] || [ -L "$$zones" ]; then \
+		echo "kept $$zones (it exists; the example is $(DOCDIR)/zones.example.yaml)"; \
+	else \
+		install -D -m 0644 dist/zones.example.yaml "$$zones" && echo "installed the example zones file as $$zones"; \
+	fi
+	@if [ -d '$(DESTDIR)$(NMDIR)' ]; then \
+		install -D -m 0755 dist/networkmanager/90-nszone '$(DESTDIR)$(NMDIR)/dispatcher.d/90-nszone' && \
+		echo "installed the NetworkManager hook $(NMDIR)/dispatcher.d/90-nszone"; \
+	fi
+	@echo "next: systemctl daemon-reload && systemctl enable --now nszone.service"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/nszone
+	for u in $(UNITS); do rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/$$u; done
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/nszone $(DESTDIR)$(ZSHCOMPDIR)/_nszone $(DESTDIR)$(FISHCOMPDIR)/nszone.fish
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MANPAGES))
+	rm -f $(DESTDIR)$(NMDIR)/dispatcher.d/90-nszone
+	rm -f $(DESTDIR)$(DOCDIR)/zones.example.yaml
+	rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+	@zones='$(DESTDIR)$(SYSCONFDIR)/nszone/zones.yaml'; \
+	if cmp -s dist/zones.example.yaml "$$zones"; then \
+		rm -f "$$zones"; rmdir '$(DESTDIR)$(SYSCONFDIR)/nszone' 2>/dev/null || true; \
+	elif [ -e "$$zones" ]; then \
+		echo "kept $$zones (edited: remove it yourself)"; \
+	fi
+	@echo "if nszone.service was enabled: systemctl disable --now nszone.service; systemctl daemon-reload"
+
+test:
+	scripts/test
+
+clean:
+	rm -rf $(BUILDDIR)
