@@ -74,8 +74,10 @@ func MissingByCount(comments map[Key]map[string][]string, want Ruleset, zone str
 				}
 				continue
 			}
-			mark := "--comment " + zoneComment + " "
-			if len(withMark(rules, mark)) != countOf(c[name], zoneComment) {
+			// The zone's rules there, and the shared ones all zones rely on.
+			mark, shared := "--comment "+zoneComment+" ", "--comment "+Comment+" "
+			if len(withMark(rules, mark)) != countOf(c[name], zoneComment) ||
+				len(withMark(rules, shared)) != countOf(c[name], Comment) {
 				out = append(out, fmt.Sprintf("%s: rules in %s", k, name))
 			}
 		}
@@ -91,4 +93,27 @@ func countOf(list []string, s string) int {
 		}
 	}
 	return n
+}
+
+// ChainsOf lists the chains of t that zone's part of it lives in: the
+// built-in chains with hooks, the shared chains, and the zone's own.
+func ChainsOf(t *Table, zone string) []string {
+	out := sortedKeys(t.Hooks)
+	for _, name := range sortedKeys(t.Chains) {
+		if !strings.HasPrefix(name, Prefix) || strings.HasPrefix(name, Prefix+zone+"-") || !isZoneChain(name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// isZoneChain reports whether name is some zone's own chain (NSZ-Z-out and
+// the like), as opposed to a shared one (NSZ-FORWARD).
+func isZoneChain(name string) bool {
+	for _, suffix := range []string{"-out", "-in", "-host", "-hout"} {
+		if strings.HasSuffix(name, suffix) {
+			return true
+		}
+	}
+	return false
 }

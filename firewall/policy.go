@@ -191,7 +191,17 @@ func buildFilter(t *Table, p Policy, f Family) {
 	// Every zone's own traffic is dispatched before any traffic into a
 	// zone: the source zone's chain alone decides a zone-to-zone connection
 	// (the target's -in chain lets only replies through).
-	var fwd, fwdIn, input, output []string
+	// Replies on zone interfaces are accepted first, as every zone chain
+	// would: a packet of an established flow then costs two rules, however
+	// many zones there are. Only new connections walk the dispatch.
+	w := p.IfWildcard
+	fwd := []string{
+		rule{in: w, comment: Comment, matches: replies, target: accept}.render(chainForward),
+		rule{out: w, comment: Comment, matches: replies, target: accept}.render(chainForward),
+	}
+	input := []string{rule{in: w, comment: Comment, matches: replies, target: accept}.render(chainInput)}
+	output := []string{rule{out: w, comment: Comment, matches: replies, target: accept}.render(chainOutput)}
+	var fwdIn []string
 	for _, z := range p.Zones {
 		out, in, host, hout := ZoneChains(z.Name)
 		c := Comment + "-" + z.Name
@@ -206,7 +216,6 @@ func buildFilter(t *Table, p Policy, f Family) {
 	}
 	// Catch-alls: a zone interface whose policy is not (yet, or any more)
 	// in place passes nothing.
-	w := p.IfWildcard
 	fwd = append(append(fwd, fwdIn...), renderAll(chainForward, rejecting(rule{in: w, comment: Comment}, f))...)
 	fwd = append(fwd, rule{out: w, comment: Comment, target: drop}.render(chainForward))
 	input = append(input, renderAll(chainInput, rejecting(rule{in: w, comment: Comment}, f))...)

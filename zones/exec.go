@@ -46,7 +46,11 @@ func (m *Manager) readyGaps(zone string, rec *Record, recs map[string]*Record) (
 	if ipt, ok := m.Firewall.(*firewall.IPTables); ok && ipt.Mode == "nft" {
 		comments := map[firewall.Key]map[string][]string{}
 		for _, k := range firewall.Tables {
-			c, err := nft.HostComments(k.Family, k.Table)
+			var chains []string
+			if t := want[k]; t != nil {
+				chains = firewall.ChainsOf(t, zone)
+			}
+			c, err := nft.HostComments(k.Family, k.Table, chains)
 			if err != nil {
 				return nil, err
 			}

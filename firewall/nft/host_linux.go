@@ -2,6 +2,7 @@ package nft
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/google/nftables/userdata"
@@ -12,12 +13,12 @@ import (
 )
 
 // HostComments reads, over netlink and without a process, the comment of
-// every rule of one table that iptables-nft keeps in the current namespace:
-// chain -> comments in rule order (iptables-nft stores `-m comment` as the
+// every rule of the given chains of one table that iptables-nft keeps in the
+// current namespace: chain -> comments in rule order (iptables-nft stores `-m comment` as the
 // rule's user data). It lets exec check quickly that the host's wall is
 // there: hooks first, each chain with its number of rules. It cannot see a
 // rule changed in place; status compares the whole text for that.
-func HostComments(f firewall.Family, table string) (map[string][]string, error) {
+func HostComments(f firewall.Family, table string, chains []string) (map[string][]string, error) {
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
 	if err != nil {
 		return nil, fmt.Errorf("opening nftables netlink: %w", err)
@@ -27,52 +28,67 @@ func HostComments(f firewall.Family, table string) (map[string][]string, error) 
 	if f == firewall.IPv6 {
 		family = unix.NFPROTO_IPV6
 	}
-	attrs, _ := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: []byte(table + "\x00")}})
-	msg := netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETRULE), Flags: netlink.Request | netlink.Dump},
-		Data:   append([]byte{family, unix.NFNETLINK_V0, 0, 0}, attrs...),
-	}
-	msgs, err := c.Execute(msg)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s %s rules: %w", f, table, err)
-	}
 	out := map[string][]string{}
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
+	// One dump per chain: the kernel filters by table and chain, so the
+	// cost does not grow with the other zones' chains.
+	for _, chain := range chains {
+		attrs, _ := netlink.MarshalAttributes([]netlink.Attribute{
+			{Type: unix.NFTA_RULE_TABLE, Data: []byte(table + "\x00")},
+			{Type: unix.NFTA_RULE_CHAIN, Data: []byte(chain + "\x00")},
+		})
+		msg := netlink.Message{
+			Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETRULE), Flags: netlink.Request | netlink.Dump},
+			Data:   append([]byte{family, unix.NFNETLINK_V0, 0, 0}, attrs...),
 		}
-		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		msgs, err := c.Execute(msg)
+		if errors.Is(err, unix.ENOENT) {
+			continue // no such chain (or table): nothing of it is there
+		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading %s %s rules of %s: %w", f, table, chain, err)
 		}
-		var tbl, chain, comment string
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.NFTA_RULE_TABLE:
-				tbl = ad.String()
-			case unix.NFTA_RULE_CHAIN:
-				chain = ad.String()
-			case unix.NFTA_RULE_USERDATA:
-				if c, ok := userdata.GetString(ad.Bytes(), userdata.TypeComment); ok {
-					comment = c
-				}
-			case unix.NFTA_RULE_EXPRESSIONS:
-				ad.Nested(func(nad *netlink.AttributeDecoder) error {
-					if c := xtComment(nad); c != "" {
-						comment = c
-					}
-					return nil
-				})
+		for _, m := range msgs {
+			tbl, ch, comment, err := ruleComment(m)
+			if err != nil {
+				return nil, err
 			}
-		}
-		if err := ad.Err(); err != nil {
-			return nil, err
-		}
-		if tbl == table {
-			out[chain] = append(out[chain], comment)
+			if tbl == table && ch == chain {
+				out[ch] = append(out[ch], comment)
+			}
 		}
 	}
 	return out, nil
+}
+
+// ruleComment decodes a rule message's table, chain and comment.
+func ruleComment(m netlink.Message) (table, chain, comment string, err error) {
+	if len(m.Data) < 4 {
+		return "", "", "", nil
+	}
+	ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+	if err != nil {
+		return "", "", "", err
+	}
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_RULE_TABLE:
+			table = ad.String()
+		case unix.NFTA_RULE_CHAIN:
+			chain = ad.String()
+		case unix.NFTA_RULE_USERDATA:
+			if c, ok := userdata.GetString(ad.Bytes(), userdata.TypeComment); ok {
+				comment = c
+			}
+		case unix.NFTA_RULE_EXPRESSIONS:
+			ad.Nested(func(nad *netlink.AttributeDecoder) error {
+				if c := xtComment(nad); c != "" {
+					comment = c
+				}
+				return nil
+			})
+		}
+	}
+	return table, chain, comment, ad.Err()
 }
 
 // Attributes of an xtables match expression (linux/netfilter/nf_tables_compat.h).
