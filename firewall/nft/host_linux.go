@@ -69,6 +69,14 @@ func ruleComment(m netlink.Message) (table, chain, comment string, err error) {
 	if err != nil {
 		return "", "", "", err
 	}
+	table, chain, comment = decodeRule(ad)
+	return table, chain, comment, ad.Err()
+}
+
+// decodeRule reads a rule's table, chain and comment: the comment from its
+// user data (nftables, and iptables-nft from 1.8.10), else from an xtables
+// comment match (iptables-nft before).
+func decodeRule(ad *netlink.AttributeDecoder) (table, chain, comment string) {
 	for ad.Next() {
 		switch ad.Type() {
 		case unix.NFTA_RULE_TABLE:
@@ -81,14 +89,14 @@ func ruleComment(m netlink.Message) (table, chain, comment string, err error) {
 			}
 		case unix.NFTA_RULE_EXPRESSIONS:
 			ad.Nested(func(nad *netlink.AttributeDecoder) error {
-				if c := xtComment(nad); c != "" {
+				if c := xtComment(nad); c != "" && comment == "" {
 					comment = c
 				}
 				return nil
 			})
 		}
 	}
-	return table, chain, comment, ad.Err()
+	return table, chain, comment
 }
 
 // Attributes of an xtables match expression (linux/netfilter/nf_tables_compat.h).

@@ -214,17 +214,7 @@ func readIn(ns int) (*state, error) {
 	// kernels that ignore the filter.
 	filter := []netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: []byte(Table + "\x00")}}
 	err = dump(c, unix.NFT_MSG_GETRULE, filter, func(ad *netlink.AttributeDecoder) {
-		var table, chain, comment string
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.NFTA_RULE_TABLE:
-				table = ad.String()
-			case unix.NFTA_RULE_CHAIN:
-				chain = ad.String()
-			case unix.NFTA_RULE_USERDATA:
-				comment, _ = userdata.GetString(ad.Bytes(), userdata.TypeComment)
-			}
-		}
+		table, chain, comment := decodeRule(ad)
 		if table == Table {
 			s.comments[chain] = append(s.comments[chain], comment)
 		}
