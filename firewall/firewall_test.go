@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"errors"
+	"fmt"
 	"flag"
 	"io"
 	"log/slog"
@@ -278,5 +279,40 @@ func TestMissingByCount(t *testing.T) {
 	}
 	if gaps := MissingByCount(damaged, want, "lan"); strings.Contains(strings.Join(gaps, " "), "NSZ-wan-out") {
 		t.Errorf("zone lan blamed for wan's chain: %v", gaps)
+	}
+}
+
+// manyZones is a policy of n internet zones, as scripts/bench brings up.
+func manyZones(n int) Policy {
+	p := Policy{LAN: defaultLAN, IfWildcard: "nsz-+"}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("z%03d", i)
+		p.Zones = append(p.Zones, Zone{Name: name, HostIf: "nsz-" + name, Uplink: "eth0", IPv6: true, Internet: true,
+			Net4: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 250, byte(i * 4 / 256), byte(i * 4 % 256)}), 30),
+			Net6: netip.MustParsePrefix(fmt.Sprintf("fd6e:737a:7a6f:%x::/64", i))})
+	}
+	return p
+}
+
+// BenchmarkBuild200 is rule generation for 200 zones.
+func BenchmarkBuild200(b *testing.B) {
+	p := manyZones(200)
+	for b.Loop() {
+		Build(p)
+	}
+}
+
+// BenchmarkPlanUnchanged200 is deciding that 200 zones' rules need no
+// write: the diff every up makes.
+func BenchmarkPlanUnchanged200(b *testing.B) {
+	fake := NewFake()
+	want := Build(manyZones(200))
+	if _, err := Apply(fake, want, Tables, quiet); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if sc, err := Scripts(fake, want, Tables); err != nil || len(sc) != 0 {
+			b.Fatalf("%v %v", sc, err)
+		}
 	}
 }
