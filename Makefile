@@ -42,7 +42,7 @@ build: $(BUILDDIR)/nszone
 
 $(BUILDDIR)/nszone: $(SOURCES)
 	@mkdir -p $(BUILDDIR)
-	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./cmd/nszone
+	$(GO) build -buildvcs=false -ldflags '$(LDFLAGS)' -o $@ ./cmd/nszone
 
 # A static binary runs on any Linux of its architecture. It looks users up in
 # /etc/passwd and /etc/group only (no NSS: LDAP, sssd or systemd-homed users
@@ -50,7 +50,7 @@ $(BUILDDIR)/nszone: $(SOURCES)
 # default for that reason.
 release:
 	@mkdir -p $(BUILDDIR)/release
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BUILDDIR)/release/nszone ./cmd/nszone
+	CGO_ENABLED=0 $(GO) build -buildvcs=false -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(BUILDDIR)/release/nszone ./cmd/nszone
 	@if command -v file >/dev/null 2>&1; then \
 		file -L $(BUILDDIR)/release/nszone | grep -Eq 'statically linked|static-pie linked' || \
 			{ echo "make release: $(BUILDDIR)/release/nszone is not static:"; file -L $(BUILDDIR)/release/nszone; exit 1; }; \
