@@ -31,11 +31,9 @@ set -euo pipefail
 
 die() { echo "bench/zone.sh: $*" >&2; exit 1; }
 
-self_ns="$(readlink /proc/self/ns/net)"
-init_ns="$(readlink /proc/2/ns/net 2>/dev/null || true)"
-if [[ -z $init_ns || $self_ns == "$init_ns" ]]; then
-	die "refusing to run: this is (or cannot be told apart from) the machine's own network namespace"
-fi
+# shellcheck source=sandbox-check.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/sandbox-check.sh"
+in_sandbox || die "refusing to run: this is (or cannot be told apart from) the machine's own network namespace"
 
 STATE="${ZSH_STATE:-${TMPDIR:-/tmp}/zsh-bench-state}"
 UPLINK="${UPLINK:-$(ip -o route show default | awk '{print $5; exit}')}"

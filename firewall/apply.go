@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Backend reads and writes whole tables. The kernel-facing implementation
@@ -156,23 +157,34 @@ func Current(b Backend, tables []Key) (Ruleset, error) {
 
 // read saves the given tables, one process per family.
 func read(b Backend, tables []Key) (map[Key]*state, error) {
-	out := map[Key]*state{}
-	for _, f := range Families {
-		var names []string
+	// The families are saved side by side: two processes, one wait.
+	texts := make([]string, len(Families))
+	errs := make([]error, len(Families))
+	names := make([][]string, len(Families))
+	var wg sync.WaitGroup
+	for i, f := range Families {
 		for _, k := range tables {
 			if k.Family == f {
-				names = append(names, k.Table)
+				names[i] = append(names[i], k.Table)
 			}
 		}
-		if len(names) == 0 {
+		if len(names[i]) == 0 {
 			continue
 		}
-		text, err := b.Save(f, names)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s rules: %w", f, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			texts[i], errs[i] = b.Save(f, names[i])
+		}()
+	}
+	wg.Wait()
+	out := map[Key]*state{}
+	for i, f := range Families {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("reading %s rules: %w", f, errs[i])
 		}
-		sections := splitTables(text)
-		for _, name := range names {
+		sections := splitTables(texts[i])
+		for _, name := range names[i] {
 			k := Key{f, name}
 			s, err := parseSave(sections[name])
 			if err != nil {

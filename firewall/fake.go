@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Fake is an in-memory Backend for unit tests. Like the kernel it rejects
 // a jump to a chain that does not exist and the deletion of a chain that is
 // still referenced, and a failed script changes nothing.
 type Fake struct {
+	mu     sync.Mutex // Apply reads both families side by side
 	tables map[Key]*fakeTable
 	// Writes counts successful Restore calls.
 	Writes int
@@ -53,6 +55,8 @@ func (t *fakeTable) clone() *fakeTable {
 
 // Save implements Backend.
 func (f *Fake) Save(fam Family, tables []string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var b strings.Builder
 	for _, table := range tables {
 		t := f.table(Key{fam, table})
@@ -72,6 +76,8 @@ func (f *Fake) Save(fam Family, tables []string) (string, error) {
 
 // Add appends a rule as another tool would (for tests of coexistence).
 func (f *Fake) Add(fam Family, table, chain, rule string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	t := f.table(Key{fam, table})
 	if _, ok := t.rules[chain]; !ok {
 		t.order = append(t.order, chain)
@@ -82,6 +88,8 @@ func (f *Fake) Add(fam Family, table, chain, rule string) {
 // Restore implements Backend for the subset of iptables-restore nszone
 // writes. Like the kernel, a script that fails changes nothing.
 func (f *Fake) Restore(fam Family, script string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	changed := map[Key]*fakeTable{}
 	var t *fakeTable
 	for _, line := range strings.Split(strings.TrimSpace(script), "\n") {
@@ -152,6 +160,8 @@ func (f *Fake) Restore(fam Family, script string) error {
 
 // Chains lists the user chains of a table, sorted.
 func (f *Fake) Chains(fam Family, table string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	t := f.table(Key{fam, table})
 	var out []string
 	for _, c := range t.order[len(builtins[table]):] {

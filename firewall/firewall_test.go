@@ -2,8 +2,8 @@ package firewall
 
 import (
 	"errors"
-	"fmt"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"

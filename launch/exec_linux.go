@@ -148,6 +148,10 @@ func run(o Options) error {
 	if o.Profile {
 		// As the user, never as root: HOME is a path the user controls.
 		dir := ProfileDir(home, zone, si.Name)
+		if os.Geteuid() == 0 {
+			// Root would follow whatever symlinks HOME holds.
+			return setupErr(fmt.Errorf("--profile makes the profile as the user who runs the program; run through sudo as that user, or pass --user"))
+		}
 		if home == "" || !filepath.IsAbs(home) {
 			return setupErr(fmt.Errorf("--profile: no usable HOME (%q) for the profile directory", home))
 		}

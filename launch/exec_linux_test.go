@@ -34,6 +34,10 @@ const (
 // touch the host.
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "1" {
+		if !sandbox.Active() {
+			fmt.Fprintln(os.Stderr, "launch test helper: refusing to run outside the sandbox")
+			os.Exit(1)
+		}
 		helperMain()
 	}
 	if os.Geteuid() == 0 && !sandbox.Active() {

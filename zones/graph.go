@@ -3,6 +3,7 @@ package zones
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/nszone/nszone/config"
@@ -210,7 +211,7 @@ func (g *graph) dot() string {
 	b.WriteString("  edge [fontname=\"Helvetica\", fontsize=10];\n")
 	b.WriteString("  subgraph cluster_host {\n")
 	fmt.Fprintf(&b, "    label=%s; style=\"rounded,dashed\"; color=%q;\n", q("this machine"), colWire)
-	for _, n := range append(g.zones, g.nodes[0], g.nodes[1]) {
+	for _, n := range append(slices.Clone(g.zones), g.nodes[0], g.nodes[1]) {
 		fmt.Fprintf(&b, "    %s [label=%s%s];\n", q(n.id), q(strings.Join(n.lines, "\n")), dotStyle(n.kind))
 	}
 	b.WriteString("  }\n")
@@ -273,7 +274,7 @@ func (g *graph) mermaid() string {
 	}
 	b.WriteString("flowchart LR\n")
 	b.WriteString("  subgraph machine [\"this machine\"]\n")
-	for _, n := range append(g.zones, g.nodes[0], g.nodes[1]) {
+	for _, n := range append(slices.Clone(g.zones), g.nodes[0], g.nodes[1]) {
 		fmt.Fprintf(&b, "    %s%s\n", n.id, mermaidShape(n))
 	}
 	b.WriteString("  end\n")
