@@ -139,7 +139,9 @@ func snapshot(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
 	section := func(title, name string, args ...string) {
-		out, err := exec.Command(name, args...).CombinedOutput()
+		// Standard output only: iptables-nft's warnings about legacy tables
+		// land on stderr at random points of the output.
+		out, err := exec.Command(name, args...).Output()
 		if err != nil {
 			out = append(out, []byte(fmt.Sprintf(" (%v)", err))...)
 		}

@@ -148,12 +148,14 @@ func run(o Options) error {
 	if o.Profile {
 		// As the user, never as root: HOME is a path the user controls.
 		dir := ProfileDir(home, zone, si.Name)
-		if os.Geteuid() == 0 {
-			// Root would follow whatever symlinks HOME holds.
-			return setupErr(fmt.Errorf("--profile makes the profile as the user who runs the program; run through sudo as that user, or pass --user"))
-		}
 		if home == "" || !filepath.IsAbs(home) {
 			return setupErr(fmt.Errorf("--profile: no usable HOME (%q) for the profile directory", home))
+		}
+		// The directory is made by whoever runs the program, in a HOME that
+		// must be theirs: root must not follow the symlinks of another
+		// user's HOME.
+		if st, err := os.Stat(home); err != nil || st.Sys().(*syscall.Stat_t).Uid != uint32(os.Geteuid()) {
+			return setupErr(fmt.Errorf("--profile: HOME %s is not owned by the user who runs the program; run through sudo as that user, or pass --user", home))
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return setupErr(fmt.Errorf("--profile: creating the profile directory: %w", err))
