@@ -42,8 +42,10 @@ func (m *Manager) Ready(zone string) (netnsPath, etcDir string, err error) {
 // readyGaps is missing, with the host's wall read over netlink where the
 // host uses iptables-nft: exec must not cost a process per table.
 func (m *Manager) readyGaps(zone string, rec *Record, recs map[string]*Record) ([]string, error) {
-	want := m.recordedRuleset(recs)
 	if ipt, ok := m.Firewall.(*firewall.IPTables); ok && ipt.Mode == "nft" {
+		// The zone's part of the ruleset does not depend on the other
+		// zones: building it alone keeps exec's cost flat in their number.
+		want := firewall.Build(firewall.Policy{LAN: rec.LAN, IfWildcard: ifWildcard, Zones: []firewall.Zone{rec.Policy}})
 		comments := map[firewall.Key]map[string][]string{}
 		for _, k := range firewall.Tables {
 			var chains []string
@@ -66,5 +68,5 @@ func (m *Manager) readyGaps(zone string, rec *Record, recs map[string]*Record) (
 	if err != nil {
 		return nil, err
 	}
-	return m.missing(zone, rec, cur, want, hostNow(recs)), nil
+	return m.missing(zone, rec, cur, m.recordedRuleset(recs), hostNow(recs)), nil
 }

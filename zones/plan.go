@@ -85,17 +85,8 @@ func (r *PlanResult) Report() *Report {
 	return rep
 }
 
-// Plan says what Up(f, nil) would add (+), change (~) and remove (-),
-// changing nothing.
-func (m *Manager) Plan(f *config.File) (*Report, error) {
-	p, err := m.PlanDetail(f)
-	if err != nil {
-		return nil, err
-	}
-	return p.Report(), nil
-}
-
-// PlanDetail is Plan as data.
+// PlanDetail says what Up(f, nil) would add (+), change (~) and remove
+// (-), changing nothing; its Report is the text form.
 func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 	p, err := m.prepare(f, nil)
 	if err != nil {

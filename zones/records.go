@@ -37,12 +37,8 @@ type Allocation struct {
 	Subnet6 string `json:"subnet6,omitempty"`
 }
 
-// sysctlRecord holds the host's values from before the first up.
-type sysctlRecord map[string]string
-
 func (m *Manager) recordPath(zone string) string { return m.path(RunDir, "zones", zone+".json") }
 func (m *Manager) allocPath(zone string) string  { return m.path(StateDir, "zones", zone+".json") }
-func (m *Manager) sysctlPath() string            { return m.path(RunDir, "sysctl.json") }
 
 // writeJSON writes atomically: a crash leaves the old or the new file, never half of one.
 func writeJSON(path string, v any) error {
