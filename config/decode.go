@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"unicode"
@@ -279,7 +280,7 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (Zone, error) {
 	if err != nil {
 		return z, err
 	}
-	if err := d.known(pairs, where, "allow", "dns", "ipv6", "subnet", "subnet6"); err != nil {
+	if err := d.known(pairs, where, "allow", "dns", "groups", "ipv6", "no_new_privs", "subnet", "subnet6", "users"); err != nil {
 		return z, err
 	}
 	// ipv6 first: allow, dns and subnet6 are checked against it.
@@ -299,12 +300,56 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (Zone, error) {
 			z.Subnet, err = d.subnet(&z, p.val, false)
 		case "subnet6":
 			z.Subnet6, err = d.subnet(&z, p.val, true)
+		case "users":
+			z.Access.Users, err = d.names(p.val, "user", where)
+		case "groups":
+			z.Access.Groups, err = d.names(p.val, "group", where)
+		case "no_new_privs":
+			if p.val.Kind != yaml.ScalarNode || p.val.Tag != "!!bool" {
+				err = d.errf(p.val.Line, "no_new_privs %s must be true or false, got %s", where, describe(p.val))
+			}
+			z.Access.NoNewPrivs = strings.EqualFold(p.val.Value, "true")
 		}
 		if err != nil {
 			return z, err
 		}
 	}
 	return z, nil
+}
+
+// accountRE is what users: and groups: accept: the portable user and group
+// names of POSIX and shadow's useradd (at most 32 bytes, an optional
+// trailing $ for machine accounts). A name that is all digits is refused: it
+// would read as a uid or gid, and entry compares names.
+var accountRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,30}\$?$`)
+
+// names reads users: or groups: (kind "user" or "group"): a list of
+// distinct account names.
+func (d *decoder) names(n *yaml.Node, kind, where string) ([]string, error) {
+	items, err := d.list(n, kind+"s "+where)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(items))
+	seen := map[string]int{}
+	for _, it := range items {
+		if it.Kind == yaml.ScalarNode && it.Tag == "!!int" {
+			return nil, d.errf(it.Line, "%ss %s: %s is a number; write the %s's name", kind, where, it.Value, kind)
+		}
+		s, err := d.str(it, kind+" "+where)
+		if err != nil {
+			return nil, err
+		}
+		if !accountRE.MatchString(s) {
+			return nil, d.errf(it.Line, "invalid %s name %q %s: must match %s", kind, s, where, accountRE)
+		}
+		if first, dup := seen[s]; dup {
+			return nil, d.errf(it.Line, "duplicate %s %q %s (first at line %d)", kind, s, where, first)
+		}
+		seen[s] = it.Line
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 func (d *decoder) allow(z *Zone, n *yaml.Node) ([]Term, error) {

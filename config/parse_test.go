@@ -304,3 +304,26 @@ func TestDefault(t *testing.T) {
 		t.Error("Default shares state between calls")
 	}
 }
+
+func TestAccess(t *testing.T) {
+	f, err := Parse("access.yaml", []byte(`version: 1
+zones:
+  wan:
+    allow: [internet]
+    users: [alice, "svc-web$", Bob.Smith]
+    groups: [browsing]
+    no_new_privs: true
+  lan:
+    allow: [lan]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Access{Users: []string{"alice", "svc-web$", "Bob.Smith"}, Groups: []string{"browsing"}, NoNewPrivs: true}
+	if got := f.Zone("wan").Access; !slices.Equal(got.Users, want.Users) || !slices.Equal(got.Groups, want.Groups) || !got.NoNewPrivs {
+		t.Errorf("wan access = %+v, want %+v", got, want)
+	}
+	if got := f.Zone("lan").Access; got.Users != nil || got.Groups != nil || got.NoNewPrivs {
+		t.Errorf("lan access = %+v, want none: only root enters a zone that names nobody", got)
+	}
+}

@@ -51,6 +51,16 @@ type Zone struct {
 	IPv6    bool         // default true
 	Subnet  netip.Prefix // optional fixed IPv4 link subnet (at least /30); invalid when unset
 	Subnet6 netip.Prefix // optional fixed IPv6 link subnet (at least /126); invalid when unset
+	Access  Access
+}
+
+// Access says who may enter a zone without sudo, through the setuid helper
+// nszone-enter, and how programs run there. Names are resolved when someone
+// enters, so a user created after up is known.
+type Access struct {
+	Users      []string `json:"users,omitempty"`        // user names
+	Groups     []string `json:"groups,omitempty"`       // group names; members of any may enter
+	NoNewPrivs bool     `json:"no_new_privs,omitempty"` // programs start with PR_SET_NO_NEW_PRIVS
 }
 
 // Check holds the targets that `nszone check` probes.

@@ -50,7 +50,7 @@ func run(o Options) error {
 	}
 
 	// 1. Whom to run as, before anything is entered.
-	id, err := target(o.User, o.Env, os.Geteuid())
+	id, err := target(o.User, o.Env, os.Geteuid(), o.Self)
 	if err != nil {
 		return setupErr(err)
 	}
@@ -122,14 +122,20 @@ func run(o Options) error {
 		}
 	}
 
-	// 7. Become the user. PR_SET_NO_NEW_PRIVS is deliberately not set: it
-	// would also break sudo, ping and other setuid programs inside the zone,
-	// which users expect to work like outside it.
+	// 7. Become the user. PR_SET_NO_NEW_PRIVS only when the zone asks for
+	// it: it also breaks sudo, ping and other setuid programs inside the
+	// zone, which users expect to work like outside it.
 	if id != nil {
 		if err := dropPrivileges(id); err != nil {
 			return setupErr(err)
 		}
 		log.Debug("dropped privileges", "uid", id.uid, "gid", id.gid, "groups", id.groups)
+	}
+	if o.NoNewPrivs {
+		// Per thread, and this thread is the one that calls execve.
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return setupErr(fmt.Errorf("setting no_new_privs: %w", err))
+		}
 	}
 
 	// 8. Environment, with the desktop session's sockets in their path
@@ -180,6 +186,11 @@ func run(o Options) error {
 	path, err := lookPath(name, getenv(env, "PATH"))
 	if err != nil {
 		return &ExitError{Code: exitCode(err), Err: fmt.Errorf("exec %q: %w", name, err)}
+	}
+	if o.Audit != nil {
+		if err := o.Audit(path, argv); err != nil {
+			return setupErr(err)
+		}
 	}
 	log.Debug("executing", "path", path, "argv", argv)
 	err = unix.Exec(path, argv, env)

@@ -536,3 +536,17 @@ func TestCheckCaps(t *testing.T) {
 		}
 	}
 }
+
+// no_new_privs reaches the program only when asked for.
+func TestExecNoNewPrivs(t *testing.T) {
+	z := newZone(t)
+	o := z.options("grep", "^NoNewPrivs:", "/proc/self/status")
+	o.User = "nobody"
+	if got := ok(t, o); got != "NoNewPrivs:\t0\n" {
+		t.Errorf("default: %q, want NoNewPrivs 0", got)
+	}
+	o.NoNewPrivs = true
+	if got := ok(t, o); got != "NoNewPrivs:\t1\n" {
+		t.Errorf("NoNewPrivs: %q, want 1", got)
+	}
+}

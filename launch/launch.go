@@ -12,6 +12,7 @@ package launch
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,6 +59,18 @@ type Options struct {
 	Profile  bool
 	ProcRoot string    // where processes are looked for; "": /proc
 	Warn     io.Writer // one line per desktop problem (see DesktopEnv); nil: os.Stderr
+
+	// Self runs the program as this process's real uid, gid and
+	// supplementary groups, unchanged: the identity of whoever started a
+	// setuid-root nszone-enter, taken from the kernel, never from the
+	// environment. User must then be empty.
+	Self bool
+	// NoNewPrivs sets PR_SET_NO_NEW_PRIVS for the program: setuid files and
+	// file capabilities then grant it nothing.
+	NoNewPrivs bool
+	// Audit, when set, is called with the program's resolved path and argv
+	// after privileges are dropped, just before execve; an error refuses.
+	Audit func(path string, argv []string) error `json:"-"`
 }
 
 // ExitError is the only error Exec returns: Code is the exit status nszone
@@ -82,13 +95,17 @@ type identity struct {
 // target resolves whom the program runs as, before anything is entered, so
 // that an unknown user fails with nothing changed. nil means: keep the
 // current identity.
-func target(spec string, env []string, euid int) (*identity, error) {
+func target(spec string, env []string, euid int, self bool) (*identity, error) {
 	var (
 		u   *user.User
 		gid string
 		err error
 	)
 	switch sudoUID := getenv(env, "SUDO_UID"); {
+	case self && spec != "":
+		return nil, errors.New("a setuid entry runs programs as its caller only: --user is for root")
+	case self:
+		return caller()
 	case spec != "":
 		// Like chown and id: a name first, then a numeric uid.
 		u, err = user.Lookup(spec)
@@ -135,6 +152,22 @@ func target(spec string, env []string, euid int) (*identity, error) {
 		id.groups = append(id.groups, n)
 	}
 	return id, nil
+}
+
+// caller is the identity this process was started with: its real uid, real
+// gid and supplementary groups as the kernel holds them (so a newgrp or a
+// group granted at login counts as it does outside the zone).
+func caller() (*identity, error) {
+	uid := os.Getuid()
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return nil, fmt.Errorf("looking up your user (uid %d): %w", uid, err)
+	}
+	groups, err := os.Getgroups()
+	if err != nil {
+		return nil, fmt.Errorf("reading your groups: %w", err)
+	}
+	return &identity{uid: uid, gid: os.Getgid(), groups: groups, name: u.Username, home: u.HomeDir, shell: loginShell(u.Username)}, nil
 }
 
 // loginShell reads the user's shell from /etc/passwd; os/user does not

@@ -88,7 +88,7 @@ type desiredZone struct {
 
 // record returns the zone's ownership record (without the namespace id).
 func (d *desiredZone) record() *Record {
-	r := &Record{Name: d.cfg.Name, Pair: d.pair, Policy: d.policy, IPv6: d.cfg.IPv6, Openings: d.openings, LAN: d.lan}
+	r := &Record{Name: d.cfg.Name, Pair: d.pair, Policy: d.policy, IPv6: d.cfg.IPv6, Openings: d.openings, LAN: d.lan, Access: d.cfg.Access}
 	for _, t := range d.cfg.Allow {
 		r.Allow = append(r.Allow, t.String())
 	}

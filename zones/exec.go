@@ -14,29 +14,37 @@ import (
 // ErrNotUp is returned by Ready for a zone that is not (wholly) up.
 var ErrNotUp = errors.New("refusing to start a program")
 
+// Entry is what exec needs to start a program in a zone that is ready.
+type Entry struct {
+	Netns  string        // the zone's pin, /run/netns/ZONE
+	Etc    string        // its files, /etc/netns/ZONE
+	Record string        // the record Access was read from
+	Access config.Access // who may enter without sudo, as the zone was brought up
+}
+
 // Ready checks that zone is one of nszone's and wholly in place, policy
 // included, so exec never starts a program in a zone that is open or
-// half-made. It returns the zone's namespace pin and /etc/netns directory.
-func (m *Manager) Ready(zone string) (netnsPath, etcDir string, err error) {
+// half-made.
+func (m *Manager) Ready(zone string) (*Entry, error) {
 	if !config.ZoneNameRE.MatchString(zone) {
-		return "", "", fmt.Errorf("%q is not a zone name (must match %s)", zone, config.ZoneNameRE)
+		return nil, fmt.Errorf("%q is not a zone name (must match %s)", zone, config.ZoneNameRE)
 	}
 	recs, _, err := m.records()
 	if err != nil {
-		return "", "", err
+		return nil, err
 	}
 	rec := recs[zone]
 	if rec == nil {
-		return "", "", fmt.Errorf("%w in zone %s: it is not up (run nszone up)", ErrNotUp, zone)
+		return nil, fmt.Errorf("%w in zone %s: it is not up (run nszone up)", ErrNotUp, zone)
 	}
 	gaps, err := m.readyGaps(zone, rec, recs)
 	if err != nil {
-		return "", "", err
+		return nil, err
 	}
 	if len(gaps) > 0 {
-		return "", "", fmt.Errorf("%w in zone %s: it is degraded, missing %s (run nszone up to repair)", ErrNotUp, zone, strings.Join(gaps, "; "))
+		return nil, fmt.Errorf("%w in zone %s: it is degraded, missing %s (run nszone up to repair)", ErrNotUp, zone, strings.Join(gaps, "; "))
 	}
-	return veth.PinDir + "/" + zone, m.path(EtcNetns, zone), nil
+	return &Entry{Netns: veth.PinDir + "/" + zone, Etc: m.path(EtcNetns, zone), Record: m.recordPath(zone), Access: rec.Access}, nil
 }
 
 // readyGaps is missing, with the host's wall read over netlink where the

@@ -15,7 +15,7 @@ var jsonFields = map[string][]string{
 	"status": {
 		"zones[].name", "zones[].state", "zones[].netns", "zones[].allow", "zones[].dns", "zones[].dns_openings",
 		"zones[].addresses", "zones[].host_interface", "zones[].uplink", "zones[].processes[].pid",
-		"zones[].processes[].command", "zones[].missing", "zones[].in_file", "firewall",
+		"zones[].processes[].command", "zones[].missing", "zones[].in_file", "zones[].users", "zones[].groups", "zones[].no_new_privs", "firewall",
 	},
 	"plan": {
 		"changed", "zones[].name", "zones[].action", "zones[].netns", "zones[].host_interface", "zones[].addresses",

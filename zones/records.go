@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/veth"
 )
@@ -28,6 +29,9 @@ type Record struct {
 	Openings []string       `json:"dns_openings,omitempty"`
 	IPv6     bool           `json:"ipv6"`
 	LAN      []netip.Prefix `json:"lan"` // what "lan" meant when the zone was last converged
+	// Access is who may enter without sudo, as the zone was last brought
+	// up: nszone-enter reads it here, in root's /run, never in a zones file.
+	Access config.Access `json:"access"`
 }
 
 // Allocation is a zone's link subnets; kept across reboots so a zone gets

@@ -34,6 +34,10 @@ type ZoneStatus struct {
 	Processes   []Process `json:"processes"`
 	Missing     []string  `json:"missing,omitempty"` // what makes a zone degraded
 	InFile      bool      `json:"in_file"`
+	// Users and Groups may enter without sudo (through nszone-enter).
+	Users      []string `json:"users"`
+	Groups     []string `json:"groups"`
+	NoNewPrivs bool     `json:"no_new_privs"`
 }
 
 // Status is the whole of `status`.
@@ -71,7 +75,8 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 	}
 	for _, name := range list {
 		zs := ZoneStatus{Name: name, Netns: veth.PinDir + "/" + name, HostIf: HostIf(name),
-			InFile: f.Zone(name) != nil, Processes: []Process{}, DNS: []string{}, DNSOpenings: []string{}, Addresses: []string{}, Allow: []string{}}
+			InFile: f.Zone(name) != nil, Processes: []Process{}, DNS: []string{}, DNSOpenings: []string{}, Addresses: []string{}, Allow: []string{},
+			Users: []string{}, Groups: []string{}}
 		if z := f.Zone(name); z != nil {
 			for _, t := range z.Allow {
 				zs.Allow = append(zs.Allow, t.String())
@@ -92,6 +97,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 		zs.DNS = nonNil(rec.DNS)
 		zs.DNSOpenings = nonNil(rec.Openings)
 		zs.Uplink = rec.Policy.Uplink
+		zs.Users, zs.Groups, zs.NoNewPrivs = nonNil(rec.Access.Users), nonNil(rec.Access.Groups), rec.Access.NoNewPrivs
 		for _, p := range []veth.Pair{rec.Pair} {
 			if p.Zone4.IsValid() {
 				zs.Addresses = append(zs.Addresses, p.Zone4.String())

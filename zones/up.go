@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/nszone/nszone/config"
@@ -128,6 +129,9 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	for _, name := range sortedKeys(p.want) {
 		if err := m.saveRecord(name, p.want[name], p.recs[name]); err != nil {
 			return rep, err
+		}
+		if old := p.recs[name]; old != nil && !accessEqual(old.Access, p.want[name].cfg.Access) {
+			rep.add("zone %s: who may enter without sudo: %s", name, DescribeAccess(p.want[name].cfg.Access))
 		}
 	}
 	if err := fault("up-records"); err != nil {
@@ -474,7 +478,30 @@ func (m *Manager) removeZone(name string, rec *Record) error {
 func recordEqual(a, b *Record) bool {
 	return a.Name == b.Name && a.Netns == b.Netns && a.Pair == b.Pair && a.IPv6 == b.IPv6 &&
 		policyEqual(a.Policy, b.Policy) && slices.Equal(a.Allow, b.Allow) &&
-		slices.Equal(a.DNS, b.DNS) && slices.Equal(a.Openings, b.Openings) && slices.Equal(a.LAN, b.LAN)
+		slices.Equal(a.DNS, b.DNS) && slices.Equal(a.Openings, b.Openings) && slices.Equal(a.LAN, b.LAN) &&
+		accessEqual(a.Access, b.Access)
+}
+
+func accessEqual(a, b config.Access) bool {
+	return slices.Equal(a.Users, b.Users) && slices.Equal(a.Groups, b.Groups) && a.NoNewPrivs == b.NoNewPrivs
+}
+
+// DescribeAccess says who may enter a zone without sudo.
+func DescribeAccess(a config.Access) string {
+	var parts []string
+	if len(a.Users) > 0 {
+		parts = append(parts, "users "+strings.Join(a.Users, ", "))
+	}
+	if len(a.Groups) > 0 {
+		parts = append(parts, "groups "+strings.Join(a.Groups, ", "))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "root only")
+	}
+	if a.NoNewPrivs {
+		parts = append(parts, "no_new_privs")
+	}
+	return strings.Join(parts, "; ")
 }
 
 func policyEqual(a, b firewall.Zone) bool {

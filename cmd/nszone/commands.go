@@ -138,6 +138,10 @@ func printStatus(cmd *cobra.Command, st *zones.Status) {
 	}
 	w.Flush()
 	for _, z := range st.Zones {
+		if len(z.Users)+len(z.Groups) > 0 {
+			a := config.Access{Users: z.Users, Groups: z.Groups, NoNewPrivs: z.NoNewPrivs}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: may enter without sudo: %s\n", z.Name, zones.DescribeAccess(a))
+		}
 		for _, m := range z.Missing {
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: missing %s\n", z.Name, m)
 		}
@@ -226,14 +230,14 @@ profile, ~/.local/share/nszone/ZONE/PROGRAM (created by the user).`,
 			if err != nil {
 				return err
 			}
-			netns, etc, err := m.Ready(zone)
+			e, err := m.Ready(zone)
 			if err != nil {
 				l.Unlock()
 				return err
 			}
 			// The lock descriptor is close-on-exec: the program does not hold it.
-			return launch.Exec(launch.Options{NetnsPath: netns, EtcDir: etc, Hide: launch.DefaultHide,
-				User: user, Argv: argv, Env: os.Environ(), Logger: o.log, Profile: profile})
+			return launch.Exec(launch.Options{NetnsPath: e.Netns, EtcDir: e.Etc, Hide: launch.DefaultHide,
+				User: user, Argv: argv, Env: os.Environ(), Logger: o.log, Profile: profile, NoNewPrivs: e.Access.NoNewPrivs})
 		},
 	}
 	c.Flags().StringVar(&user, "user", "", "run as USER (default: the sudo user, else the caller)")
