@@ -23,6 +23,7 @@ import (
 
 var (
 	nszoneBin string   // built once per run
+	enterBin  string   // nszone-enter, static, not yet setuid (see installEnter)
 	theLab    *lab.Lab // the simulated network, shared by the tests
 	skipWhy   string
 )
@@ -50,10 +51,19 @@ func runSandboxed(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	nszoneBin = filepath.Join(dir, "nszone")
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	enterBin = filepath.Join(dir, "nszone-enter")
 	build := exec.Command(gobin, "build", "-o", nszoneBin, "../cmd/nszone")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: building nszone:", err)
+		return 1
+	}
+	// As make install builds it: static, so no dynamic loader runs setuid.
+	build = exec.Command(gobin, "build", "-trimpath", "-o", enterBin, "../cmd/nszone-enter")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: building nszone-enter:", err)
 		return 1
 	}
 	if theLab, err = lab.Start(nil); err != nil {

@@ -18,6 +18,8 @@ const (
 	markerReady   = "ready"
 )
 
-// stateDirs are where nszone keeps things (see the contract); inside the
-// sandbox each is a fresh, empty tmpfs.
-var stateDirs = []string{"/run/netns", "/etc/netns", "/run/nszone", "/var/lib/nszone"}
+// stateDirs are where nszone keeps things (see the contract), and
+// journald's sockets, where nszone-enter logs each entry: inside the sandbox
+// each is a fresh, empty tmpfs, so trials never write to the real journal
+// and tests can read what was logged.
+var stateDirs = []string{"/run/netns", "/etc/netns", "/run/nszone", "/var/lib/nszone", "/run/systemd/journal"}

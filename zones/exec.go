@@ -3,6 +3,7 @@ package zones
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/nszone/nszone/config"
@@ -18,7 +19,6 @@ var ErrNotUp = errors.New("refusing to start a program")
 type Entry struct {
 	Netns  string        // the zone's pin, /run/netns/ZONE
 	Etc    string        // its files, /etc/netns/ZONE
-	Record string        // the record Access was read from
 	Access config.Access // who may enter without sudo, as the zone was brought up
 }
 
@@ -44,7 +44,24 @@ func (m *Manager) Ready(zone string) (*Entry, error) {
 	if len(gaps) > 0 {
 		return nil, fmt.Errorf("%w in zone %s: it is degraded, missing %s (run nszone up to repair)", ErrNotUp, zone, strings.Join(gaps, "; "))
 	}
-	return &Entry{Netns: veth.PinDir + "/" + zone, Etc: m.path(EtcNetns, zone), Record: m.recordPath(zone), Access: rec.Access}, nil
+	return &Entry{Netns: veth.PinDir + "/" + zone, Etc: m.path(EtcNetns, zone), Access: rec.Access}, nil
+}
+
+// Access returns who may enter zone without sudo, as it was brought up,
+// and the record that says so. It reads nothing else: nszone-enter asks it
+// before it checks anything of the zone for a caller who may not enter.
+func (m *Manager) Access(zone string) (config.Access, string, error) {
+	if !config.ZoneNameRE.MatchString(zone) {
+		return config.Access{}, "", fmt.Errorf("%q is not a zone name (must match %s)", zone, config.ZoneNameRE)
+	}
+	var rec Record
+	path := m.recordPath(zone)
+	if err := readJSON(path, &rec); errors.Is(err, fs.ErrNotExist) {
+		return config.Access{}, "", fmt.Errorf("%w in zone %s: it is not up (run nszone up)", ErrNotUp, zone)
+	} else if err != nil {
+		return config.Access{}, "", err
+	}
+	return rec.Access, path, nil
 }
 
 // readyGaps is missing, with the host's wall read over netlink where the

@@ -1,0 +1,109 @@
+// Package entry holds the rules of nszone-enter, the setuid-root helper that
+// lets the users and groups a zone names run `nszone exec ZONE -- PROGRAM`
+// as themselves without sudo: which environment crosses into the zone, who
+// may enter, that the files deciding it are root's, and the audit log.
+// docs/security.md gives the design and its reasons.
+package entry
+
+import (
+	"fmt"
+	"os/user"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nszone/nszone/config"
+)
+
+// SafePath is the PATH of the privileged phase (iptables-save on hosts
+// without nf_tables); the caller's PATH is used only to find the program,
+// after the drop.
+const SafePath = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+// keep is what crosses from the caller into the zone: the terminal, the
+// locale, the desktop session and the program search path. Anything else
+// (LD_*, GCONV_PATH, NSZONE_CONFIG, GODEBUG...) is dropped; a user who wants
+// more passes it explicitly: nszone exec wan -- env VAR=value PROGRAM.
+var keep = []string{
+	"TERM", "COLORTERM", "LANG", "LANGUAGE", "TZ", "PATH", "PWD", "EDITOR", "VISUAL", "PAGER",
+	"DISPLAY", "XAUTHORITY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "PULSE_SERVER", "PIPEWIRE_REMOTE",
+	"DESKTOP_SESSION", "XDG_RUNTIME_DIR", "XDG_SESSION_TYPE", "XDG_SESSION_DESKTOP", "XDG_CURRENT_DESKTOP",
+	"XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "XDG_CONFIG_DIRS", "XDG_DATA_DIRS",
+}
+
+// CleanEnv returns the entries of env that may cross into the zone, each
+// variable once (the first, as getenv(3) reads it).
+func CleanEnv(env []string) []string {
+	out := make([]string, 0, len(keep))
+	seen := map[string]bool{}
+	for _, kv := range env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || seen[k] || !(slices.Contains(keep, k) || strings.HasPrefix(k, "LC_")) {
+			continue
+		}
+		seen[k] = true
+		out = append(out, kv)
+	}
+	return out
+}
+
+// runtimeVars are read by the Go runtime before main runs.
+var runtimeVars = []string{"GODEBUG", "GOGC", "GOMAXPROCS", "GOMEMLIMIT"}
+
+// TunesRuntime reports whether env sets a variable the Go runtime acts on
+// before main; nszone-enter then starts itself again without them, so its
+// privileged phase runs with the runtime's defaults. (GOTRACEBACK needs no
+// such care: in a setuid process the runtime forces it to none.)
+func TunesRuntime(env []string) bool {
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); slices.Contains(runtimeVars, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// Caller is who started nszone-enter, from the kernel's real ids.
+type Caller struct {
+	Name string
+	UID  int
+	GIDs []int // the real gid and the supplementary groups
+}
+
+func (c Caller) String() string { return fmt.Sprintf("%s (uid %d)", c.Name, c.UID) }
+
+// Permit allows c into a zone whose access is a: c is named in users:, or is
+// in a group named in groups:. groupID resolves a group name; a name it
+// does not know lets nobody in.
+func Permit(zone string, a config.Access, c Caller, groupID func(name string) (int, bool)) error {
+	if slices.Contains(a.Users, c.Name) {
+		return nil
+	}
+	for _, g := range a.Groups {
+		if id, ok := groupID(g); ok && slices.Contains(c.GIDs, id) {
+			return nil
+		}
+	}
+	if len(a.Users)+len(a.Groups) == 0 {
+		return fmt.Errorf("you (%s) may not enter zone %s: it names no users: or groups:, so only root enters", c.Name, zone)
+	}
+	return fmt.Errorf("you (%s) may not enter zone %s: you are not in its users: (%s) nor in its groups: (%s)",
+		c.Name, zone, list(a.Users), list(a.Groups))
+}
+
+func list(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// GroupID resolves a group name from the group database.
+func GroupID(name string) (int, bool) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, false
+	}
+	id, err := strconv.Atoi(g.Gid)
+	return id, err == nil
+}

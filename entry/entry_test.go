@@ -1,0 +1,152 @@
+package entry
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nszone/nszone/config"
+)
+
+func TestCleanEnv(t *testing.T) {
+	env := []string{
+		"PATH=/usr/bin:/bin", "DISPLAY=:0", "LC_ALL=C.UTF-8", "TERM=xterm",
+		"LD_PRELOAD=/tmp/evil.so", "LD_LIBRARY_PATH=/tmp", "GODEBUG=inittrace=1", "NSZONE_CONFIG=/tmp/zones.yaml",
+		"GCONV_PATH=/tmp", "HOME=/tmp/fake", "SUDO_UID=0", "IFS=x", "BASH_ENV=/tmp/x",
+		"DISPLAY=:1", // a second value: getenv(3) sees the first
+		"NOEQUALS",
+	}
+	want := []string{"PATH=/usr/bin:/bin", "DISPLAY=:0", "LC_ALL=C.UTF-8", "TERM=xterm"}
+	if got := CleanEnv(env); !slices.Equal(got, want) {
+		t.Errorf("CleanEnv = %q, want %q", got, want)
+	}
+}
+
+func TestTunesRuntime(t *testing.T) {
+	for env, want := range map[string]bool{
+		"GODEBUG=x=1": true, "GOGC=off": true, "GOMAXPROCS=1": true, "GOMEMLIMIT=1": true,
+		"GOTRACEBACK=none": false, "GOPATH=/x": false, "PATH=/bin": false,
+	} {
+		if got := TunesRuntime([]string{"TERM=x", env}); got != want {
+			t.Errorf("TunesRuntime(%q) = %v, want %v", env, got, want)
+		}
+	}
+}
+
+func TestPermit(t *testing.T) {
+	groups := map[string]int{"browsing": 5001, "lab": 5002}
+	groupID := func(n string) (int, bool) { id, ok := groups[n]; return id, ok }
+	alice := Caller{Name: "alice", UID: 1001, GIDs: []int{1001, 5001}}
+	bob := Caller{Name: "bob", UID: 1002, GIDs: []int{1002}}
+	tests := []struct {
+		access config.Access
+		c      Caller
+		ok     bool
+		msg    string
+	}{
+		{config.Access{Users: []string{"alice"}}, alice, true, ""},
+		{config.Access{Groups: []string{"browsing"}}, alice, true, ""},
+		{config.Access{Groups: []string{"nosuch", "browsing"}}, alice, true, ""},
+		{config.Access{Users: []string{"alice"}, Groups: []string{"browsing"}}, bob, false,
+			"you (bob) may not enter zone wan: you are not in its users: (alice) nor in its groups: (browsing)"},
+		{config.Access{}, alice, false, "you (alice) may not enter zone wan: it names no users: or groups:, so only root enters"},
+		// A group name the database does not know lets nobody in, not even
+		// a caller whose gid happens to be 0.
+		{config.Access{Groups: []string{"nosuch"}}, Caller{Name: "x", GIDs: []int{0}}, false, ""},
+		// Names are compared whole.
+		{config.Access{Users: []string{"alice2", "ALICE"}}, alice, false, ""},
+	}
+	for i, tt := range tests {
+		err := Permit("wan", tt.access, tt.c, groupID)
+		if (err == nil) != tt.ok || (tt.msg != "" && (err == nil || err.Error() != tt.msg)) {
+			t.Errorf("%d: Permit(%+v, %s) = %v, want ok=%v %q", i, tt.access, tt.c, err, tt.ok, tt.msg)
+		}
+	}
+}
+
+func TestRootOwned(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make root's files")
+	}
+	dir := t.TempDir() // root's, 0700
+	file := filepath.Join(dir, "wan.json")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := RootOwned(file); err != nil {
+		t.Errorf("root's file: %v", err)
+	}
+	os.Chmod(file, 0o666)
+	if err := RootOwned(file); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("world-writable file: %v", err)
+	}
+	os.Chmod(file, 0o644)
+	os.Chown(file, 65534, 65534)
+	if err := RootOwned(file); err == nil || !strings.Contains(err.Error(), "not owned by root") {
+		t.Errorf("nobody's file: %v", err)
+	}
+	os.Chown(file, 0, 0)
+	os.Chmod(dir, 0o777)
+	if err := RootOwned(file); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("world-writable directory: %v", err)
+	}
+	os.Chmod(dir, 0o755)
+	link := filepath.Join(dir, "link.json")
+	os.Symlink(file, link)
+	if err := RootOwned(link); err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("symlink: %v", err)
+	}
+}
+
+func TestAudit(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "log")
+	old := SyslogSockets
+	t.Cleanup(func() { SyslogSockets = old })
+
+	SyslogSockets = []string{filepath.Join(dir, "missing")}
+	if _, err := OpenAudit(); err == nil || !strings.Contains(err.Error(), "cannot log to syslog") {
+		t.Fatalf("no socket: %v, want an error", err)
+	}
+
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	SyslogSockets = []string{filepath.Join(dir, "missing"), sock}
+	a, err := OpenAudit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	c := Caller{Name: "alice", UID: 1001}
+	if err := a.Entered(c, "wan", "/usr/bin/fire\nfox", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Refused(c, "w\nan", os.ErrPermission); err != nil {
+		t.Fatal(err)
+	}
+	// authpriv (10) * 8 + notice (5), then warning (4).
+	if got, want := read(t, l), `entered: user=alice uid=1001 zone=wan program="/usr/bin/fire\nfox" args=2`; !strings.HasPrefix(got, "<85>") || !strings.Contains(got, "nszone-enter[") || !strings.Contains(got, want) {
+		t.Errorf("entry logged as %q, want authpriv.notice and %q", got, want)
+	}
+	if got, want := read(t, l), `refused: user=alice uid=1001 zone="w\nan" reason="permission denied"`; !strings.HasPrefix(got, "<84>") || !strings.Contains(got, want) {
+		t.Errorf("refusal logged as %q, want authpriv.warning and %q", got, want)
+	}
+}
+
+func read(t *testing.T, l *net.UnixConn) string {
+	t.Helper()
+	l.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 4096)
+	n, err := l.Read(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b[:n])
+}
