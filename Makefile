@@ -3,16 +3,20 @@
 #   make                        build/nszone (the Go toolchain's defaults)
 #   sudo make install           the binary, systemd units, completions, man pages and,
 #                               unless one exists, /etc/nszone/zones.yaml
+#   sudo make install ENTER=1   also nszone-enter, setuid root, in LIBEXECDIR/nszone: the
+#                               users and groups a zone names then enter it without sudo
+#                               (docs/security.md)
 #   sudo make uninstall         all of that again (zones.yaml stays if it was edited)
 #   make release                build/release/nszone: static (CGO_ENABLED=0), stripped
 #   make man docs               regenerate docs/man and the README's picture
 #   make test                   scripts/test (as root, in a sandbox)
 #
-# PREFIX (/usr/local), DESTDIR, BINDIR, SYSCONFDIR (/etc), SYSTEMDUNITDIR,
+# PREFIX (/usr/local), DESTDIR, BINDIR, LIBEXECDIR, SYSCONFDIR (/etc), SYSTEMDUNITDIR,
 # MANDIR, BUILDDIR (build) and GO can be set on the command line.
 
 PREFIX         ?= /usr/local
 BINDIR         ?= $(PREFIX)/bin
+LIBEXECDIR     ?= $(PREFIX)/libexec
 DATADIR        ?= $(PREFIX)/share
 MANDIR         ?= $(DATADIR)/man
 DOCDIR         ?= $(DATADIR)/doc/nszone
@@ -38,11 +42,17 @@ MANPAGES = $(notdir $(wildcard docs/man/*.1))
 
 all: build
 
-build: $(BUILDDIR)/nszone
+build: $(BUILDDIR)/nszone $(BUILDDIR)/nszone-enter
 
 $(BUILDDIR)/nszone: $(SOURCES)
 	@mkdir -p $(BUILDDIR)
 	$(GO) build -buildvcs=false -ldflags '$(LDFLAGS)' -o $@ ./cmd/nszone
+
+# The setuid helper is always static: no dynamic loader and no NSS module
+# ever runs as root on a caller's behalf.
+$(BUILDDIR)/nszone-enter: $(SOURCES)
+	@mkdir -p $(BUILDDIR)
+	CGO_ENABLED=0 $(GO) build -buildvcs=false -trimpath -ldflags '-s -w' -o $@ ./cmd/nszone-enter
 
 # A static binary runs on any Linux of its architecture. It looks users up in
 # /etc/passwd and /etc/group only (no NSS: LDAP, sssd or systemd-homed users
@@ -97,10 +107,15 @@ install: build completions units
 		install -D -m 0755 dist/networkmanager/90-nszone '$(DESTDIR)$(NMDIR)/dispatcher.d/90-nszone' && \
 		echo "installed the NetworkManager hook $(NMDIR)/dispatcher.d/90-nszone"; \
 	fi
+	@if [ '$(ENTER)' = 1 ]; then \
+		install -D -o root -g root -m 4755 $(BUILDDIR)/nszone-enter '$(DESTDIR)$(LIBEXECDIR)/nszone/nszone-enter' && \
+		echo "installed $(LIBEXECDIR)/nszone/nszone-enter setuid root: users and groups named in a zone's users: and groups: enter it without sudo"; \
+	fi
 	@echo "next: systemctl daemon-reload && systemctl enable --now nszone.service"
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/nszone
+	rm -f $(DESTDIR)$(BINDIR)/nszone $(DESTDIR)$(LIBEXECDIR)/nszone/nszone-enter
+	rmdir $(DESTDIR)$(LIBEXECDIR)/nszone 2>/dev/null || true
 	for u in $(UNITS); do rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/$$u; done
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/nszone $(DESTDIR)$(ZSHCOMPDIR)/_nszone $(DESTDIR)$(FISHCOMPDIR)/nszone.fish
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(MANPAGES))

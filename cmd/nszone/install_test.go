@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -170,6 +171,28 @@ func TestEcosystemInstall(t *testing.T) {
 	makeTarget(t, "uninstall", "DESTDIR="+dest, "BUILDDIR="+build)
 	if _, err := os.Stat(zonesFile); err == nil {
 		t.Error("uninstall kept the unedited example zones file")
+	}
+
+	// ENTER=1 adds the setuid helper where nszone exec looks for it, and
+	// uninstall takes it away.
+	if os.Geteuid() == 0 {
+		makeTarget(t, "install", "DESTDIR="+dest, "BUILDDIR="+build, "ENTER=1")
+		helper := filepath.Join(dest, "usr/local/libexec/nszone/nszone-enter")
+		fi, err := os.Stat(helper)
+		if err != nil || fi.Mode() != 0o755|os.ModeSetuid || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("ENTER=1: %s: %v %v, want root's, mode u+s 0755", helper, fi, err)
+		} else if f, err := elf.Open(helper); err != nil {
+			t.Error(err)
+		} else {
+			if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
+				t.Errorf("nszone-enter is dynamically linked (%v): the loader would run setuid", libs)
+			}
+			f.Close()
+		}
+		makeTarget(t, "uninstall", "DESTDIR="+dest, "BUILDDIR="+build)
+		if _, err := os.Stat(filepath.Dir(helper)); err == nil {
+			t.Error("uninstall left the helper's directory")
+		}
 	}
 
 	// PREFIX=/usr: the units name /usr/bin/nszone and go where systemd's own are.
