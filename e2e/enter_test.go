@@ -198,8 +198,10 @@ func TestEnterWithoutSudo(t *testing.T) {
 	bin := installEnter(t)
 	nszone, enter := filepath.Join(bin, "nszone"), filepath.Join(bin, "nszone-enter")
 	logs := listenSyslog(t)
-	file := writeZones(t, enterZones)
-	mustRun(t, "up", "-c", file)
+	file := writeZones(t, strings.Replace(enterZones, "[nszalice]", "[nszalice, nszghost]", 1))
+	if out := mustRun(t, "up", "-c", file); !strings.Contains(out, "warning: zone wan: users: names nszghost, who is not a user of this host") {
+		t.Errorf("up with an unknown user in users: did not warn:\n%s", out)
+	}
 	t.Cleanup(func() { run(t, nil, "down", "--all") })
 	hostNet, _ := os.Readlink("/proc/self/ns/net")
 
@@ -252,7 +254,7 @@ func TestEnterWithoutSudo(t *testing.T) {
 		args []string
 		want string
 	}{
-		{bob, nil, []string{"exec", "wan", "--", "echo", "started"}, "nszone: you (nszbob) may not enter zone wan: you are not in its users: (nszalice) nor in its groups: (nszbrowse)"},
+		{bob, nil, []string{"exec", "wan", "--", "echo", "started"}, "nszone: you (nszbob) may not enter zone wan: you are not in its users: (nszalice, nszghost) nor in its groups: (nszbrowse)"},
 		{bob, []string{"NSZONE_CONFIG=" + evil}, []string{"exec", "wan", "--", "echo", "started"}, "you (nszbob) may not enter zone wan"},
 		{bob, nil, []string{"exec", "-c", evil, "wan", "--", "echo", "started"}, "unknown shorthand flag: 'c'"},
 		{carol, nil, []string{"exec", "lan", "--", "echo", "started"}, "you (nszcarol) may not enter zone lan"},
@@ -287,8 +289,8 @@ func TestEnterWithoutSudo(t *testing.T) {
 
 	// Who may enter is the zone as up made it: an up without alice shuts
 	// her out, and says so.
-	narrowed := writeZones(t, strings.Replace(enterZones, "users: [nszalice]\n    groups", "users: []\n    groups", 1))
-	if out := mustRun(t, "up", "-c", narrowed); !strings.Contains(out, "zone wan: who may enter without sudo: groups nszbrowse") {
+	narrowed := writeZones(t, strings.Replace(enterZones, "users: [nszalice]\n    groups", "users: [nszghost]\n    groups", 1))
+	if out := mustRun(t, "up", "-c", narrowed); !strings.Contains(out, "zone wan: who may enter without sudo: users nszghost; groups nszbrowse") {
 		t.Errorf("up that changed who may enter said:\n%s", out)
 	}
 	if r := as(t, alice, nil, nszone, "exec", "wan", "--", "true"); r.code != 1 || !strings.Contains(r.err, "you (nszalice) may not enter zone wan") {

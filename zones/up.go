@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -224,6 +225,9 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 	}
 	if p.fc.dnsErr != nil {
 		p.notes = append(p.notes, fmt.Sprintf("warning: %v; zones with dns: auto get no DNS server", p.fc.dnsErr))
+	}
+	for _, name := range sortedKeys(p.want) {
+		p.notes = append(p.notes, unknownAccounts(name, p.want[name].cfg.Access)...)
 	}
 	for _, name := range sortedKeys(p.recs) {
 		r := p.recs[name]
@@ -484,6 +488,23 @@ func recordEqual(a, b *Record) bool {
 
 func accessEqual(a, b config.Access) bool {
 	return slices.Equal(a.Users, b.Users) && slices.Equal(a.Groups, b.Groups) && a.NoNewPrivs == b.NoNewPrivs
+}
+
+// unknownAccounts warns of users: and groups: names this host does not
+// know: nobody enters through them until the account exists.
+func unknownAccounts(zone string, a config.Access) []string {
+	var notes []string
+	for _, u := range a.Users {
+		if _, err := user.Lookup(u); err != nil {
+			notes = append(notes, fmt.Sprintf("warning: zone %s: users: names %s, who is not a user of this host", zone, u))
+		}
+	}
+	for _, g := range a.Groups {
+		if _, err := user.LookupGroup(g); err != nil {
+			notes = append(notes, fmt.Sprintf("warning: zone %s: groups: names %s, which is not a group of this host", zone, g))
+		}
+	}
+	return notes
 }
 
 // DescribeAccess says who may enter a zone without sudo.
