@@ -7,6 +7,7 @@ package entry
 
 import (
 	"fmt"
+	"os"
 	"os/user"
 	"slices"
 	"strconv"
@@ -68,6 +69,22 @@ type Caller struct {
 	Name string
 	UID  int
 	GIDs []int // the real gid and the supplementary groups
+}
+
+// Current is the caller of this process: the kernel's real uid, gid and
+// supplementary groups, and the name the user database gives the uid;
+// never SUDO_*, USER or LOGNAME.
+func Current() (Caller, error) {
+	uid := os.Getuid()
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return Caller{}, fmt.Errorf("you (uid %d) are not in the user database: %w", uid, err)
+	}
+	groups, err := os.Getgroups()
+	if err != nil {
+		return Caller{}, fmt.Errorf("reading your groups: %w", err)
+	}
+	return Caller{Name: u.Username, UID: uid, GIDs: append([]int{os.Getgid()}, groups...)}, nil
 }
 
 func (c Caller) String() string { return fmt.Sprintf("%s (uid %d)", c.Name, c.UID) }

@@ -14,8 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/user"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -69,7 +67,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "nszone: nszone-enter is not setuid root: install it with make install ENTER=1, or run nszone exec through sudo")
 		return exitRefused
 	}
-	c, err := caller()
+	c, err := entry.Current()
 	if err != nil {
 		fmt.Fprintf(stderr, "nszone: %v\n", err)
 		return exitRefused
@@ -123,21 +121,6 @@ func prepare(zone string, c entry.Caller) (*zones.Entry, error) {
 		return nil, err
 	}
 	return m.Ready(zone)
-}
-
-// caller is who started us, from the kernel's real ids; names come from the
-// user database, never from the environment.
-func caller() (entry.Caller, error) {
-	uid := os.Getuid()
-	u, err := user.LookupId(strconv.Itoa(uid))
-	if err != nil {
-		return entry.Caller{}, fmt.Errorf("you (uid %d) are not in the user database: %w", uid, err)
-	}
-	groups, err := os.Getgroups()
-	if err != nil {
-		return entry.Caller{}, fmt.Errorf("reading your groups: %w", err)
-	}
-	return entry.Caller{Name: u.Username, UID: uid, GIDs: append([]int{os.Getgid()}, groups...)}, nil
 }
 
 type arguments struct {
