@@ -10,6 +10,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // TermKind is the kind of one allow term.
@@ -61,6 +62,11 @@ type Access struct {
 	Users      []string `json:"users,omitempty"`        // user names
 	Groups     []string `json:"groups,omitempty"`       // group names; members of any may enter
 	NoNewPrivs bool     `json:"no_new_privs,omitempty"` // programs start with PR_SET_NO_NEW_PRIVS
+}
+
+// Equal reports whether a and b let in the same names the same way.
+func (a Access) Equal(b Access) bool {
+	return slices.Equal(a.Users, b.Users) && slices.Equal(a.Groups, b.Groups) && a.NoNewPrivs == b.NoNewPrivs
 }
 
 // Check holds the targets that `nszone check` probes.

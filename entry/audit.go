@@ -33,14 +33,22 @@ func OpenAudit() (*Audit, error) {
 	return nil, fmt.Errorf("cannot log to syslog (tried %s): %w", strings.Join(SyslogSockets, ", "), errors.Join(errs...))
 }
 
-// Entered logs that c starts program (resolved path, argument count) in zone.
+// Every value a caller could shape is quoted (%q), so that no name, path or
+// zone argument can start a line of its own in the log.
+
+// Entered logs that c starts program (absolute path, argument count) in zone.
 func (a *Audit) Entered(c Caller, zone, program string, argc int) error {
-	return a.w.Notice(fmt.Sprintf("entered: user=%s uid=%d zone=%s program=%q args=%d", c.Name, c.UID, zone, program, argc))
+	return a.w.Notice(fmt.Sprintf("entered: user=%q uid=%d zone=%q program=%q args=%d", c.Name, c.UID, zone, program, argc))
 }
 
 // Refused logs that c was not let into zone, and why.
 func (a *Audit) Refused(c Caller, zone string, why error) error {
-	return a.w.Warning(fmt.Sprintf("refused: user=%s uid=%d zone=%q reason=%q", c.Name, c.UID, zone, why.Error()))
+	return a.w.Warning(fmt.Sprintf("refused: user=%q uid=%d zone=%q reason=%q", c.Name, c.UID, zone, why.Error()))
+}
+
+// Failed logs that a logged entry did not start its program after all.
+func (a *Audit) Failed(c Caller, zone string, why error) error {
+	return a.w.Warning(fmt.Sprintf("failed: user=%q uid=%d zone=%q reason=%q", c.Name, c.UID, zone, why.Error()))
 }
 
 // Close closes the connection.

@@ -48,20 +48,17 @@ func CleanEnv(env []string) []string {
 	return out
 }
 
-// runtimeVars are read by the Go runtime before main runs.
-var runtimeVars = []string{"GODEBUG", "GOGC", "GOMAXPROCS", "GOMEMLIMIT"}
-
-// TunesRuntime reports whether env sets a variable the Go runtime acts on
-// before main; nszone-enter then starts itself again without them, so its
-// privileged phase runs with the runtime's defaults. (GOTRACEBACK needs no
-// such care: in a setuid process the runtime forces it to none.)
-func TunesRuntime(env []string) bool {
-	for _, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); slices.Contains(runtimeVars, k) {
-			return true
-		}
-	}
-	return false
+// IsClean reports whether env is already CleanEnv(env). nszone-enter
+// starts itself again unless it is: the Go runtime (GODEBUG, GOGC...) and
+// package initialisers (NLDEBUG of the netlink library) read the
+// environment before main, so only a start with the cleaned environment
+// keeps the caller's variables out of the privileged phase. nszone exec
+// hands over with the cleaned environment, so that start is rare.
+// In a setuid process the Go runtime adds GOTRACEBACK=none (or replaces
+// the caller's value by it) itself: that entry does not count.
+func IsClean(env []string) bool {
+	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return kv == "GOTRACEBACK=none" })
+	return slices.Equal(env, CleanEnv(env))
 }
 
 // Caller is who started nszone-enter, from the kernel's real ids.

@@ -26,13 +26,18 @@ func TestCleanEnv(t *testing.T) {
 	}
 }
 
-func TestTunesRuntime(t *testing.T) {
+func TestIsClean(t *testing.T) {
 	for env, want := range map[string]bool{
-		"GODEBUG=x=1": true, "GOGC=off": true, "GOMAXPROCS=1": true, "GOMEMLIMIT=1": true,
-		"GOTRACEBACK=none": false, "GOPATH=/x": false, "PATH=/bin": false,
+		"TERM=x": true, "TERM=x\x00DISPLAY=:0": true, "": true, "TERM=x\x00GOTRACEBACK=none": true,
+		"GOTRACEBACK=crash": false,
+		"TERM=x\x00GODEBUG=x=1": false, "NLDEBUG=level=1": false, "TERM=x\x00TERM=y": false, "HOME=/x": false,
 	} {
-		if got := TunesRuntime([]string{"TERM=x", env}); got != want {
-			t.Errorf("TunesRuntime(%q) = %v, want %v", env, got, want)
+		var list []string
+		if env != "" {
+			list = strings.Split(env, "\x00")
+		}
+		if got := IsClean(list); got != want {
+			t.Errorf("IsClean(%q) = %v, want %v", list, got, want)
 		}
 	}
 }
@@ -132,10 +137,10 @@ func TestAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	// authpriv (10) * 8 + notice (5), then warning (4).
-	if got, want := read(t, l), `entered: user=alice uid=1001 zone=wan program="/usr/bin/fire\nfox" args=2`; !strings.HasPrefix(got, "<85>") || !strings.Contains(got, "nszone-enter[") || !strings.Contains(got, want) {
+	if got, want := read(t, l), `entered: user="alice" uid=1001 zone="wan" program="/usr/bin/fire\nfox" args=2`; !strings.HasPrefix(got, "<85>") || !strings.Contains(got, "nszone-enter[") || !strings.Contains(got, want) {
 		t.Errorf("entry logged as %q, want authpriv.notice and %q", got, want)
 	}
-	if got, want := read(t, l), `refused: user=alice uid=1001 zone="w\nan" reason="permission denied"`; !strings.HasPrefix(got, "<84>") || !strings.Contains(got, want) {
+	if got, want := read(t, l), `refused: user="alice" uid=1001 zone="w\nan" reason="permission denied"`; !strings.HasPrefix(got, "<84>") || !strings.Contains(got, want) {
 		t.Errorf("refusal logged as %q, want authpriv.warning and %q", got, want)
 	}
 }

@@ -122,6 +122,12 @@ func run(o Options) error {
 		}
 	}
 
+	if o.Recheck != nil {
+		if err := o.Recheck(); err != nil {
+			return setupErr(err)
+		}
+	}
+
 	// 7. Become the user. PR_SET_NO_NEW_PRIVS only when the zone asks for
 	// it: it also breaks sudo, ping and other setuid programs inside the
 	// zone, which users expect to work like outside it.
@@ -188,7 +194,11 @@ func run(o Options) error {
 		return &ExitError{Code: exitCode(err), Err: fmt.Errorf("exec %q: %w", name, err)}
 	}
 	if o.Audit != nil {
-		if err := o.Audit(path, argv); err != nil {
+		abs := path
+		if wd, err := unix.Getwd(); err == nil && !filepath.IsAbs(abs) {
+			abs = filepath.Join(wd, abs)
+		}
+		if err := o.Audit(abs, argv); err != nil {
 			return setupErr(err)
 		}
 	}

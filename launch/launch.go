@@ -68,7 +68,12 @@ type Options struct {
 	// NoNewPrivs sets PR_SET_NO_NEW_PRIVS for the program: setuid files and
 	// file capabilities then grant it nothing.
 	NoNewPrivs bool
-	// Audit, when set, is called with the program's resolved path and argv
+	// Recheck, when set, is called in the zone, still privileged, right
+	// before privileges are dropped; an error refuses. nszone-enter checks
+	// there once more that the caller may enter, and that the namespace
+	// entered is the zone's.
+	Recheck func() error `json:"-"`
+	// Audit, when set, is called with the program's absolute path and argv
 	// after privileges are dropped, just before execve; an error refuses.
 	Audit func(path string, argv []string) error `json:"-"`
 }

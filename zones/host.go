@@ -27,13 +27,19 @@ type hostRecord struct {
 // or "" when nothing is up.
 func RecordedFirewall() string {
 	h := &hostRecord{}
-	if err := readJSON(RunDir+"/host.json", h); err != nil {
+	if err := readJSON(HostRecord, h); err != nil {
 		return ""
+	}
+	if h.Firewall != "nft" && h.Firewall != "legacy" {
+		return "" // a damaged record: detect again rather than run a made-up iptables-*
 	}
 	return h.Firewall
 }
 
-func (m *Manager) hostRecordPath() string { return m.path(RunDir, "host.json") }
+// HostRecord is where up records what it changed on the host.
+const HostRecord = RunDir + "/host.json"
+
+func (m *Manager) hostRecordPath() string { return m.path(HostRecord) }
 
 func (m *Manager) readHostRecord() (*hostRecord, error) {
 	h := &hostRecord{Sysctls: map[string]string{}}

@@ -131,7 +131,7 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 		if err := m.saveRecord(name, p.want[name], p.recs[name]); err != nil {
 			return rep, err
 		}
-		if old := p.recs[name]; old != nil && !accessEqual(old.Access, p.want[name].cfg.Access) {
+		if old := p.recs[name]; old != nil && !old.Access.Equal(p.want[name].cfg.Access) {
 			rep.add("zone %s: who may enter without sudo: %s", name, DescribeAccess(p.want[name].cfg.Access))
 		}
 	}
@@ -483,11 +483,7 @@ func recordEqual(a, b *Record) bool {
 	return a.Name == b.Name && a.Netns == b.Netns && a.Pair == b.Pair && a.IPv6 == b.IPv6 &&
 		policyEqual(a.Policy, b.Policy) && slices.Equal(a.Allow, b.Allow) &&
 		slices.Equal(a.DNS, b.DNS) && slices.Equal(a.Openings, b.Openings) && slices.Equal(a.LAN, b.LAN) &&
-		accessEqual(a.Access, b.Access)
-}
-
-func accessEqual(a, b config.Access) bool {
-	return slices.Equal(a.Users, b.Users) && slices.Equal(a.Groups, b.Groups) && a.NoNewPrivs == b.NoNewPrivs
+		a.Access.Equal(b.Access)
 }
 
 // unknownAccounts warns of users: and groups: names this host does not

@@ -18,11 +18,17 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/entry"
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/launch"
 	"github.com/nszone/nszone/zones"
 )
+
+// restarted is argv[0] of the start with a cleaned environment: a second
+// unclean start refuses instead of starting again for ever. (A caller who
+// sets it only gets that refusal.)
+const restarted = "nszone-enter(cleaned)"
 
 const usage = "usage: nszone-enter [--profile] ZONE -- PROGRAM [ARG...]"
 
@@ -37,12 +43,18 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
-	// The environment first: nothing privileged may read the caller's.
+	// The environment first: nothing privileged may read the caller's. The
+	// runtime and package initialisers have read it already, so a start with
+	// anything more than the cleaned list is done again without it.
 	env := os.Environ()
 	kept := entry.CleanEnv(env)
-	if entry.TunesRuntime(env) {
-		err := unix.Exec("/proc/self/exe", args, kept)
-		fmt.Fprintf(stderr, "nszone: starting again without the Go runtime's variables: %v\n", err)
+	if !entry.IsClean(env) {
+		if args[0] == restarted {
+			fmt.Fprintf(stderr, "nszone: the environment is still not clean after a restart: refusing\n")
+			return exitRefused
+		}
+		err := unix.Exec("/proc/self/exe", append([]string{restarted}, args[1:]...), kept)
+		fmt.Fprintf(stderr, "nszone: starting again with a cleaned environment: %v\n", err)
 		return exitRefused
 	}
 	os.Clearenv()
@@ -51,6 +63,12 @@ func run(args []string, stderr io.Writer) int {
 	// caller cannot ptrace the privileged phase whatever suid_dumpable is.
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		fmt.Fprintf(stderr, "nszone: %v\n", err)
+		return exitRefused
+	}
+	// The caller's descriptors reach neither a program run as root
+	// (iptables-save on legacy hosts) nor, as with sudo, the program.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		fmt.Fprintf(stderr, "nszone: closing inherited descriptors: %v\n", err)
 		return exitRefused
 	}
 
@@ -74,19 +92,22 @@ func run(args []string, stderr io.Writer) int {
 	}
 	audit, err := entry.OpenAudit()
 	if err != nil {
-		fmt.Fprintf(stderr, "nszone: refusing to enter zone %s: every entry must be logged, and %v\n", a.zone, err)
+		fmt.Fprintf(stderr, "nszone: refusing to enter zone %q: every entry must be logged, and %v\n", a.zone, err)
 		return exitRefused
 	}
-	p, err := prepare(a.zone, c)
+	m, e, err := prepare(a.zone, c)
 	if err != nil {
 		audit.Refused(c, a.zone, err)
 		fmt.Fprintf(stderr, "nszone: %v\n", err)
 		return exitRefused
 	}
 	err = launch.Exec(launch.Options{
-		NetnsPath: p.Netns, EtcDir: p.Etc, Hide: launch.DefaultHide, Self: true,
-		Argv: a.argv, Env: kept, Profile: a.profile, NoNewPrivs: p.Access.NoNewPrivs,
+		NetnsPath: e.Netns, EtcDir: e.Etc, Hide: launch.DefaultHide, Self: true,
+		Argv: a.argv, Env: kept, Profile: a.profile, NoNewPrivs: e.Access.NoNewPrivs,
 		Logger: slog.New(slog.DiscardHandler),
+		// A caller can stop this process between the checks and the drop:
+		// what lets them in is checked again at the last privileged moment.
+		Recheck: func() error { return recheck(m, a.zone, c, e) },
 		Audit: func(path string, argv []string) error {
 			if err := audit.Entered(c, a.zone, path, len(argv)-1); err != nil {
 				return fmt.Errorf("refusing to enter zone %s: logging the entry: %w", a.zone, err)
@@ -94,6 +115,7 @@ func run(args []string, stderr io.Writer) int {
 			return nil
 		},
 	})
+	audit.Failed(c, a.zone, err)
 	fmt.Fprintf(stderr, "nszone: %v\n", err)
 	var ee *launch.ExitError
 	if errors.As(err, &ee) {
@@ -103,24 +125,76 @@ func run(args []string, stderr io.Writer) int {
 }
 
 // prepare lets c into zone or says why not: the zone's access, read from a
-// record only root can write, names c; and the zone is wholly up.
-func prepare(zone string, c entry.Caller) (*zones.Entry, error) {
+// record only root can write, names c; and the zone is wholly up, with
+// files only root can write.
+func prepare(zone string, c entry.Caller) (*zones.Manager, *zones.Entry, error) {
 	mode := zones.RecordedFirewall()
 	if mode == "" {
-		return nil, fmt.Errorf("%w in zone %s: no zone is up (run nszone up)", zones.ErrNotUp, zone)
+		return nil, nil, fmt.Errorf("%w in zone %q: no zone is up (run nszone up)", zones.ErrNotUp, zone)
+	}
+	if err := entry.RootOwned(zones.HostRecord); err != nil {
+		return nil, nil, fmt.Errorf("refusing to enter zone %q: nszone's host record must be root's alone: %w", zone, err)
 	}
 	m := zones.NewManager(slog.New(slog.DiscardHandler), &firewall.IPTables{Mode: mode})
+	if _, err := permitted(m, zone, c); err != nil {
+		return nil, nil, err
+	}
+	e, err := m.Ready(zone)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Each entry of /etc/netns/ZONE is bound over /etc for the program, and
+	// setuid programs run there too.
+	files, err := os.ReadDir(e.Etc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("refusing to enter zone %s: %w", zone, err)
+	}
+	for _, f := range append([]os.DirEntry{nil}, files...) {
+		path := e.Etc
+		if f != nil {
+			path += "/" + f.Name()
+		}
+		if err := entry.RootOwned(path); err != nil {
+			return nil, nil, fmt.Errorf("refusing to enter zone %s: its files must be root's alone: %w", zone, err)
+		}
+	}
+	return m, e, nil
+}
+
+// permitted reads who may enter zone from its record, which must be root's
+// alone, and lets c in or says why not.
+func permitted(m *zones.Manager, zone string, c entry.Caller) (config.Access, error) {
 	access, record, err := m.Access(zone)
 	if err != nil {
-		return nil, err
+		return access, err
 	}
 	if err := entry.RootOwned(record); err != nil {
-		return nil, fmt.Errorf("refusing to enter zone %s: its record must be root's alone: %w", zone, err)
+		return access, fmt.Errorf("refusing to enter zone %s: its record must be root's alone: %w", zone, err)
 	}
-	if err := entry.Permit(zone, access, c, entry.GroupID); err != nil {
-		return nil, err
+	return access, entry.Permit(zone, access, c, entry.GroupID)
+}
+
+// recheck runs in the zone right before the drop: c may still enter, on the
+// same terms, and the namespace entered is still the zone's pin.
+func recheck(m *zones.Manager, zone string, c entry.Caller, e *zones.Entry) error {
+	access, err := permitted(m, zone, c)
+	if err != nil {
+		return err
 	}
-	return m.Ready(zone)
+	if !access.Equal(e.Access) {
+		return fmt.Errorf("zone %s changed while you were entering it: try again", zone)
+	}
+	var pin, self unix.Stat_t
+	if err := unix.Stat(e.Netns, &pin); err != nil {
+		return fmt.Errorf("zone %s: %w", zone, err)
+	}
+	if err := unix.Stat("/proc/thread-self/ns/net", &self); err != nil {
+		return fmt.Errorf("zone %s: %w", zone, err)
+	}
+	if pin.Dev != self.Dev || pin.Ino != self.Ino {
+		return fmt.Errorf("zone %s was replaced while you were entering it: try again", zone)
+	}
+	return nil
 }
 
 type arguments struct {
@@ -137,14 +211,14 @@ func parseArgs(args []string) (arguments, error) {
 	var a arguments
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
 		opt, _, _ := strings.Cut(args[0], "=")
-		switch opt {
-		case "--profile":
+		switch {
+		case args[0] == "--profile":
 			a.profile = true
-		case "-h", "--help":
+		case opt == "-h" || opt == "--help":
 			return a, errHelp
-		case "--user", "-u":
+		case opt == "--user" || opt == "-u":
 			return a, errors.New("--user is for root only: run nszone exec --user through sudo")
-		case "-c", "--config":
+		case opt == "-c" || opt == "--config":
 			return a, errors.New("-c: who may enter a zone is read from the zone as nszone up made it, never from a file given here")
 		default:
 			return a, fmt.Errorf("unknown option %q", args[0])

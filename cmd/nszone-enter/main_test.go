@@ -30,6 +30,7 @@ func TestParseArgs(t *testing.T) {
 		"-c /tmp/z.yaml wan -- id":  "-c: who may enter",
 		"--config=/tmp/z wan -- id": "-c: who may enter",
 		"--verbose wan -- id":       `unknown option "--verbose"`,
+		"--profile=false wan -- id": `unknown option "--profile=false"`,
 		"":                          "no zone given",
 		"wan --":                    "no program given",
 		"wan":                       "no program given",

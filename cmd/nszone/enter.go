@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
+
+	"github.com/nszone/nszone/entry"
 )
 
 // enterHelpers are where nszone exec looks for nszone-enter, the setuid-root
@@ -40,7 +42,9 @@ func enterWithoutSudo(cmd *cobra.Command, zone string, argv []string, user strin
 			args = append(args, "--profile")
 		}
 		args = append(append(args, zone, "--"), argv...)
-		err := syscall.Exec(path, args, os.Environ())
+		// Only what may cross into the zone: the helper would otherwise
+		// start itself again to be rid of the rest.
+		err := syscall.Exec(path, args, entry.CleanEnv(os.Environ()))
 		return fmt.Errorf("starting %s: %w", path, err)
 	}
 	return fmt.Errorf("%s needs root: run sudo %s, or have nszone-enter installed (make install ENTER=1) and be named in the zone's users: or groups:",
