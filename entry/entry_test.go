@@ -29,7 +29,7 @@ func TestCleanEnv(t *testing.T) {
 func TestIsClean(t *testing.T) {
 	for env, want := range map[string]bool{
 		"TERM=x": true, "TERM=x\x00DISPLAY=:0": true, "": true, "TERM=x\x00GOTRACEBACK=none": true,
-		"GOTRACEBACK=crash": false,
+		"GOTRACEBACK=crash":     false,
 		"TERM=x\x00GODEBUG=x=1": false, "NLDEBUG=level=1": false, "TERM=x\x00TERM=y": false, "HOME=/x": false,
 	} {
 		var list []string
