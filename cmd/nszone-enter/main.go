@@ -46,6 +46,11 @@ func run(args []string, stderr io.Writer) int {
 	// The environment first: nothing privileged may read the caller's. The
 	// runtime and package initialisers have read it already, so a start with
 	// anything more than the cleaned list is done again without it.
+	if len(args) == 0 {
+		// execve with an empty argv (the pkexec hole, CVE-2021-4034).
+		fmt.Fprintln(stderr, "nszone: nszone-enter started without arguments")
+		return exitUsage
+	}
 	env := os.Environ()
 	kept := entry.CleanEnv(env)
 	if !entry.IsClean(env) {
