@@ -308,6 +308,19 @@ func TestEnterWithoutSudo(t *testing.T) {
 		t.Errorf("alice after her removal from wan: exit %d %q", r.code, r.err)
 	}
 
+	// On a host whose rules are legacy iptables the readiness check runs
+	// iptables-save as root: with the fixed PATH, it works the same.
+	run(t, nil, "down", "--all")
+	if r := run(t, []string{"NSZONE_IPTABLES=legacy"}, "up", "-c", file); r.code != 0 {
+		t.Fatalf("up (legacy): exit %d %s", r.code, r.err)
+	}
+	if r := as(t, alice, nil, nszone, "exec", "wan", "--", "id", "-u"); r.code != 0 || r.out != "64101\n" {
+		t.Errorf("alice in wan on iptables-legacy: exit %d %q %s", r.code, r.out, r.err)
+	}
+	if r := as(t, bob, nil, nszone, "exec", "wan", "--", "id", "-u"); r.code != 1 || r.out != "" {
+		t.Errorf("bob in wan on iptables-legacy: exit %d %q %s", r.code, r.out, r.err)
+	}
+
 	// No log, no entry.
 	logs.close()
 	if r := as(t, alice, nil, nszone, "exec", "lan", "--", "echo", "started"); r.code != 1 || r.out != "" || !strings.Contains(r.err, "every entry must be logged") {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/coreos/go-iptables/iptables"
 )
@@ -24,6 +25,13 @@ type IPTables struct {
 
 // run runs cmd through Start.
 func (b *IPTables) run(cmd *exec.Cmd) error {
+	if uid := os.Getuid(); uid != 0 && os.Geteuid() == 0 {
+		// Run by a setuid nszone-enter: xtables refuses to run with a
+		// real uid that is not its effective one (exit 111), so the
+		// command runs as root through and through, with no group of
+		// the caller's.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}}}
+	}
 	if b.Start == nil {
 		return cmd.Run()
 	}
