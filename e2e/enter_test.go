@@ -238,6 +238,17 @@ func TestEnterWithoutSudo(t *testing.T) {
 		t.Errorf("alice in wan reached the LAN: %q", r.out)
 	}
 
+	// --profile: a separate instance, its profile made by her in her HOME.
+	bindir := filepath.Join(alice.home, "bin")
+	os.Mkdir(bindir, 0o755)
+	os.WriteFile(filepath.Join(bindir, "firefox"), []byte("#!/bin/sh\necho \"started: $*\"\n"), 0o755)
+	profile := filepath.Join(alice.home, ".local/share/nszone/wan/firefox")
+	r = as(t, alice, []string{"PATH=" + bindir + ":/usr/bin:/bin"}, nszone, "exec", "--profile", "wan", "--", "firefox", "https://example.com")
+	var st syscall.Stat_t
+	if r.code != 0 || r.out != "started: --no-remote --profile "+profile+" https://example.com\n" || syscall.Stat(profile, &st) != nil || st.Uid != 64101 {
+		t.Errorf("alice: exec --profile wan -- firefox: exit %d %q %s (profile owner %d)", r.code, r.out, r.err, st.Uid)
+	}
+
 	// Permitted through groups:, with her supplementary group kept.
 	if r := as(t, carol, nil, nszone, "exec", "wan", "--", "id", "-G"); r.code != 0 || r.out != "64103 64110\n" {
 		t.Errorf("carol (group nszbrowse) in wan: exit %d %q %s", r.code, r.out, r.err)
