@@ -175,6 +175,10 @@ func (m *Machine) ZonesFile() []byte {
 	if v6 != "" {
 		w(v6)
 	}
+	w("    # Who may run `nszone exec wan -- PROGRAM` without sudo (with nszone-enter")
+	w("    # installed: make install ENTER=1). Nobody but root when unset.")
+	w("    # users: [alice]")
+	w("    # groups: [browsing]")
 	w("")
 	w("  # The LAN only: not the internet, not this machine.")
 	w("  lan:")
