@@ -61,7 +61,7 @@ func TestPermit(t *testing.T) {
 		{config.Access{}, alice, false, "you (alice) may not enter zone wan: it names no users: or groups:, so only root enters"},
 		// A group name the database does not know lets nobody in, not even
 		// a caller whose gid happens to be 0.
-		{config.Access{Groups: []string{"nosuch"}}, Caller{Name: "x", GIDs: []int{0}}, false, ""},
+		{config.Access{Groups: []string{"nosuch"}}, Caller{Name: "x", UID: 1005, GIDs: []int{0}}, false, ""},
 		// Root enters every zone, as with nszone exec.
 		{config.Access{}, Caller{Name: "root", UID: 0, GIDs: []int{0}}, true, ""},
 		// Names are compared whole.
