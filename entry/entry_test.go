@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nszone/nszone/config"
 )
 
@@ -156,4 +158,24 @@ func read(t *testing.T, l *net.UnixConn) string {
 		t.Fatal(err)
 	}
 	return string(b[:n])
+}
+
+// Both ways of marking the caller's descriptors close-on-exec leave none
+// inheritable above 2.
+func TestCloseOnExec(t *testing.T) {
+	for name, mark := range map[string]func() error{"close_range": CloseOnExec, "/proc/self/fd": closeOnExecEach} {
+		var p [2]int
+		if err := unix.Pipe2(p[:], 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := mark(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, fd := range p {
+			if flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || flags&unix.FD_CLOEXEC == 0 {
+				t.Errorf("%s: descriptor %d is still inheritable (%v)", name, fd, err)
+			}
+			unix.Close(fd)
+		}
+	}
 }

@@ -47,21 +47,29 @@ func (m *Manager) Ready(zone string) (*Entry, error) {
 	return &Entry{Netns: veth.PinDir + "/" + zone, Etc: m.path(EtcNetns, zone), Access: rec.Access}, nil
 }
 
-// Access returns who may enter zone without sudo, as it was brought up,
-// and the record that says so. It reads nothing else: nszone-enter asks it
-// before it checks anything of the zone for a caller who may not enter.
-func (m *Manager) Access(zone string) (config.Access, string, error) {
+// Admission is what nszone-enter checks a caller against, read from the
+// zone's record alone.
+type Admission struct {
+	Access config.Access // who may enter without sudo, as the zone was brought up
+	Netns  veth.NsID     // the zone's namespace, as up made it
+	Record string        // the record both were read from
+}
+
+// Admission reads who may enter zone and which namespace it is. It reads
+// nothing else: nszone-enter asks it before it checks anything of the zone
+// for a caller who may not enter.
+func (m *Manager) Admission(zone string) (*Admission, error) {
 	if !config.ZoneNameRE.MatchString(zone) {
-		return config.Access{}, "", fmt.Errorf("%q is not a zone name (must match %s)", zone, config.ZoneNameRE)
+		return nil, fmt.Errorf("%q is not a zone name (must match %s)", zone, config.ZoneNameRE)
 	}
 	var rec Record
 	path := m.recordPath(zone)
 	if err := readJSON(path, &rec); errors.Is(err, fs.ErrNotExist) {
-		return config.Access{}, "", fmt.Errorf("%w in zone %s: it is not up (run nszone up)", ErrNotUp, zone)
+		return nil, fmt.Errorf("%w in zone %s: it is not up (run nszone up)", ErrNotUp, zone)
 	} else if err != nil {
-		return config.Access{}, "", err
+		return nil, err
 	}
-	return rec.Access, path, nil
+	return &Admission{Access: rec.Access, Netns: rec.Netns, Record: path}, nil
 }
 
 // readyGaps is missing, with the host's wall read over netlink where the

@@ -14,11 +14,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/entry"
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/launch"
@@ -43,14 +43,14 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
-	// The environment first: nothing privileged may read the caller's. The
-	// runtime and package initialisers have read it already, so a start with
-	// anything more than the cleaned list is done again without it.
 	if len(args) == 0 {
 		// execve with an empty argv (the pkexec hole, CVE-2021-4034).
 		fmt.Fprintln(stderr, "nszone: nszone-enter started without arguments")
 		return exitUsage
 	}
+	// The environment first: nothing privileged may read the caller's. The
+	// runtime and package initialisers have read it already, so a start with
+	// anything more than the cleaned list is done again without it.
 	env := os.Environ()
 	kept := entry.CleanEnv(env)
 	if !entry.IsClean(env) {
@@ -70,10 +70,8 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nszone: %v\n", err)
 		return exitRefused
 	}
-	// The caller's descriptors reach neither a program run as root
-	// (iptables-save on legacy hosts) nor, as with sudo, the program.
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		fmt.Fprintf(stderr, "nszone: closing inherited descriptors: %v\n", err)
+	if err := entry.CloseOnExec(); err != nil {
+		fmt.Fprintf(stderr, "nszone: %v\n", err)
 		return exitRefused
 	}
 
@@ -100,27 +98,34 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nszone: refusing to enter zone %q: every entry must be logged, and %v\n", a.zone, err)
 		return exitRefused
 	}
-	m, e, err := prepare(a.zone, c)
+	g := &gate{zone: a.zone, caller: c, groups: map[string]int{}}
+	e, err := g.prepare()
 	if err != nil {
 		audit.Refused(c, a.zone, err)
 		fmt.Fprintf(stderr, "nszone: %v\n", err)
 		return exitRefused
 	}
+	logged := false
 	err = launch.Exec(launch.Options{
 		NetnsPath: e.Netns, EtcDir: e.Etc, Hide: launch.DefaultHide, Self: true,
 		Argv: a.argv, Env: kept, Profile: a.profile, NoNewPrivs: e.Access.NoNewPrivs,
 		Logger: slog.New(slog.DiscardHandler),
 		// A caller can stop this process between the checks and the drop:
 		// what lets them in is checked again at the last privileged moment.
-		Recheck: func() error { return recheck(m, a.zone, c, e) },
+		Recheck: g.recheck,
 		Audit: func(path string, argv []string) error {
 			if err := audit.Entered(c, a.zone, path, len(argv)-1); err != nil {
 				return fmt.Errorf("refusing to enter zone %s: logging the entry: %w", a.zone, err)
 			}
+			logged = true
 			return nil
 		},
 	})
-	audit.Failed(c, a.zone, err)
+	if logged {
+		audit.Failed(c, a.zone, err) // the entry was logged; its program did not start
+	} else {
+		audit.Refused(c, a.zone, err)
+	}
 	fmt.Fprintf(stderr, "nszone: %v\n", err)
 	var ee *launch.ExitError
 	if errors.As(err, &ee) {
@@ -129,75 +134,92 @@ func run(args []string, stderr io.Writer) int {
 	return exitRefused
 }
 
-// prepare lets c into zone or says why not: the zone's access, read from a
-// record only root can write, names c; and the zone is wholly up, with
-// files only root can write.
-func prepare(zone string, c entry.Caller) (*zones.Manager, *zones.Entry, error) {
+// gate decides whether caller may enter zone, from files only root can
+// write, twice: before anything is entered, and in the zone right before
+// privileges are dropped.
+type gate struct {
+	zone   string
+	caller entry.Caller
+	m      *zones.Manager
+	first  *zones.Admission
+	groups map[string]int // group name -> gid, looked up before the zone's /etc is bound
+}
+
+// prepare lets the caller in or says why not: the zone's record, only root
+// can write it, names them; the zone is wholly up; and its files, bound over
+// /etc for the program, are root's alone.
+func (g *gate) prepare() (*zones.Entry, error) {
 	mode := zones.RecordedFirewall()
 	if mode == "" {
-		return nil, nil, fmt.Errorf("%w in zone %q: no zone is up (run nszone up)", zones.ErrNotUp, zone)
+		return nil, fmt.Errorf("%w in zone %q: no zone is up (run nszone up)", zones.ErrNotUp, g.zone)
 	}
 	if err := entry.RootOwned(zones.HostRecord); err != nil {
-		return nil, nil, fmt.Errorf("refusing to enter zone %q: nszone's host record must be root's alone: %w", zone, err)
+		return nil, fmt.Errorf("refusing to enter zone %q: nszone's host record must be root's alone: %w", g.zone, err)
 	}
-	m := zones.NewManager(slog.New(slog.DiscardHandler), &firewall.IPTables{Mode: mode})
-	if _, err := permitted(m, zone, c); err != nil {
-		return nil, nil, err
-	}
-	e, err := m.Ready(zone)
+	g.m = zones.NewManager(slog.New(slog.DiscardHandler), &firewall.IPTables{Mode: mode})
+	adm, err := g.admit()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	// Each entry of /etc/netns/ZONE is bound over /etc for the program, and
-	// setuid programs run there too.
-	files, err := os.ReadDir(e.Etc)
+	g.first = adm
+	// Ready reads every zone's record (the host's wall is built from them).
+	if err := entry.RootOwnedTree(filepath.Dir(adm.Record)); err != nil {
+		return nil, fmt.Errorf("refusing to enter zone %s: nszone's records must be root's alone: %w", g.zone, err)
+	}
+	e, err := g.m.Ready(g.zone)
 	if err != nil {
-		return nil, nil, fmt.Errorf("refusing to enter zone %s: %w", zone, err)
+		return nil, err
 	}
-	for _, f := range append([]os.DirEntry{nil}, files...) {
-		path := e.Etc
-		if f != nil {
-			path += "/" + f.Name()
-		}
-		if err := entry.RootOwned(path); err != nil {
-			return nil, nil, fmt.Errorf("refusing to enter zone %s: its files must be root's alone: %w", zone, err)
-		}
+	if err := entry.RootOwnedTree(e.Etc); err != nil {
+		return nil, fmt.Errorf("refusing to enter zone %s: its files must be root's alone: %w", g.zone, err)
 	}
-	return m, e, nil
+	return e, nil
 }
 
-// permitted reads who may enter zone from its record, which must be root's
-// alone, and lets c in or says why not.
-func permitted(m *zones.Manager, zone string, c entry.Caller) (config.Access, error) {
-	access, record, err := m.Access(zone)
+// admit reads the zone's record, which must be root's alone, and lets the
+// caller in or says why not.
+func (g *gate) admit() (*zones.Admission, error) {
+	adm, err := g.m.Admission(g.zone)
 	if err != nil {
-		return access, err
+		return nil, err
 	}
-	if err := entry.RootOwned(record); err != nil {
-		return access, fmt.Errorf("refusing to enter zone %s: its record must be root's alone: %w", zone, err)
+	if err := entry.RootOwned(adm.Record); err != nil {
+		return nil, fmt.Errorf("refusing to enter zone %s: its record must be root's alone: %w", g.zone, err)
 	}
-	return access, entry.Permit(zone, access, c, entry.GroupID)
+	return adm, entry.Permit(g.zone, adm.Access, g.caller, g.groupID)
 }
 
-// recheck runs in the zone right before the drop: c may still enter, on the
-// same terms, and the namespace entered is still the zone's pin.
-func recheck(m *zones.Manager, zone string, c entry.Caller, e *zones.Entry) error {
-	access, err := permitted(m, zone, c)
+// groupID resolves a group name once, so that the check in the zone uses
+// the host's /etc/group as the first did, whatever the zone's files bind.
+func (g *gate) groupID(name string) (int, bool) {
+	if id, ok := g.groups[name]; ok {
+		return id, id >= 0
+	}
+	id, ok := entry.GroupID(name)
+	if !ok {
+		id = -1
+	}
+	g.groups[name] = id
+	return id, ok
+}
+
+// recheck runs in the zone right before the drop: the caller may still
+// enter, on the same terms, and this thread is in the namespace the zone's
+// record names, the one Ready checked.
+func (g *gate) recheck() error {
+	adm, err := g.admit()
 	if err != nil {
 		return err
 	}
-	if !access.Equal(e.Access) {
-		return fmt.Errorf("zone %s changed while you were entering it: try again", zone)
+	if !adm.Access.Equal(g.first.Access) || adm.Netns != g.first.Netns {
+		return fmt.Errorf("zone %s changed while you were entering it: try again", g.zone)
 	}
-	var pin, self unix.Stat_t
-	if err := unix.Stat(e.Netns, &pin); err != nil {
-		return fmt.Errorf("zone %s: %w", zone, err)
-	}
+	var self unix.Stat_t
 	if err := unix.Stat("/proc/thread-self/ns/net", &self); err != nil {
-		return fmt.Errorf("zone %s: %w", zone, err)
+		return fmt.Errorf("zone %s: %w", g.zone, err)
 	}
-	if pin.Dev != self.Dev || pin.Ino != self.Ino {
-		return fmt.Errorf("zone %s was replaced while you were entering it: try again", zone)
+	if self.Dev != adm.Netns.Dev || self.Ino != adm.Netns.Ino {
+		return fmt.Errorf("zone %s was replaced while you were entering it: try again", g.zone)
 	}
 	return nil
 }

@@ -184,6 +184,11 @@ func TestEcosystemInstall(t *testing.T) {
 		} else if f, err := elf.Open(helper); err != nil {
 			t.Error(err)
 		} else {
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_INTERP {
+					t.Error("nszone-enter has a program interpreter: ld.so would run setuid, reading the caller's environment")
+				}
+			}
 			if libs, _ := f.ImportedLibraries(); len(libs) > 0 {
 				t.Errorf("nszone-enter is dynamically linked (%v): the loader would run setuid", libs)
 			}
