@@ -40,16 +40,7 @@ func runEnv(t *testing.T, env []string, args ...string) result {
 	t.Helper()
 	c := exec.Command(nszoneBin, args...)
 	c.Env = env
-	var o, e bytes.Buffer
-	c.Stdout, c.Stderr = &o, &e
-	err := c.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running nszone %v: %v", args, err)
-	}
-	return result{o.String(), e.String(), code}
+	return runExec(t, c)
 }
 
 // sharedDir is a temporary directory that nobody (uid 65534) may enter.

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -163,16 +162,7 @@ func as(t *testing.T, a account, env []string, name string, args ...string) resu
 		groups[i] = uint32(g)
 	}
 	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(a.uid), Gid: uint32(a.groups[0]), Groups: groups}}
-	var o, e strings.Builder
-	c.Stdout, c.Stderr = &o, &e
-	err := c.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running %s as %s: %v", name, a.name, err)
-	}
-	return result{o.String(), e.String(), code}
+	return runExec(t, c)
 }
 
 const enterZones = `version: 1
@@ -376,7 +366,13 @@ func TestEnterDesktop(t *testing.T) {
 	t.Cleanup(func() { run(t, nil, "down", "--all") })
 
 	cookie := filepath.Join(alice.home, ".Xauthority")
-	copyFile(t, rootCookie, cookie)
+	b, err := os.ReadFile(rootCookie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cookie, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	os.Chown(cookie, alice.uid, alice.uid)
 	nszone := filepath.Join(bin, "nszone")
 	r := as(t, alice, []string{"DISPLAY=" + display}, nszone, "exec", "wan", "--", "xdpyinfo")
@@ -399,22 +395,5 @@ func TestEnterDesktop(t *testing.T) {
 	}
 	if r := load("http://192.168.50.10/"); strings.Contains(r.out, "lab-lan") {
 		t.Errorf("chromium in wan as alice loaded the LAN server's page: %q", r.out)
-	}
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
 	}
 }

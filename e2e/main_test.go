@@ -104,6 +104,13 @@ func runCmd(t *testing.T, env []string, name string, args ...string) result {
 	t.Helper()
 	c := exec.Command(name, args...)
 	c.Env = append(os.Environ(), env...)
+	return runExec(t, c)
+}
+
+// runExec runs c and returns its output and exit status (128+N when
+// signal N killed it); a command that cannot be started fails the test.
+func runExec(t *testing.T, c *exec.Cmd) result {
+	t.Helper()
 	var o, e bytes.Buffer
 	c.Stdout, c.Stderr = &o, &e
 	err := c.Run()
@@ -111,7 +118,7 @@ func runCmd(t *testing.T, env []string, name string, args ...string) result {
 	if err != nil {
 		ee, ok := err.(*exec.ExitError)
 		if !ok {
-			t.Fatalf("running %s %v: %v", name, args, err)
+			t.Fatalf("running %s: %v", c, err)
 		}
 		code = ee.ExitCode()
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {

@@ -50,6 +50,3 @@ func (a *Audit) Refused(c Caller, zone string, why error) error {
 func (a *Audit) Failed(c Caller, zone string, why error) error {
 	return a.w.Warning(fmt.Sprintf("failed: user=%q uid=%d zone=%q reason=%q", c.Name, c.UID, zone, why.Error()))
 }
-
-// Close closes the connection.
-func (a *Audit) Close() error { return a.w.Close() }

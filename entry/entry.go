@@ -84,8 +84,6 @@ func Current() (Caller, error) {
 	return Caller{Name: u.Username, UID: uid, GIDs: append([]int{os.Getgid()}, groups...)}, nil
 }
 
-func (c Caller) String() string { return fmt.Sprintf("%s (uid %d)", c.Name, c.UID) }
-
 // Permit allows c into a zone whose access is a: c is root (who may enter
 // every zone anyway), is named in users:, or is in a group named in groups:. groupID resolves a group name; a name it
 // does not know lets nobody in.

@@ -72,7 +72,7 @@ func TestPermit(t *testing.T) {
 	for i, tt := range tests {
 		err := Permit("wan", tt.access, tt.c, groupID)
 		if (err == nil) != tt.ok || (tt.msg != "" && (err == nil || err.Error() != tt.msg)) {
-			t.Errorf("%d: Permit(%+v, %s) = %v, want ok=%v %q", i, tt.access, tt.c, err, tt.ok, tt.msg)
+			t.Errorf("%d: Permit(%+v, %+v) = %v, want ok=%v %q", i, tt.access, tt.c, err, tt.ok, tt.msg)
 		}
 	}
 }
@@ -132,7 +132,7 @@ func TestAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	defer a.w.Close()
 	c := Caller{Name: "alice", UID: 1001}
 	if err := a.Entered(c, "wan", "/usr/bin/fire\nfox", 2); err != nil {
 		t.Fatal(err)
