@@ -9,7 +9,7 @@ import (
 
 // forbiddenReachable tries, bypassing nszone (ip netns exec), what no zone
 // of defaultZones may do; a zone caught half-made must be closed too.
-func forbiddenReachable(t *testing.T) []string {
+func forbiddenReachable(t testing.TB) []string {
 	t.Helper()
 	var leaks []string
 	tries := map[string][]string{

@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestEcosystemInit: in the simulated network, nszone init finds the
@@ -254,6 +256,10 @@ func TestEcosystemUnitCommands(t *testing.T) {
 				continue
 			}
 			argv := strings.Fields(strings.ReplaceAll(v, "%i", instance))
+			if argv[0] == "/bin/kill" || argv[0] == "/bin/sh" { // run as they are
+				out[k] = []string{v}
+				continue
+			}
 			if argv[0] != "@BINDIR@/nszone" {
 				t.Fatalf("%s: %s runs %s, not nszone", unit, k, argv[0])
 			}
@@ -264,17 +270,47 @@ func TestEcosystemUnitCommands(t *testing.T) {
 	before := snapshot(t)
 	t.Cleanup(func() { run(t, nil, "down", "--all") })
 
+	// nszone.service runs watch: start until it is ready, reload with
+	// SIGHUP to its main process, stop by SIGTERM and then ExecStopPost.
 	svc := execLines("nszone.service", "")
-	out := mustRun(t, svc["ExecStart"]...)
-	for _, z := range []string{"wan", "lan", "offline"} {
-		if !strings.Contains(out, "zone "+z+" up") {
-			t.Errorf("start: zone %s not up:\n%s", z, out)
+	if got := strings.Join(svc["ExecStart"], " "); got != "watch" {
+		t.Fatalf("nszone.service: ExecStart runs nszone %s, want nszone watch", got)
+	}
+	if got := strings.Join(svc["ExecReload"], " "); got != "/bin/kill -HUP $MAINPID" {
+		t.Fatalf("nszone.service: ExecReload is %s", got)
+	}
+	// ExecStopPost through sh, as systemd would run it, with the unit's result.
+	stopPost := func(result string) {
+		t.Helper()
+		line := strings.ReplaceAll(svc["ExecStopPost"][0], "@BINDIR@/nszone", nszoneBin)
+		r := runCmd(t, []string{"SERVICE_RESULT=" + result}, "/bin/sh", "-c", strings.TrimSuffix(strings.TrimPrefix(line, "/bin/sh -c '"), "'"))
+		if r.code != 0 {
+			t.Fatalf("ExecStopPost with SERVICE_RESULT=%s: exit %d %s", result, r.code, r.err)
 		}
 	}
-	if out := mustRun(t, svc["ExecReload"]...); !strings.Contains(out, "nothing to change") {
-		t.Errorf("reload changed something:\n%s", out)
+	w := startWatch(t, "../dist/zones.example.yaml")
+	for _, z := range []string{"wan", "lan", "offline"} {
+		if !strings.Contains(w.out.String(), "zone "+z+" up") {
+			t.Errorf("start: zone %s not up:\n%s", z, w.out.String())
+		}
 	}
-	mustRun(t, svc["ExecStop"]...)
+	mark := len(w.out.String())
+	w.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(500 * time.Millisecond)
+	if out := w.out.String()[mark:]; strings.Contains(out, "repaired") || w.cmd.ProcessState != nil {
+		t.Errorf("reload changed something, or ended watch:\n%s", out)
+	}
+	w.stop(t, syscall.SIGKILL)
+	stopPost("signal") // a crash: systemd restarts watch, the zones stay
+	if st := status(t); len(st.Zones) == 0 || statusZone(st, "wan").State != "up" {
+		t.Errorf("watch killed: the zones must stay as they are, status %v", st)
+	}
+	w = startWatch(t, "../dist/zones.example.yaml")
+	w.stop(t, syscall.SIGTERM)
+	if w.cmd.ProcessState.ExitCode() != 0 {
+		t.Errorf("watch on SIGTERM: exit %d, want 0 (systemd's SERVICE_RESULT=success)", w.cmd.ProcessState.ExitCode())
+	}
+	stopPost("success")
 	if after := snapshot(t); after != before {
 		t.Errorf("stop did not leave the host as before:\n%s", diffLines(before, after))
 	}

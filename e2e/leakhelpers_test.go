@@ -336,7 +336,7 @@ var (
 	leakSelf     string
 )
 
-func leakSelfPath(t *testing.T) string {
+func leakSelfPath(t testing.TB) string {
 	t.Helper()
 	leakSelfOnce.Do(func() {
 		p, err := os.Executable()
@@ -356,7 +356,7 @@ func leakSelfPath(t *testing.T) string {
 // already running in the zone, which works in a degraded zone too).
 const leakHost = ""
 
-func leakArgv(t *testing.T, where string, argv ...string) []string {
+func leakArgv(t testing.TB, where string, argv ...string) []string {
 	t.Helper()
 	switch {
 	case where == leakHost:
@@ -369,7 +369,7 @@ func leakArgv(t *testing.T, where string, argv ...string) []string {
 }
 
 // leakRun runs argv at where, killing it (by its PID) after timeout.
-func leakRun(t *testing.T, where string, timeout time.Duration, env []string, argv ...string) result {
+func leakRun(t testing.TB, where string, timeout time.Duration, env []string, argv ...string) result {
 	t.Helper()
 	full := leakArgv(t, where, argv...)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -417,7 +417,7 @@ func parseLeakResults(out string) map[string]leakStat {
 
 // leakSend runs the sender at where: n attempts at each target, every
 // payload carrying token. It returns what the sender saw per target.
-func leakSend(t *testing.T, where, token string, n int, targets ...string) map[string]leakStat {
+func leakSend(t testing.TB, where, token string, n int, targets ...string) map[string]leakStat {
 	t.Helper()
 	args := append([]string{leakSelfPath(t), "send", "-n", strconv.Itoa(n), "-token", token, "-timeout", "800ms", "-gap", "5ms", "-tcpn", "1"}, targets...)
 	r := leakRun(t, where, 60*time.Second, []string{leakHelperEnv + "=1"}, args...)
@@ -455,7 +455,7 @@ func (b *leakSyncBuf) String() string {
 
 // leakStartStream starts a sender at where that sends to every target in
 // turn, without pause but gap, until stopped (at most dur).
-func leakStartStream(t *testing.T, where, token string, dur time.Duration, targets ...string) *leakStream {
+func leakStartStream(t testing.TB, where, token string, dur time.Duration, targets ...string) *leakStream {
 	t.Helper()
 	argv := leakArgv(t, where, append([]string{leakSelfPath(t), "stream", "-token", token,
 		"-dur", dur.String(), "-gap", "2ms", "-timeout", "150ms"}, targets...)...)
@@ -542,7 +542,7 @@ type leakListenOpts struct {
 // leakListen opens listeners in the network namespace ns (pinned under
 // /run/netns; leakHost: this process's own, the simulated host). The
 // sockets are made inside ns and stay there.
-func leakListen(t *testing.T, ns string, o leakListenOpts) *leakSink {
+func leakListen(t testing.TB, ns string, o leakListenOpts) *leakSink {
 	t.Helper()
 	s := &leakSink{where: ns}
 	if ns == leakHost {
@@ -776,7 +776,7 @@ type leakTap struct {
 
 // leakStartTap records every IP frame that reaches (or leaves) ifname in
 // namespace ns (leakHost: this process's).
-func leakStartTap(t *testing.T, ns, ifname string) *leakTap {
+func leakStartTap(t testing.TB, ns, ifname string) *leakTap {
 	t.Helper()
 	tp := &leakTap{where: ns + "/" + ifname}
 	open := func() error {
@@ -979,7 +979,7 @@ var (
 
 // leakHostCmd runs a command on the simulated host, refusing outside the
 // sandbox. It returns the result; must: fail the test on a non-zero exit.
-func leakHostCmd(t *testing.T, must bool, name string, args ...string) result {
+func leakHostCmd(t testing.TB, must bool, name string, args ...string) result {
 	t.Helper()
 	if !sandbox.Active() {
 		t.Fatal("not in the sandbox: refusing to change this machine's firewall")
@@ -991,7 +991,7 @@ func leakHostCmd(t *testing.T, must bool, name string, args ...string) result {
 	return r
 }
 
-func leakSave(t *testing.T) map[string]string {
+func leakSave(t testing.TB) map[string]string {
 	t.Helper()
 	saves := map[string]string{}
 	for _, bin := range leakIPTBins {
@@ -1004,7 +1004,7 @@ func leakSave(t *testing.T) map[string]string {
 // leakBegin checks the sandbox, records the host's firewall and forwarding,
 // and makes sure that when the test ends every zone is down and both are
 // as they were, whatever the test did to them.
-func leakBegin(t *testing.T) {
+func leakBegin(t testing.TB) {
 	t.Helper()
 	needSandbox(t)
 	if r := run(t, nil, "down", "--all"); r.code != 0 {
@@ -1107,16 +1107,9 @@ func maps2Equal(a, b map[string]string) bool {
 // `iptables -F` or an nftables.service reload does to nszone's host wall:
 // every table of both families in both iptables variants flushed, the
 // policies ACCEPT, every nftables table gone, forwarding on.
-func leakFlushHost(t *testing.T) {
+func leakFlushHost(t testing.TB) {
 	t.Helper()
-	for _, bin := range leakIPTBins {
-		for table, builtins := range leakIPTTables {
-			leakHostCmd(t, true, bin, "-t", table, "-F")
-			for _, c := range builtins {
-				leakHostCmd(t, true, bin, "-t", table, "-P", c, "ACCEPT")
-			}
-		}
-	}
+	leakFlushIPTables(t)
 	// And what Debian's nftables.service does on reload (its nftables.conf
 	// starts with "flush ruleset"): every nftables table goes, native ones
 	// and iptables-nft's alike.
@@ -1138,9 +1131,25 @@ func leakFlushHost(t *testing.T) {
 	}
 }
 
+// leakFlushIPTables does what a firewalld (iptables backend) or ufw reload,
+// a Docker restart or an admin's `iptables -F` does: every iptables table
+// of both families in both variants flushed, the policies ACCEPT. Native
+// nftables tables (nszone's host wall among them) stay.
+func leakFlushIPTables(t testing.TB) {
+	t.Helper()
+	for _, bin := range leakIPTBins {
+		for table, builtins := range leakIPTTables {
+			leakHostCmd(t, true, bin, "-t", table, "-F")
+			for _, c := range builtins {
+				leakHostCmd(t, true, bin, "-t", table, "-P", c, "ACCEPT")
+			}
+		}
+	}
+}
+
 // leakZoneAddrs returns the zone's own addresses (from status) and its
 // gateway addresses (the host end of its link), global ones first.
-func leakZoneAddrs(t *testing.T, zone string) (own []netip.Addr, gw []netip.Addr) {
+func leakZoneAddrs(t testing.TB, zone string) (own []netip.Addr, gw []netip.Addr) {
 	t.Helper()
 	st := status(t, zone)
 	for _, z := range st.Zones {
@@ -1163,7 +1172,7 @@ func leakZoneAddrs(t *testing.T, zone string) (own []netip.Addr, gw []netip.Addr
 
 // leakIfAddrs lists the addresses of ifname in ns: global ones, or
 // (linkLocal) the IPv6 link-local ones.
-func leakIfAddrs(t *testing.T, ns, ifname string, linkLocal bool) []netip.Addr {
+func leakIfAddrs(t testing.TB, ns, ifname string, linkLocal bool) []netip.Addr {
 	t.Helper()
 	var out []netip.Addr
 	get := func() error {
@@ -1209,7 +1218,7 @@ func leakHP(a netip.Addr, port int, scope string) string {
 
 // leakIPTFor returns the iptables commands of the variant nszone uses on the
 // host, as status reports it.
-func leakIPTFor(t *testing.T) (v4, v6 string) {
+func leakIPTFor(t testing.TB) (v4, v6 string) {
 	t.Helper()
 	out := mustRun(t, "status", "-o", "json")
 	switch {
@@ -1224,7 +1233,7 @@ func leakIPTFor(t *testing.T) (v4, v6 string) {
 
 // leakStates returns each zone's state from status -o json, whatever its
 // exit status, with what is missing.
-func leakStates(t *testing.T) map[string]string {
+func leakStates(t testing.TB) map[string]string {
 	t.Helper()
 	r := run(t, nil, "status", "-o", "json")
 	var st statusJSON

@@ -78,7 +78,7 @@ func runSandboxed(m *testing.M) int {
 	return m.Run()
 }
 
-func needSandbox(t *testing.T) {
+func needSandbox(t testing.TB) {
 	t.Helper()
 	if skipWhy != "" {
 		t.Skip(skipWhy)
@@ -95,12 +95,12 @@ type result struct {
 }
 
 // run runs nszone with args and extra environment.
-func run(t *testing.T, env []string, args ...string) result {
+func run(t testing.TB, env []string, args ...string) result {
 	t.Helper()
 	return runCmd(t, env, nszoneBin, args...)
 }
 
-func runCmd(t *testing.T, env []string, name string, args ...string) result {
+func runCmd(t testing.TB, env []string, name string, args ...string) result {
 	t.Helper()
 	c := exec.Command(name, args...)
 	c.Env = append(os.Environ(), env...)
@@ -109,7 +109,7 @@ func runCmd(t *testing.T, env []string, name string, args ...string) result {
 
 // runExec runs c and returns its output and exit status (128+N when
 // signal N killed it); a command that cannot be started fails the test.
-func runExec(t *testing.T, c *exec.Cmd) result {
+func runExec(t testing.TB, c *exec.Cmd) result {
 	t.Helper()
 	var o, e bytes.Buffer
 	c.Stdout, c.Stderr = &o, &e
@@ -129,7 +129,7 @@ func runExec(t *testing.T, c *exec.Cmd) result {
 }
 
 // mustRun fails the test unless nszone exits 0.
-func mustRun(t *testing.T, args ...string) string {
+func mustRun(t testing.TB, args ...string) string {
 	t.Helper()
 	r := run(t, nil, args...)
 	if r.code != 0 {
@@ -139,7 +139,7 @@ func mustRun(t *testing.T, args ...string) string {
 }
 
 // writeZones writes a zones file for a test.
-func writeZones(t *testing.T, content string) string {
+func writeZones(t testing.TB, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "zones.yaml")
 	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -152,7 +152,7 @@ var counters = regexp.MustCompile(`\[\d+:\d+\]`)
 
 // snapshot captures everything of the host that nszone may change, in a
 // form that compares equal when the host is the same.
-func snapshot(t *testing.T) string {
+func snapshot(t testing.TB) string {
 	t.Helper()
 	var b strings.Builder
 	section := func(title, name string, args ...string) {
@@ -253,7 +253,7 @@ func settle() error {
 }
 
 // exec2 starts a command and returns it running.
-func exec2(t *testing.T, name string, args ...string) *exec.Cmd {
+func exec2(t testing.TB, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	c := exec.Command(name, args...)
 	if err := c.Start(); err != nil {

@@ -19,7 +19,7 @@ zones:
 `
 
 // probe runs a real client inside zone and reports whether it got through.
-func probe(t *testing.T, zone string, argv ...string) (bool, result) {
+func probe(t testing.TB, zone string, argv ...string) (bool, result) {
 	t.Helper()
 	r := run(t, nil, append([]string{"exec", zone, "--"}, argv...)...)
 	return r.code == 0, r
@@ -30,25 +30,40 @@ func curl(url string) []string {
 }
 
 type statusJSON struct {
-	Zones []struct {
-		Name, State string
-		Netns       string
-		Allow, DNS  []string
-		Addresses   []string
-		Missing     []string
-		Processes   []struct {
-			PID     int
-			Command string
-		}
+	Zones []zoneJSON
+}
+
+type zoneJSON struct {
+	Name, State string
+	Netns       string
+	Allow, DNS  []string
+	Addresses   []string
+	Missing     []string
+	Notes       []string
+	Processes   []struct {
+		PID     int
+		Command string
 	}
 }
 
-func status(t *testing.T, args ...string) statusJSON {
+// status runs status -o json, which exits 1 while a zone is degraded (and
+// must then say which), 0 otherwise.
+func status(t testing.TB, args ...string) statusJSON {
 	t.Helper()
 	var st statusJSON
-	out := mustRun(t, append([]string{"status", "-o", "json"}, args...)...)
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("status -o json: %v\n%s", err, out)
+	args = append([]string{"status", "-o", "json"}, args...)
+	r := run(t, nil, args...)
+	if err := json.Unmarshal([]byte(r.out), &st); err != nil {
+		t.Fatalf("nszone %s: exit %d: %v\n%s%s", strings.Join(args, " "), r.code, err, r.out, r.err)
+	}
+	degraded := 0
+	for _, z := range st.Zones {
+		if z.State == "degraded" {
+			degraded++
+		}
+	}
+	if want := min(degraded, 1); r.code != want {
+		t.Errorf("nszone %s: exit %d with %d zone(s) degraded, want %d\n%s", strings.Join(args, " "), r.code, degraded, want, r.err)
 	}
 	return st
 }
@@ -66,7 +81,7 @@ func TestDefaultZones(t *testing.T) {
 	}
 }
 
-func testDefaultZones(t *testing.T, mode string) {
+func testDefaultZones(t testing.TB, mode string) {
 	file := writeZones(t, defaultZones)
 	before := snapshot(t)
 	out := mustRun(t, "up", "-c", file)
@@ -166,17 +181,7 @@ func testDefaultZones(t *testing.T, mode string) {
 	}
 }
 
-func statusZone(st statusJSON, name string) struct {
-	Name, State string
-	Netns       string
-	Allow, DNS  []string
-	Addresses   []string
-	Missing     []string
-	Processes   []struct {
-		PID     int
-		Command string
-	}
-} {
+func statusZone(st statusJSON, name string) zoneJSON {
 	for _, z := range st.Zones {
 		if z.Name == name {
 			return z

@@ -36,11 +36,12 @@ type hookAt struct {
 type state struct {
 	chains map[string][]string
 	hooks  map[string][]hookAt
+	first  map[string]string // built-in chain -> its first rule
 }
 
 // parseSave reads iptables-save output for one table.
 func parseSave(out string) (*state, error) {
-	s := &state{chains: map[string][]string{}, hooks: map[string][]hookAt{}}
+	s := &state{chains: map[string][]string{}, hooks: map[string][]hookAt{}, first: map[string]string{}}
 	count := map[string]int{}
 	for _, line := range strings.Split(out, "\n") {
 		switch {
@@ -61,6 +62,9 @@ func parseSave(out string) (*state, error) {
 			if strings.Contains(line, " -j "+Prefix) {
 				s.hooks[chain] = append(s.hooks[chain], hookAt{line: line, pos: count[chain]})
 			}
+			if count[chain] == 0 {
+				s.first[chain] = line
+			}
 			count[chain]++
 		}
 	}
@@ -80,8 +84,24 @@ func (s *state) toTable() *Table {
 				t.Hooks[b] = target
 			}
 		}
+		if len(hs) > 0 && hs[0].pos > 0 {
+			if t.Above == nil {
+				t.Above = map[string]string{}
+			}
+			t.Above[b] = ruleTarget(s.first[b])
+		}
 	}
 	return t
+}
+
+// ruleTarget names what a saved rule does: its jump target ("DOCKER-USER",
+// "ACCEPT"), else the rule itself.
+func ruleTarget(line string) string {
+	if _, t, ok := strings.Cut(line, " -j "); ok {
+		t, _, _ = strings.Cut(t, " ")
+		return t
+	}
+	return line
 }
 
 // script returns the iptables-restore script that turns s into want for

@@ -60,6 +60,10 @@ type Table struct {
 	Chains map[string][]string
 	// Hooks maps a built-in chain to the owned chain it must jump to first.
 	Hooks map[string]string
+	// Above maps a built-in chain whose jump into an owned chain is there
+	// but not first to the target of its first rule ("DOCKER-USER"): read
+	// from the kernel only, so a status can say what came above nszone.
+	Above map[string]string
 }
 
 func newTable() *Table {

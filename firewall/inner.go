@@ -1,6 +1,9 @@
 package firewall
 
-import "net/netip"
+import (
+	"net/netip"
+	"slices"
+)
 
 // The inner wall: the same policy enforced a second time by iptables inside
 // the zone's own network namespace, on its INPUT and OUTPUT. It holds when
@@ -147,10 +150,46 @@ func InnerRules(z Zone, lan []netip.Prefix) map[Family][]Rule {
 			rules []rule
 		}{{innerOut, innerOutRules(z, lan, f)}, {innerIn, innerInRules(z, f)}} {
 			for _, r := range c.rules {
-				out[f] = append(out[f], Rule{Chain: c.name, Src: r.src, Dst: r.dst, In: r.in, Out: r.out,
-					Proto: r.proto, Matches: r.matches, Target: r.target, Comment: r.comment})
+				out[f] = append(out[f], r.structured(c.name))
 			}
 		}
 	}
 	return out
+}
+
+// InnerVerdict says whether z's inner wall lets new connections to a
+// through, on ports no pinhole names, when a is not one of z.HostAddrs: it
+// walks the same classes in the same order as innerOutRules.
+func InnerVerdict(z Zone, lan []netip.Prefix, a netip.Addr) bool {
+	f := IPv4
+	if a.Is6() && !a.Is4In6() {
+		f = IPv6
+	}
+	if !z.enabled(f) {
+		return false
+	}
+	for _, ph := range z.Pinholes {
+		if ph.PortLo == 0 && ph.Proto == "" && ph.Dst.Contains(a) {
+			return true
+		}
+	}
+	in := func(ps []netip.Prefix) bool {
+		for _, p := range ps {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case in(linkLocal):
+		return z.Host
+	case slices.Contains(z.ToZoneAddrs, a):
+		return true
+	case in(z.ZoneNets):
+		return false
+	case in(lan) || in(localcast):
+		return z.LAN
+	}
+	return z.Internet
 }

@@ -6,6 +6,10 @@ import (
 	"strings"
 )
 
+// NotFirst marks a gap that is a jump in place but not first: others' rules
+// come before nszone's there.
+const NotFirst = "not first: "
+
 // Missing lists what of zone's part of want is absent from, or differs in,
 // cur: the hooks every zone relies on, the zone's own chains, and its
 // dispatch rules in the shared chains. Empty means the policy is in place.
@@ -19,7 +23,11 @@ func Missing(cur, want Ruleset, zone string) []string {
 			c = newTable()
 		}
 		for _, b := range sortedKeys(w.Hooks) {
-			if c.Hooks[b] != w.Hooks[b] {
+			switch above, ok := c.Above[b]; {
+			case c.Hooks[b] == w.Hooks[b]:
+			case ok:
+				out = append(out, fmt.Sprintf("%s: jump from %s to %s %s%s is above it", k, b, w.Hooks[b], NotFirst, above))
+			default:
 				out = append(out, fmt.Sprintf("%s: jump from %s to %s", k, b, w.Hooks[b]))
 			}
 		}
@@ -62,7 +70,11 @@ func MissingByCount(comments map[Key]map[string][]string, want Ruleset, zone str
 	for _, k := range want.Keys() {
 		w, c := want[k], comments[k]
 		for _, b := range sortedKeys(w.Hooks) {
-			if len(c[b]) == 0 || c[b][0] != Comment {
+			switch {
+			case len(c[b]) > 0 && c[b][0] == Comment:
+			case slices.Contains(c[b], Comment):
+				out = append(out, fmt.Sprintf("%s: jump from %s to %s %sanother program's rule is above it", k, b, w.Hooks[b], NotFirst))
+			default:
 				out = append(out, fmt.Sprintf("%s: jump from %s to %s", k, b, w.Hooks[b]))
 			}
 		}

@@ -188,6 +188,16 @@ func buildFilter(t *Table, p Policy, f Family) {
 	t.Hooks["FORWARD"] = chainForward
 	t.Hooks["INPUT"] = chainInput
 	t.Hooks["OUTPUT"] = chainOutput
+	for name, rs := range filterChains(p, f) {
+		t.Chains[name] = renderAll(name, rs)
+	}
+}
+
+// filterChains is the host wall's filter table of family f, chain by chain:
+// the iptables chains render it, and the host's nftables tables hold the
+// same rules (HostRules).
+func filterChains(p Policy, f Family) map[string][]rule {
+	chains := map[string][]rule{}
 	// Every zone's own traffic is dispatched before any traffic into a
 	// zone: the source zone's chain alone decides a zone-to-zone connection
 	// (the target's -in chain lets only replies through).
@@ -195,34 +205,35 @@ func buildFilter(t *Table, p Policy, f Family) {
 	// would: a packet of an established flow then costs two rules, however
 	// many zones there are. Only new connections walk the dispatch.
 	w := p.IfWildcard
-	fwd := []string{
-		rule{in: w, comment: Comment, matches: replies, target: accept}.render(chainForward),
-		rule{out: w, comment: Comment, matches: replies, target: accept}.render(chainForward),
+	fwd := []rule{
+		{in: w, comment: Comment, matches: replies, target: accept},
+		{out: w, comment: Comment, matches: replies, target: accept},
 	}
-	input := []string{rule{in: w, comment: Comment, matches: replies, target: accept}.render(chainInput)}
-	output := []string{rule{out: w, comment: Comment, matches: replies, target: accept}.render(chainOutput)}
-	var fwdIn []string
+	input := []rule{{in: w, comment: Comment, matches: replies, target: accept}}
+	output := []rule{{out: w, comment: Comment, matches: replies, target: accept}}
+	var fwdIn []rule
 	for _, z := range p.Zones {
 		out, in, host, hout := ZoneChains(z.Name)
 		c := Comment + "-" + z.Name
-		fwd = append(fwd, rule{in: z.HostIf, comment: c, target: jump(out)}.render(chainForward))
-		fwdIn = append(fwdIn, rule{out: z.HostIf, comment: c, target: jump(in)}.render(chainForward))
-		input = append(input, rule{in: z.HostIf, comment: c, target: jump(host)}.render(chainInput))
-		output = append(output, rule{out: z.HostIf, comment: c, target: jump(hout)}.render(chainOutput))
-		t.Chains[out] = renderAll(out, zoneOut(z, p.LAN, p.IfWildcard, f))
-		t.Chains[in] = renderAll(in, zoneIn(z))
-		t.Chains[host] = renderAll(host, zoneHost(z, f))
-		t.Chains[hout] = renderAll(hout, zoneHostOut(z, f))
+		fwd = append(fwd, rule{in: z.HostIf, comment: c, target: jump(out)})
+		fwdIn = append(fwdIn, rule{out: z.HostIf, comment: c, target: jump(in)})
+		input = append(input, rule{in: z.HostIf, comment: c, target: jump(host)})
+		output = append(output, rule{out: z.HostIf, comment: c, target: jump(hout)})
+		chains[out] = zoneOut(z, p.LAN, p.IfWildcard, f)
+		chains[in] = zoneIn(z)
+		chains[host] = zoneHost(z, f)
+		chains[hout] = zoneHostOut(z, f)
 	}
 	// Catch-alls: a zone interface whose policy is not (yet, or any more)
 	// in place passes nothing.
-	fwd = append(append(fwd, fwdIn...), renderAll(chainForward, rejecting(rule{in: w, comment: Comment}, f))...)
-	fwd = append(fwd, rule{out: w, comment: Comment, target: drop}.render(chainForward))
-	input = append(input, renderAll(chainInput, rejecting(rule{in: w, comment: Comment}, f))...)
-	output = append(output, renderAll(chainOutput, rejecting(rule{out: w, comment: Comment}, f))...)
-	t.Chains[chainForward] = fwd
-	t.Chains[chainInput] = input
-	t.Chains[chainOutput] = output
+	fwd = append(append(fwd, fwdIn...), rejecting(rule{in: w, comment: Comment}, f)...)
+	fwd = append(fwd, rule{out: w, comment: Comment, target: drop})
+	input = append(input, rejecting(rule{in: w, comment: Comment}, f)...)
+	output = append(output, rejecting(rule{out: w, comment: Comment}, f)...)
+	chains[chainForward] = fwd
+	chains[chainInput] = input
+	chains[chainOutput] = output
+	return chains
 }
 
 func renderAll(chain string, rs []rule) []string {

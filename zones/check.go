@@ -80,6 +80,9 @@ type ZoneCheck struct {
 type CheckReport struct {
 	OK    bool        `json:"ok"`
 	Zones []ZoneCheck `json:"zones"`
+	// Notes name what on the host explains mismatches: another program's
+	// nftables chain that drops the zones' traffic, with the fix.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Mismatches counts the results that are not OK.
@@ -120,6 +123,7 @@ func (m *Manager) Check(f *config.File, names []string) (*CheckReport, error) {
 	if len(list) == 0 {
 		return rep, nil
 	}
+	rep.Notes = coexistence()
 
 	env := &checkEnv{recs: recs, hostLL: map[string]netip.Addr{}, zonePorts: map[string]echoPorts{}, badNetns: map[string]string{}}
 	if env.hostAddrs, err = veth.HostAddrs(); err != nil {

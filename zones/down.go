@@ -16,7 +16,9 @@ import (
 // Down removes zones: the named ones, else those of f, else (all) every
 // zone nszone owns, found through its records and, where a crash lost
 // those, through the marks on its interfaces and namespaces. When no zone
-// is left, the host gets back every sysctl and directory as it was.
+// is left, the host gets back every sysctl, iptables-nft table and
+// directory as it was, but for a sysctl or table that something else has
+// come to depend on: the report says which and why (restoreHost).
 func (m *Manager) Down(f *config.File, names []string, all bool) (*Report, error) {
 	recs, recNames, err := m.records()
 	if err != nil {
@@ -107,7 +109,11 @@ func (m *Manager) Down(f *config.File, names []string, all bool) (*Report, error
 	if err != nil {
 		return rep, err
 	}
-	if changed {
+	hostChanged, err := m.applyHostWall(policy)
+	if err != nil {
+		return rep, err
+	}
+	if changed || hostChanged {
 		rep.add("firewall: rules updated")
 	}
 	if err := fault("down-firewall"); err != nil {
@@ -118,10 +124,18 @@ func (m *Manager) Down(f *config.File, names []string, all bool) (*Report, error
 			if err := fault("down-host"); err != nil {
 				return rep, err
 			}
-			if err := m.restoreHost(); err != nil {
+			notes, err := m.restoreHost()
+			if err != nil {
 				return rep, err
 			}
-			rep.add("host restored: forwarding and nszone's directories as before the first up")
+			if len(notes) == 0 {
+				rep.add("host restored: forwarding, iptables tables and nszone's directories as before the first up")
+			} else {
+				rep.add("host restored as before the first up, but for what follows")
+				for _, n := range notes {
+					rep.add("%s", n)
+				}
+			}
 		}
 	}
 	if !rep.Changed {

@@ -15,11 +15,17 @@ import (
 // ErrNotUp is returned by Ready for a zone that is not (wholly) up.
 var ErrNotUp = errors.New("refusing to start a program")
 
+// ErrDegraded is returned by Ready, beside ErrNotUp, for a zone that is up
+// with a gap in its walls: nszone watch may be about to repair it.
+var ErrDegraded = errors.New("degraded")
+
 // Entry is what exec needs to start a program in a zone that is ready.
 type Entry struct {
 	Netns  string        // the zone's pin, /run/netns/ZONE
 	Etc    string        // its files, /etc/netns/ZONE
 	Access config.Access // who may enter without sudo, as the zone was brought up
+	// Warning says what the zone lacks that breaks, but opens, nothing.
+	Warning string
 }
 
 // Ready checks that zone is one of nszone's and wholly in place, policy
@@ -35,16 +41,25 @@ func (m *Manager) Ready(zone string) (*Entry, error) {
 	}
 	rec := recs[zone]
 	if rec == nil {
+		if _, _, err := owned(zone, nil); errors.Is(err, ErrNotOwned) {
+			return nil, fmt.Errorf("%w in zone %s: %w", ErrNotUp, zone, err)
+		}
 		return nil, fmt.Errorf("%w in zone %s: it is not up (run nszone up)", ErrNotUp, zone)
 	}
-	gaps, err := m.readyGaps(zone, rec, recs)
+	g, err := m.readyGaps(zone, rec, recs)
 	if err != nil {
 		return nil, err
 	}
-	if len(gaps) > 0 {
-		return nil, fmt.Errorf("%w in zone %s: it is degraded, missing %s (run nszone up to repair)", ErrNotUp, zone, strings.Join(gaps, "; "))
+	if len(g.open) > 0 {
+		return nil, fmt.Errorf("%w in zone %s: it is %w, missing %s (run nszone up to repair)", ErrNotUp, zone, ErrDegraded, summary(g.open))
 	}
-	return &Entry{Netns: veth.PinDir + "/" + zone, Etc: m.path(EtcNetns, zone), Access: rec.Access}, nil
+	e := &Entry{Netns: veth.PinDir + "/" + zone, Etc: m.path(EtcNetns, zone), Access: rec.Access}
+	if len(g.closed) > 0 {
+		// Closed, not open: the program starts, and is told why it may
+		// not reach what it should.
+		e.Warning = fmt.Sprintf("zone %s is degraded but closed: missing %s (run nszone up to repair)", zone, summary(g.closed))
+	}
+	return e, nil
 }
 
 // Admission is what nszone-enter checks a caller against, read from the
@@ -72,9 +87,10 @@ func (m *Manager) Admission(zone string) (*Admission, error) {
 	return &Admission{Access: rec.Access, Netns: rec.Netns, Record: path}, nil
 }
 
-// readyGaps is missing, with the host's wall read over netlink where the
-// host uses iptables-nft: exec must not cost a process per table.
-func (m *Manager) readyGaps(zone string, rec *Record, recs map[string]*Record) ([]string, error) {
+// readyGaps is missing, with the host's iptables wall read over netlink
+// where the host uses iptables-nft: exec must not cost a process per table.
+func (m *Manager) readyGaps(zone string, rec *Record, recs map[string]*Record) (gaps, error) {
+	policy := recordedPolicy(recs)
 	if ipt, ok := m.Firewall.(*firewall.IPTables); ok && ipt.Mode == "nft" {
 		// The zone's part of the ruleset does not depend on the other
 		// zones: building it alone keeps exec's cost flat in their number.
@@ -87,19 +103,24 @@ func (m *Manager) readyGaps(zone string, rec *Record, recs map[string]*Record) (
 			}
 			c, err := nft.HostComments(k.Family, k.Table, chains)
 			if err != nil {
-				return nil, err
+				return gaps{}, err
 			}
 			comments[k] = c
 		}
-		var gaps []string
-		for _, g := range firewall.MissingByCount(comments, want, zone) {
-			gaps = append(gaps, "firewall "+g)
-		}
-		return append(gaps, m.zoneGaps(zone, rec, hostNow(recs))...), nil
+		return m.missing(zone, rec, firewall.MissingByCount(comments, want, zone), policy, hostNow(recs)), nil
 	}
 	cur, err := firewall.Current(m.Firewall, firewall.Tables)
 	if err != nil {
-		return nil, err
+		return gaps{}, err
 	}
-	return m.missing(zone, rec, cur, m.recordedRuleset(recs), hostNow(recs)), nil
+	return m.missing(zone, rec, firewall.Missing(cur, firewall.Build(policy), zone), policy, hostNow(recs)), nil
+}
+
+// summary lists a few gaps and counts the rest: a flushed wall has dozens.
+func summary(gaps []string) string {
+	const shown = 3
+	if len(gaps) <= shown+1 {
+		return strings.Join(gaps, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more (nszone status lists them)", strings.Join(gaps[:shown], "; "), len(gaps)-shown)
 }

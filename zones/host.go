@@ -17,6 +17,18 @@ import (
 type hostRecord struct {
 	Sysctls     map[string]string `json:"sysctls"`      // key -> value before nszone changed it
 	CreatedDirs []string          `json:"created_dirs"` // directories nszone made (removed by the last down)
+	// SysctlsSet is what nszone wrote to each key of Sysctls: the last
+	// down restores a key only while it still holds that value.
+	SysctlsSet map[string]string `json:"sysctls_set,omitempty"`
+	// ForwardNeeds lists, for each forwarding key of Sysctls, what already
+	// needed forwarding (forwardNeeds) when nszone turned it on: it lived
+	// without forwarding before, so it does not keep forwarding on at the
+	// last down; anything else that needs it then does.
+	ForwardNeeds map[string][]string `json:"forward_needs,omitempty"`
+	// CreatedTables lists the iptables-nft tables ("ip filter") that did
+	// not exist before nszone first wrote to them: the last down deletes
+	// each that is empty again (recordNewTables, restoreTables).
+	CreatedTables []string `json:"created_tables,omitempty"`
 	// Firewall is the iptables variant the first up chose: every later
 	// command uses it, so rules never end up split between nft and legacy
 	// even if the host's default changes while zones are up.
@@ -101,6 +113,20 @@ func (m *Manager) enableForwarding(h *hostRecord, uplink string, v6 bool) (chang
 		}
 		if _, ok := h.Sysctls[key]; !ok {
 			h.Sysctls[key] = cur
+			if h.SysctlsSet == nil {
+				h.SysctlsSet = map[string]string{}
+			}
+			h.SysctlsSet[key] = want
+			if _, fwd := forwardingKeys[key]; fwd && m.Firewall != nil {
+				needs, err := m.forwardNeedsOf(forwardingKeys[key])
+				if err != nil {
+					return changed, err
+				}
+				if h.ForwardNeeds == nil {
+					h.ForwardNeeds = map[string][]string{}
+				}
+				h.ForwardNeeds[key] = needs
+			}
 			if err := writeJSON(m.hostRecordPath(), h); err != nil {
 				return changed, err
 			}
@@ -114,27 +140,39 @@ func (m *Manager) enableForwarding(h *hostRecord, uplink string, v6 bool) (chang
 	return changed, nil
 }
 
-// restoreHost puts back every sysctl and removes every directory nszone
-// created, then the record itself. Called when the last zone is gone.
-func (m *Manager) restoreHost() error {
+// restoreHost puts back every sysctl nothing else has come to depend on
+// (decideSysctls), deletes the iptables-nft tables nszone created that are
+// empty again, removes every directory nszone created, then the record
+// itself. Called when the last zone is gone. notes says, one line each,
+// what it left and why.
+func (m *Manager) restoreHost() (notes []string, err error) {
 	h, err := m.readHostRecord()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	facts, err := m.sysctlFactsOf(h)
+	if err != nil {
+		return nil, err
+	}
+	restore, notes := decideSysctls(facts)
 	var errs []error
-	for _, key := range sortedKeys(h.Sysctls) {
-		m.Log.Debug("restoring sysctl", "key", key, "value", h.Sysctls[key])
-		if err := veth.SetSysctl(key, h.Sysctls[key]); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("restoring sysctl %s=%s: %w", key, h.Sysctls[key], err))
+	for _, kv := range restore {
+		key, value := kv[0], kv[1]
+		m.Log.Debug("restoring sysctl", "key", key, "value", value)
+		if err := veth.SetSysctl(key, value); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("restoring sysctl %s=%s: %w", key, value, err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return err
+		return nil, err
 	}
+	// The tables go before the record: a crash in between leaves the
+	// record, and the next down deletes what is still there.
+	notes = append(notes, m.restoreTables(h)...)
 	// The host record goes before the directories; RunDir itself goes
 	// with the lock file when the lock is released.
 	if err := removeFile(m.hostRecordPath()); err != nil {
-		return err
+		return nil, err
 	}
 	m.removeEmptyDirs()
 	for i := len(h.CreatedDirs) - 1; i >= 0; i-- {
@@ -147,7 +185,7 @@ func (m *Manager) restoreHost() error {
 			m.Log.Warn("leaving directory in place", "dir", d, "err", err)
 		}
 	}
-	return nil
+	return notes, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

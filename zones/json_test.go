@@ -16,6 +16,7 @@ var jsonFields = map[string][]string{
 		"zones[].name", "zones[].state", "zones[].netns", "zones[].allow", "zones[].dns", "zones[].dns_openings",
 		"zones[].addresses", "zones[].host_interface", "zones[].uplink", "zones[].processes[].pid",
 		"zones[].processes[].command", "zones[].missing", "zones[].in_file", "zones[].users", "zones[].groups", "zones[].no_new_privs", "firewall",
+		"zones[].notes", "notes",
 	},
 	"plan": {
 		"changed", "zones[].name", "zones[].action", "zones[].netns", "zones[].host_interface", "zones[].addresses",
@@ -25,7 +26,7 @@ var jsonFields = map[string][]string{
 	},
 	"check": {
 		"ok", "zones[].name", "zones[].results[].class", "zones[].results[].target", "zones[].results[].proto",
-		"zones[].results[].expected", "zones[].results[].observed", "zones[].results[].ok", "zones[].results[].note",
+		"zones[].results[].expected", "zones[].results[].observed", "zones[].results[].ok", "zones[].results[].note", "notes",
 	},
 }
 

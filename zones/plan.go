@@ -100,7 +100,8 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	recorded := m.recordedRuleset(p.recs)
+	recordedP := recordedPolicy(p.recs)
+	recorded := firewall.Build(recordedP)
 	now := hostNow(p.recs)
 	for _, name := range sortedKeys(p.want) {
 		d, rec := p.want[name], p.recs[name]
@@ -123,7 +124,9 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 		default:
 			r.Netns = rec.Netns
 			diffs := recordDiff(rec, r)
-			if gaps := m.missing(name, rec, cur, recorded, now); len(gaps) > 0 {
+			// up repairs what opens nothing too.
+			g := m.missing(name, rec, firewall.Missing(cur, recorded, name), recordedP, now)
+			if gaps := append(g.missing(), g.notes...); len(gaps) > 0 {
 				diffs = append(diffs, "repair "+strings.Join(gaps, ", "))
 			}
 			if len(diffs) > 0 {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
@@ -33,6 +34,7 @@ type ZoneStatus struct {
 	Uplink      string    `json:"uplink"`
 	Processes   []Process `json:"processes"`
 	Missing     []string  `json:"missing,omitempty"` // what makes a zone degraded
+	Notes       []string  `json:"notes,omitempty"`   // differences that open nothing (another wall covers them)
 	InFile      bool      `json:"in_file"`
 	// Users and Groups may enter without sudo (through nszone-enter).
 	Users      []string `json:"users"`
@@ -44,6 +46,9 @@ type ZoneStatus struct {
 type Status struct {
 	Zones    []ZoneStatus `json:"zones"`
 	Firewall string       `json:"firewall"` // the iptables variant in use
+	// Notes are warnings about the host: a native nftables chain of another
+	// program's that drops the zones' traffic, with the rules that fix it.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Status reports the named zones (else those of f and every zone that is up).
@@ -52,7 +57,8 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	want := m.recordedRuleset(recs)
+	policy := recordedPolicy(recs)
+	want := firewall.Build(policy)
 	now := hostNow(recs)
 	cur, err := firewall.Current(m.Firewall, firewall.Tables)
 	if err != nil {
@@ -69,7 +75,14 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 			}
 		}
 	}
+	ours, err := veth.LinksWithAliasPrefix(aliasPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing nszone's interfaces: %w", err)
+	}
 	st := &Status{Zones: []ZoneStatus{}}
+	if len(recs) > 0 {
+		st.Notes = coexistence()
+	}
 	if ipt, ok := m.Firewall.(*firewall.IPTables); ok {
 		st.Firewall = "iptables-" + ipt.Mode
 	}
@@ -85,9 +98,16 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 		rec := recs[name]
 		if rec == nil {
 			zs.State = StateDown
-			if _, exists, err := owned(name, nil); exists && err == nil {
+			_, exists, err := owned(name, nil)
+			switch {
+			case exists && err == nil:
 				zs.State, zs.Missing = StateDegraded, []string{"record (leftover of a crash: run nszone up or down)"}
-			} else if has, _ := veth.LinkExists(HostIf(name)); has {
+			case errors.Is(err, ErrNotOwned):
+				zs.Notes = append(zs.Notes, err.Error())
+			}
+			if err := checkLink(name, ours); errors.Is(err, ErrNotOwned) {
+				zs.Notes = append(zs.Notes, err.Error())
+			} else if _, has := ours[HostIf(name)]; has && zs.State == StateDown {
 				zs.State, zs.Missing = StateDegraded, []string{"record and namespace (leftover link)"}
 			}
 			st.Zones = append(st.Zones, zs)
@@ -107,7 +127,8 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 			}
 		}
 		zs.Processes = nonNil(processesIn(rec.Netns))
-		zs.Missing = m.missing(name, rec, cur, want, now)
+		g := m.missing(name, rec, firewall.Missing(cur, want, name), policy, now)
+		zs.Missing, zs.Notes = g.missing(), g.notes
 		zs.State = StateUp
 		if len(zs.Missing) > 0 {
 			zs.State = StateDegraded
@@ -117,23 +138,64 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 	return st, nil
 }
 
-// recordedRuleset is the ruleset the records say should be in place.
-func (m *Manager) recordedRuleset(recs map[string]*Record) firewall.Ruleset {
+// Degraded counts the degraded zones.
+func (s *Status) Degraded() int {
+	n := 0
+	for _, z := range s.Zones {
+		if z.State == StateDegraded {
+			n++
+		}
+	}
+	return n
+}
+
+// recordedPolicy is the policy the records say should be in place.
+func recordedPolicy(recs map[string]*Record) firewall.Policy {
 	p := firewall.Policy{IfWildcard: ifWildcard}
 	for _, name := range sortedKeys(recs) {
 		p.Zones = append(p.Zones, recs[name].Policy)
 		p.LAN = recs[name].LAN
 	}
-	return firewall.Build(p)
+	return p
 }
 
-// missing lists what of a recorded zone is not in place.
-func (m *Manager) missing(name string, rec *Record, cur, want firewall.Ruleset, hostNow []netip.Addr) []string {
-	var out []string
-	for _, gap := range firewall.Missing(cur, want, name) {
-		out = append(out, "firewall "+gap)
+// gaps is what of a recorded zone is not in place.
+type gaps struct {
+	open   []string // gaps through which the zone may reach what its policy forbids
+	closed []string // gaps that break what the zone may do and open nothing
+	notes  []string // differences that neither open nor break anything
+}
+
+// missing is what makes the zone degraded, open gaps first.
+func (g gaps) missing() []string { return append(slices.Clone(g.open), g.closed...) }
+
+// missing finds what of a recorded zone is not in place. iptGaps are the
+// gaps of its iptables host wall; policy is every recorded zone's.
+//
+// Every policy is held by two walls on the host's side (the iptables chains
+// and the nftables tables, both by interface) and one inside the zone (by
+// address). While the nftables host wall is whole, gaps in the iptables
+// wall open nothing (they may break what the zone may do: NAT, or others'
+// DROP policies), and a jump of nszone's that others' rules were put above,
+// or a host address the inner wall does not list yet, are notes.
+func (m *Manager) missing(name string, rec *Record, iptGaps []string, policy firewall.Policy, hostNow []netip.Addr) gaps {
+	var g gaps
+	hostGaps := m.hostWallMissing(policy, name)
+	nftWhole := m.HostWall != nil && len(hostGaps) == 0
+	for _, ig := range iptGaps {
+		switch {
+		case nftWhole && strings.Contains(ig, firewall.NotFirst):
+			g.notes = append(g.notes, "firewall "+ig+" (the nftables host wall holds the zone's policy)")
+		case nftWhole:
+			g.closed = append(g.closed, "firewall "+ig)
+		default:
+			g.open = append(g.open, "firewall "+ig)
+		}
 	}
-	return append(out, m.zoneGaps(name, rec, hostNow)...)
+	g.open = append(g.open, hostGaps...)
+	zg, zn := m.zoneGaps(name, rec, hostNow, nftWhole)
+	g.open, g.notes = append(g.open, zg...), append(g.notes, zn...)
+	return g
 }
 
 // hostNow is the host's own addresses now, as the inner walls list them
@@ -154,11 +216,21 @@ func hostNow(recs map[string]*Record) []netip.Addr {
 }
 
 // zoneGaps lists what of a recorded zone is missing apart from the host's
-// wall: its namespace, link, inner wall, uplink and files.
-func (m *Manager) zoneGaps(name string, rec *Record, hostNow []netip.Addr) []string {
-	var out []string
-	if hostNow != nil && !slices.Equal(withGateway(hostNow, rec.Pair), rec.Policy.HostAddrs) {
-		out = append(out, "the host's addresses changed since up: the inner wall does not know them (run nszone up)")
+// wall: its namespace, link, inner wall, uplink and files; nftWhole says
+// the nftables host wall is whole.
+func (m *Manager) zoneGaps(name string, rec *Record, hostNow []netip.Addr, nftWhole bool) (out, notes []string) {
+	if hostNow != nil {
+		if open := newHostAddrs(rec, withGateway(hostNow, rec.Pair)); len(open) > 0 {
+			switch {
+			case rec.Policy.Host:
+				// Closed, not open: the zone cannot reach them yet.
+				notes = append(notes, fmt.Sprintf("the inner wall does not list the host's new address(es) %v yet and keeps the zone from them until nszone watch or up adds them", open))
+			case nftWhole:
+				notes = append(notes, fmt.Sprintf("the inner wall does not list the host's new address(es) %v yet; the host wall keeps the zone from them (nszone watch or up adds them)", open))
+			default:
+				out = append(out, fmt.Sprintf("the inner wall does not know the host's new address(es) %v and the nftables host wall is not whole (run nszone up)", open))
+			}
+		}
 	}
 	id, err := veth.PinID(name)
 	switch {
@@ -176,7 +248,8 @@ func (m *Manager) zoneGaps(name string, rec *Record, hostNow []netip.Addr) []str
 	}
 	if up := rec.Policy.Uplink; up != "" {
 		if ok, err := veth.LinkExists(up); err == nil && !ok {
-			out = append(out, fmt.Sprintf("uplink %s (gone: run nszone up to follow the new one)", up))
+			// Closed, not open: nothing leaves through a link that is gone.
+			notes = append(notes, fmt.Sprintf("uplink %s is gone: the zone reaches nothing beyond the host until nszone watch or up follows the new one", up))
 		}
 	}
 	for _, f := range []string{"resolv.conf", "nsswitch.conf"} {
@@ -185,7 +258,7 @@ func (m *Manager) zoneGaps(name string, rec *Record, hostNow []netip.Addr) []str
 			out = append(out, p)
 		}
 	}
-	return out
+	return out, notes
 }
 
 func nonNil[T any](s []T) []T {
@@ -198,4 +271,22 @@ func nonNil[T any](s []T) []T {
 // innerMissing reports what of the zone's inner wall is not in place.
 func (m *Manager) innerMissing(name string, rec *Record) []string {
 	return m.Inner.Missing(name, rec.Policy, rec.LAN)
+}
+
+// newHostAddrs lists the host addresses (with the zone's gateway) that the
+// zone's inner wall does not list and that it would treat otherwise than as
+// the host's: for an address it already blocks as lan, internet or another
+// zone's, or allows anyway, being the host's changes nothing.
+func newHostAddrs(rec *Record, now []netip.Addr) []netip.Addr {
+	z := rec.Policy
+	var out []netip.Addr
+	for _, a := range now {
+		if slices.Contains(z.HostAddrs, a) {
+			continue
+		}
+		if firewall.InnerVerdict(z, rec.LAN, a) != z.Host {
+			out = append(out, a)
+		}
+	}
+	return out
 }

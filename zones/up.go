@@ -127,6 +127,9 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 			return nil, err
 		}
 	}
+	if err := m.recordNewTables(h); err != nil {
+		return nil, err
+	}
 	for _, name := range sortedKeys(p.want) {
 		if err := m.saveRecord(name, p.want[name], p.recs[name]); err != nil {
 			return rep, err
@@ -138,11 +141,17 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	if err := fault("up-records"); err != nil {
 		return rep, err
 	}
+	// The nftables host wall first: it holds whatever happens to the
+	// iptables rules from here on.
+	hostChanged, err := m.applyHostWall(p.policy)
+	if err != nil {
+		return rep, err
+	}
 	changed, err := firewall.Apply(m.Firewall, firewall.Build(p.policy), firewall.Tables, m.Log)
 	if err != nil {
 		return rep, err
 	}
-	if changed {
+	if changed || hostChanged {
 		rep.add("firewall: rules updated")
 	}
 	if err := fault("up-firewall"); err != nil {
@@ -228,6 +237,9 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 	}
 	for _, name := range sortedKeys(p.want) {
 		p.notes = append(p.notes, unknownAccounts(name, p.want[name].cfg.Access)...)
+	}
+	if len(p.want) > 0 {
+		p.notes = append(p.notes, coexistence()...)
 	}
 	for _, name := range sortedKeys(p.recs) {
 		r := p.recs[name]

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/firewall/nft"
 )
 
 // Where nszone keeps things (the contract names exactly these).
@@ -38,6 +39,7 @@ type Manager struct {
 	Log      *slog.Logger
 	Firewall firewall.Backend // the host's wall
 	Inner    InnerWall        // the wall inside each zone
+	HostWall HostWall         // the host's wall in nftables tables of nszone's; nil without nf_tables
 	// Root prefixes RunDir, StateDir and EtcNetns; "" in production. Unit
 	// tests point it at a temporary directory.
 	Root string
@@ -46,9 +48,22 @@ type Manager struct {
 // NewManager returns a Manager for the real system: the host's wall on the
 // iptables variant of fw, the inner walls on nftables where the kernel has it.
 func NewManager(log *slog.Logger, fw *firewall.IPTables) *Manager {
-	return &Manager{Log: log, Firewall: fw, Inner: newInnerWall(fw.Mode)}
+	m := &Manager{Log: log, Firewall: fw, Inner: newInnerWall(fw.Mode)}
+	if nft.Available() {
+		m.HostWall = nftHostWall{}
+	}
+	return m
 }
 
 func (m *Manager) path(parts ...string) string {
 	return filepath.Join(append([]string{m.Root}, parts...)...)
+}
+
+// FirewallMode is the iptables variant of the host's wall: "nft" or
+// "legacy" ("" for a backend that is not iptables, in unit tests).
+func (m *Manager) FirewallMode() string {
+	if ipt, ok := m.Firewall.(*firewall.IPTables); ok {
+		return ipt.Mode
+	}
+	return ""
 }

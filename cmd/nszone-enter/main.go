@@ -170,6 +170,9 @@ func (g *gate) prepare() (*zones.Entry, error) {
 	if err != nil {
 		return nil, err
 	}
+	if e.Warning != "" {
+		fmt.Fprintln(os.Stderr, "nszone-enter: warning: "+e.Warning)
+	}
 	if err := entry.RootOwnedTree(e.Etc); err != nil {
 		return nil, fmt.Errorf("refusing to enter zone %s: its files must be root's alone: %w", g.zone, err)
 	}

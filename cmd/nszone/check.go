@@ -86,4 +86,7 @@ func printCheck(cmd *cobra.Command, rep *zones.CheckReport) {
 	if bad, total := rep.Mismatches(); bad == 0 {
 		fmt.Fprintf(out, "all %d observations match the policy\n", total)
 	}
+	for _, n := range rep.Notes {
+		fmt.Fprintln(out, n)
+	}
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -96,9 +98,18 @@ func statusCmd(o *options) *cobra.Command {
 					return err
 				}
 				if o.output == "json" {
-					return writeJSON(cmd, st)
+					err = writeJSON(cmd, st)
+				} else {
+					printStatus(cmd, st)
 				}
-				printStatus(cmd, st)
+				if err != nil {
+					return err
+				}
+				// Scripts and monitoring read the exit status: 1 while any
+				// zone is degraded, as systemctl is-active does.
+				if n := st.Degraded(); n > 0 {
+					return exitError{exitFailed, fmt.Sprintf("status: %d zone(s) degraded", n)}
+				}
 				return nil
 			})
 		},
@@ -145,9 +156,15 @@ func printStatus(cmd *cobra.Command, st *zones.Status) {
 		for _, m := range z.Missing {
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: missing %s\n", z.Name, m)
 		}
+		for _, n := range z.Notes {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: note: %s\n", z.Name, n)
+		}
 	}
 	if st.Firewall != "" {
 		fmt.Fprintf(cmd.OutOrStdout(), "firewall: %s\n", st.Firewall)
+	}
+	for _, n := range st.Notes {
+		fmt.Fprintln(cmd.OutOrStdout(), n)
 	}
 }
 
@@ -230,15 +247,11 @@ profile, ~/.local/share/nszone/ZONE/PROGRAM (created by the user).`,
 			if err != nil {
 				return err
 			}
-			l, err := m.Lock(false)
+			l, e, err := readyLocked(m, zone)
 			if err != nil {
 				return err
 			}
-			e, err := m.Ready(zone)
-			if err != nil {
-				l.Unlock()
-				return err
-			}
+			defer l.Unlock() // only reached when the program cannot be started
 			// The lock descriptor is close-on-exec: the program does not hold it.
 			return launch.Exec(launch.Options{NetnsPath: e.Netns, EtcDir: e.Etc, Hide: launch.DefaultHide,
 				User: user, Argv: argv, Env: os.Environ(), Logger: o.log, Profile: profile, NoNewPrivs: e.Access.NoNewPrivs})
@@ -295,4 +308,38 @@ func buildVersion() (v, rev string) {
 		rev = "unknown"
 	}
 	return v, rev
+}
+
+// watchWait is how long exec waits for nszone watch to repair a degraded
+// zone before it refuses.
+const watchWait = 2 * time.Second
+
+// readyLocked checks that zone is ready under the shared lock and returns
+// the lock held. When the zone is degraded and nszone watch is running, it
+// waits (lock released, so watch can write) up to watchWait for the repair.
+func readyLocked(m *zones.Manager, zone string) (*zones.Lock, *zones.Entry, error) {
+	deadline := time.Now().Add(watchWait)
+	said := false
+	for {
+		l, err := m.Lock(false)
+		if err != nil {
+			return nil, nil, err
+		}
+		e, err := m.Ready(zone)
+		if err == nil {
+			if e.Warning != "" {
+				fmt.Fprintln(os.Stderr, "nszone: warning: "+e.Warning)
+			}
+			return l, e, nil
+		}
+		l.Unlock()
+		if !errors.Is(err, zones.ErrDegraded) || !m.Watching() || time.Now().After(deadline) {
+			return nil, nil, err
+		}
+		if !said {
+			fmt.Fprintf(os.Stderr, "nszone: zone %s is degraded; waiting up to %s for nszone watch to repair it\n", zone, watchWait)
+			said = true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

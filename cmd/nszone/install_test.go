@@ -123,9 +123,9 @@ func TestEcosystemInstall(t *testing.T) {
 		t.Errorf("installed %d files, want %d: %v", len(got), len(want), got)
 	}
 	unit, _ := os.ReadFile(filepath.Join(dest, "usr/local/lib/systemd/system/nszone.service"))
-	for _, l := range []string{"Type=oneshot", "RemainAfterExit=yes", "ExecStart=/usr/local/bin/nszone up",
-		"ExecReload=/usr/local/bin/nszone up", "ExecStop=/usr/local/bin/nszone down --all", "After=network-pre.target",
-		"Wants=network-pre.target", "WantedBy=multi-user.target"} {
+	for _, l := range []string{"Type=notify", "ExecStart=/usr/local/bin/nszone watch",
+		"ExecReload=/bin/kill -HUP $MAINPID", "ExecStopPost=/bin/sh -c 'if [ \"$SERVICE_RESULT\" = success ]; then exec /usr/local/bin/nszone down --all; fi'", "After=network-pre.target",
+		"Before=network.target docker.service", "Wants=network-pre.target", "WantedBy=multi-user.target"} {
 		if !strings.Contains(string(unit), "\n"+l) {
 			t.Errorf("nszone.service lacks %q", l)
 		}

@@ -164,7 +164,7 @@ func BenchmarkIPTablesMissing(b *testing.B) {
 func BenchmarkCompile(b *testing.B) {
 	rules := benchRules("nftbench")
 	for b.Loop() {
-		if _, err := compile(rules); err != nil {
+		if _, err := compile(innerSpec, rules); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -15,26 +15,67 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Table is the name of the inet table that holds a zone's inner wall.
+// Table is the name of every nftables table of nszone's: the inet table
+// that holds a zone's inner wall, and the host wall's ip and ip6 tables.
 const Table = "nszone"
+
+const inet = nftables.TableFamilyINet
 
 // translation versions the translation below. It is part of every rule's
 // tag, so a change in how rules are translated (bump it with any such
 // change) rewrites each zone's table once, on its next up.
 const translation = "1"
 
-// baseChain is one base chain of the table: the rules of one built-in
-// iptables chain of both families.
+// baseChain is one chain of a table: a base chain holds the rules of one
+// iptables chain of nszone's (NSZ-OUT, NSZ-FORWARD) on that chain's hook; a
+// regular chain (hook nil) holds the rules of the chain of its own name,
+// which base chains jump to (the host wall's NSZ-Z-out and the like).
 type baseChain struct {
-	name string              // "output", "input"
-	from string              // the built-in iptables chain it stands for
-	hook *nftables.ChainHook // where it hooks
+	name string              // "output", "forward"; a regular chain's iptables name
+	from string              // the iptables chain whose rules it holds
+	hook *nftables.ChainHook // where it hooks; nil for a regular chain
 }
 
-// baseChains are the table's chains, in the order they are written.
-var baseChains = []baseChain{
-	{"output", "OUTPUT", nftables.ChainHookOutput},
-	{"input", "INPUT", nftables.ChainHookInput},
+// spec is one table of nszone's: its family and its base chains. Every
+// table is named Table, whatever namespace it is in.
+type spec struct {
+	what    string // how gaps name it: "inner wall", "host wall"
+	family  nftables.TableFamily
+	famName string // "inet", "ip", "ip6"
+	bases   []baseChain
+	regular bool // rules of chains other than the bases' go to regular chains
+}
+
+// hooks maps the built-in iptables chains to nftables hooks.
+var hooks = map[string]*nftables.ChainHook{
+	"OUTPUT": nftables.ChainHookOutput, "INPUT": nftables.ChainHookInput, "FORWARD": nftables.ChainHookForward,
+}
+
+// basesOf turns a map of nszone's chains to built-in chains into base
+// chains, in the order given by builtins.
+func basesOf(chains map[string]string, builtins ...string) []baseChain {
+	var out []baseChain
+	for _, b := range builtins {
+		for from, to := range chains {
+			if to == b {
+				out = append(out, baseChain{strings.ToLower(b), from, hooks[b]})
+			}
+		}
+	}
+	return out
+}
+
+// innerSpec is the inner wall: one inet table, both families in it.
+var innerSpec = spec{what: "inner wall", family: inet, famName: "inet", bases: basesOf(firewall.InnerChains, "OUTPUT", "INPUT")}
+
+// hostSpec is the host wall's table of family f.
+func hostSpec(f firewall.Family) spec {
+	fam, name := nftables.TableFamilyIPv4, "ip"
+	if f == firewall.IPv6 {
+		fam, name = nftables.TableFamilyIPv6, "ip6"
+	}
+	return spec{what: "host wall (nftables " + name + ")", family: fam, famName: name, regular: true,
+		bases: basesOf(firewall.HostChains, "FORWARD", "INPUT", "OUTPUT")}
 }
 
 // wantChain is a chain as it must be in the kernel.
@@ -50,31 +91,36 @@ type wantRule struct {
 	comment string
 }
 
-// compile translates the structured rules of both families into the
+// compile translates the structured rules of the given families into the
 // table's chains. Each family's rules keep their order (the policy is
 // first-match); IPv4 rules come before IPv6 ones, which never meet the same
 // packet. A rule of a form it does not know is an error, never skipped.
-func compile(rules map[firewall.Family][]firewall.Rule) ([]wantChain, error) {
+func compile(sp spec, rules map[firewall.Family][]firewall.Rule) ([]wantChain, error) {
 	for f := range rules {
 		if f != firewall.IPv4 && f != firewall.IPv6 {
-			return nil, fmt.Errorf("inner wall: unknown family %d", f)
+			return nil, fmt.Errorf("%s: unknown family %d", sp.what, f)
 		}
 	}
-	chains := make([]wantChain, len(baseChains))
+	chains := make([]wantChain, len(sp.bases))
 	index := map[string]int{}
-	for i, b := range baseChains {
+	for i, b := range sp.bases {
 		chains[i].baseChain = b
 		index[b.from] = i
 	}
 	for _, f := range firewall.Families {
 		for n, r := range rules[f] {
-			i, ok := index[firewall.InnerChains[r.Chain]]
-			if !ok {
-				return nil, fmt.Errorf("inner wall: %s rule %d: chain %q is not one of the inner wall's", f, n+1, r.Chain)
+			i, ok := index[r.Chain]
+			if !ok && sp.regular {
+				i, ok = len(chains), true
+				index[r.Chain] = i
+				chains = append(chains, wantChain{baseChain: baseChain{name: r.Chain, from: r.Chain}})
 			}
-			exprs, err := translate(f, r)
+			if !ok {
+				return nil, fmt.Errorf("%s: %s rule %d: chain %q is not one of the wall's", sp.what, f, n+1, r.Chain)
+			}
+			exprs, err := translate(sp.family, f, r)
 			if err != nil {
-				return nil, fmt.Errorf("inner wall: %s rule %q: %w", f, r.Text(), err)
+				return nil, fmt.Errorf("%s: %s rule %q: %w", sp.what, f, r.Text(), err)
 			}
 			c := &chains[i]
 			comment := fmt.Sprintf("%s #%d %s", r.Comment, len(c.rules)+1, ruleHash(f, r))
@@ -82,9 +128,21 @@ func compile(rules map[firewall.Family][]firewall.Rule) ([]wantChain, error) {
 				comment = comment[1:]
 			}
 			if len(comment) > maxComment {
-				return nil, fmt.Errorf("inner wall: %s rule %q: comment too long", f, r.Text())
+				return nil, fmt.Errorf("%s: %s rule %q: comment too long", sp.what, f, r.Text())
 			}
 			c.rules = append(c.rules, wantRule{exprs: exprs, comment: comment})
+		}
+	}
+	// A jump to a chain that does not exist would fail the whole batch.
+	for _, c := range chains {
+		for _, r := range c.rules {
+			for _, e := range r.exprs {
+				if v, ok := e.(*expr.Verdict); ok && v.Kind == expr.VerdictJump {
+					if _, ok := index[v.Chain]; !ok {
+						return nil, fmt.Errorf("%s: chain %s jumps to %s, which has no rules", sp.what, c.name, v.Chain)
+					}
+				}
+			}
 		}
 	}
 	return chains, nil
@@ -112,12 +170,15 @@ func cmpEq(data []byte) *expr.Cmp {
 // translate turns one rule of family f into nftables expressions, in the
 // order nft would write them: family, interfaces, protocol, addresses,
 // conntrack state, transport header, verdict.
-func translate(f firewall.Family, r firewall.Rule) ([]expr.Any, error) {
-	proto := byte(unix.NFPROTO_IPV4)
-	if f == firewall.IPv6 {
-		proto = unix.NFPROTO_IPV6
+func translate(table nftables.TableFamily, f firewall.Family, r firewall.Rule) ([]expr.Any, error) {
+	var exprs []expr.Any
+	if table == inet { // a table of one family needs no family match
+		proto := byte(unix.NFPROTO_IPV4)
+		if f == firewall.IPv6 {
+			proto = unix.NFPROTO_IPV6
+		}
+		exprs = []expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg}, cmpEq([]byte{proto})}
 	}
-	exprs := []expr.Any{&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg}, cmpEq([]byte{proto})}
 	for _, i := range []struct {
 		name string
 		key  expr.MetaKey
@@ -295,10 +356,14 @@ func portRange(s string) (lo, hi uint16, err error) {
 	return uint16(l), uint16(h), nil
 }
 
-// target translates "-j ACCEPT", "-j DROP" and the REJECT forms the policy
-// uses, each exactly as iptables' REJECT answers: ICMP destination
-// unreachable code 13, ICMPv6 destination unreachable code 1, TCP reset.
+// target translates "-j ACCEPT", "-j DROP", a jump to another chain of
+// nszone's, and the REJECT forms the policy uses, each exactly as iptables'
+// REJECT answers: ICMP destination unreachable code 13, ICMPv6 destination
+// unreachable code 1, TCP reset.
 func target(f firewall.Family, proto string, t []string) (expr.Any, error) {
+	if len(t) == 2 && t[0] == "-j" && strings.HasPrefix(t[1], firewall.Prefix) {
+		return &expr.Verdict{Kind: expr.VerdictJump, Chain: t[1]}, nil
+	}
 	switch strings.Join(t, " ") {
 	case "-j ACCEPT":
 		return &expr.Verdict{Kind: expr.VerdictAccept}, nil

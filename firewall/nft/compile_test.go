@@ -71,7 +71,7 @@ func TestTranslateInnerRules(t *testing.T) {
 	forms := map[string]bool{}
 	for _, z := range sampleZones() {
 		rules := firewall.InnerRules(z, defaultLAN)
-		chains, err := compile(rules)
+		chains, err := compile(innerSpec, rules)
 		if err != nil {
 			t.Fatalf("zone %s: %v", z.Name, err)
 		}
@@ -220,7 +220,7 @@ func TestTranslateExpressions(t *testing.T) {
 			&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 1}})},
 	}
 	for _, tc := range cases {
-		got, err := translate(tc.f, tc.r)
+		got, err := translate(inet, tc.f, tc.r)
 		if err != nil {
 			t.Errorf("%s %q: %v", tc.f, tc.r.Text(), err)
 			continue
@@ -284,11 +284,11 @@ func TestTranslateRefusesUnknownForms(t *testing.T) {
 		{firewall.IPv4, firewall.Rule{Chain: "NSZ-OUT", Comment: strings.Repeat("x", 250), Target: acc}},
 	}
 	for _, tc := range cases {
-		if _, err := compile(map[firewall.Family][]firewall.Rule{tc.f: {tc.r}}); err == nil {
+		if _, err := compile(innerSpec, map[firewall.Family][]firewall.Rule{tc.f: {tc.r}}); err == nil {
 			t.Errorf("%s %q (%+v): no error", tc.f, tc.r.Text(), tc.r)
 		}
 	}
-	if _, err := compile(map[firewall.Family][]firewall.Rule{5: nil}); err == nil {
+	if _, err := compile(innerSpec, map[firewall.Family][]firewall.Rule{5: nil}); err == nil {
 		t.Error("family 5: no error")
 	}
 }
@@ -311,7 +311,7 @@ func TestTagsFollowTheRule(t *testing.T) {
 // gaps names what differs, in words, and nothing when all is in place.
 func TestGaps(t *testing.T) {
 	z := sampleZones()[0]
-	want, err := compile(firewall.InnerRules(z, defaultLAN))
+	want, err := compile(innerSpec, firewall.InnerRules(z, defaultLAN))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func TestGaps(t *testing.T) {
 		}
 		return s
 	}
-	if g := whole().gaps(want); len(g) != 0 {
+	if g := whole().gaps(innerSpec, want); len(g) != 0 {
 		t.Fatalf("whole wall: %q", g)
 	}
 	out, in := len(want[0].rules), len(want[1].rules)
@@ -350,22 +350,22 @@ func TestGaps(t *testing.T) {
 			"inner wall: chain input is not type filter hook input priority filter policy accept"}},
 		{"extra chain", func(s *state) { s.chains = append(s.chains, chain{name: "zz"}) }, []string{
 			"inner wall: chain zz is not nszone's"}},
-		{"one rule changed", func(s *state) { s.comments["output"][4] = "x" }, []string{"inner wall: rule 5 of output differs"}},
+		{"one rule changed", func(s *state) { s.comments["output"][4] = "x" }, []string{"inner wall: rule 5 of chain output differs"}},
 		{"swapped", func(s *state) {
 			c := s.comments["output"]
 			c[1], c[2] = c[2], c[1]
-		}, []string{"inner wall: rule 2 of output differs", "inner wall: rule 3 of output differs"}},
+		}, []string{"inner wall: rule 2 of chain output differs", "inner wall: rule 3 of chain output differs"}},
 		{"many changed", func(s *state) {
 			for i := range s.comments["input"] {
 				s.comments["input"][i] = ""
 			}
-		}, []string{"inner wall: rule 1 of input differs", "inner wall: rule 2 of input differs", "inner wall: rule 3 of input differs",
-			fmt.Sprintf("inner wall: %d more rules of input differ", in-3)}},
+		}, []string{"inner wall: rule 1 of chain input differs", "inner wall: rule 2 of chain input differs", "inner wall: rule 3 of chain input differs",
+			fmt.Sprintf("inner wall: %d more rules of chain input differ", in-3)}},
 	}
 	for _, tc := range cases {
 		s := whole()
 		tc.damage(s)
-		if got := s.gaps(want); !reflect.DeepEqual(got, tc.want) {
+		if got := s.gaps(innerSpec, want); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: gaps %q, want %q", tc.name, got, tc.want)
 		}
 	}

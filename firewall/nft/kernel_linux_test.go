@@ -174,7 +174,7 @@ func TestApplyAndRepair(t *testing.T) {
 	newNS(t, zone)
 	z := wideZone(zone)
 	rules := firewall.InnerRules(z, defaultLAN)
-	want, _ := compile(rules)
+	want, _ := compile(innerSpec, rules)
 	nOut, nIn := len(want[0].rules), len(want[1].rules)
 
 	if gaps, err := Missing(zone, rules); err != nil || !equal(gaps, "inner wall: table inet nszone missing") {
@@ -342,7 +342,7 @@ func TestApplyIPv4OnlyZone(t *testing.T) {
 	if gaps, err := Missing(zone, rules); err != nil || len(gaps) != 0 {
 		t.Fatalf("Missing: %q %v", gaps, err)
 	}
-	want, _ := compile(rules)
+	want, _ := compile(innerSpec, rules)
 	kernelHolds(t, zone, want)
 }
 

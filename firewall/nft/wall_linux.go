@@ -48,6 +48,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/google/nftables"
@@ -64,51 +65,146 @@ import (
 // is an error before anything is read or written. On an error nothing was
 // changed: the write is one atomic batch.
 func Apply(zone string, rules map[firewall.Family][]firewall.Rule, log *slog.Logger) (changed bool, err error) {
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	want, err := compile(rules)
-	if err != nil {
-		return false, fmt.Errorf("zone %s: %w", zone, err)
-	}
 	ns, err := veth.OpenNamed(zone)
 	if err != nil {
 		return false, fmt.Errorf("zone %s: %w", zone, err)
 	}
 	defer ns.Close()
-	cur, err := readIn(int(ns))
+	changed, err = apply(int(ns), innerSpec, rules, log)
 	if err != nil {
-		return false, fmt.Errorf("zone %s: reading the inner wall: %w", zone, err)
+		return false, fmt.Errorf("zone %s: %w", zone, err)
 	}
-	gaps := cur.gaps(want)
-	if len(gaps) == 0 {
-		return false, nil
-	}
-	log.Debug("applying inner wall", "zone", zone, "table", "inet "+Table, "was", gaps, "rules", count(want))
-	if err := write(int(ns), cur.table, want); err != nil {
-		return false, fmt.Errorf("zone %s: writing the inner wall: %w", zone, err)
-	}
-	return true, nil
+	return changed, nil
 }
 
 // Missing lists what of the wanted inner wall of zone is absent or differs,
 // in words ("inner wall: chain output has 3 rules, want 27"); empty means it
 // is in place, exactly. It writes nothing.
 func Missing(zone string, rules map[firewall.Family][]firewall.Rule) ([]string, error) {
-	want, err := compile(rules)
-	if err != nil {
-		return nil, fmt.Errorf("zone %s: %w", zone, err)
-	}
 	ns, err := veth.OpenNamed(zone)
 	if err != nil {
 		return nil, fmt.Errorf("zone %s: %w", zone, err)
 	}
 	defer ns.Close()
-	cur, err := readIn(int(ns))
+	gaps, err := missing(int(ns), innerSpec, rules)
 	if err != nil {
-		return nil, fmt.Errorf("zone %s: reading the inner wall: %w", zone, err)
+		return nil, fmt.Errorf("zone %s: %w", zone, err)
 	}
-	return cur.gaps(want), nil
+	return gaps, nil
+}
+
+// ApplyHost makes the host wall's tables in the current namespace (table
+// ip nszone, table ip6 nszone) hold exactly rules, as firewall.HostRules
+// gives them; a family without rules loses its table. Each family's table
+// is written in one atomic batch.
+func ApplyHost(rules map[firewall.Family][]firewall.Rule, log *slog.Logger) (changed bool, err error) {
+	for _, f := range firewall.Families {
+		sp := hostSpec(f)
+		var c bool
+		if len(rules[f]) == 0 {
+			c, err = remove(0, sp, log)
+		} else {
+			c, err = apply(0, sp, map[firewall.Family][]firewall.Rule{f: rules[f]}, log)
+		}
+		if err != nil {
+			return changed, err
+		}
+		changed = changed || c
+	}
+	return changed, nil
+}
+
+// MissingHost lists what of the host wall's tables in the current
+// namespace is absent or differs; only chains of zone (and the shared
+// ones) count when zone is not "".
+func MissingHost(rules map[firewall.Family][]firewall.Rule, zone string) ([]string, error) {
+	var out []string
+	for _, f := range firewall.Families {
+		if len(rules[f]) == 0 {
+			continue
+		}
+		gaps, err := missing(0, hostSpec(f), map[firewall.Family][]firewall.Rule{f: rules[f]})
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range gaps {
+			if zone == "" || !otherZones(g, zone) {
+				out = append(out, g)
+			}
+		}
+	}
+	return out, nil
+}
+
+// otherZones reports whether gap is about another zone's own chain.
+func otherZones(gap, zone string) bool {
+	i := strings.Index(gap, "chain "+firewall.Prefix)
+	if i < 0 {
+		return false
+	}
+	name, _, _ := strings.Cut(gap[i+len("chain "):], " ")
+	return !strings.HasPrefix(name, firewall.Prefix+zone+"-") && strings.Count(name, "-") >= 2
+}
+
+// apply makes the table of sp in namespace ns (0: the current one) hold
+// exactly rules.
+func apply(ns int, sp spec, rules map[firewall.Family][]firewall.Rule, log *slog.Logger) (bool, error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	want, err := compile(sp, rules)
+	if err != nil {
+		return false, err
+	}
+	cur, err := readIn(ns, sp.family)
+	if err != nil {
+		return false, fmt.Errorf("reading the %s: %w", sp.what, err)
+	}
+	gaps := cur.gaps(sp, want)
+	if len(gaps) == 0 {
+		return false, nil
+	}
+	log.Debug("applying nftables wall", "wall", sp.what, "table", Table, "was", gaps, "rules", count(want))
+	if err := write(ns, sp.family, cur.table, want); err != nil {
+		return false, fmt.Errorf("writing the %s: %w", sp.what, err)
+	}
+	return true, nil
+}
+
+// missing lists how the table of sp in namespace ns differs from rules.
+func missing(ns int, sp spec, rules map[firewall.Family][]firewall.Rule) ([]string, error) {
+	want, err := compile(sp, rules)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := readIn(ns, sp.family)
+	if err != nil {
+		return nil, fmt.Errorf("reading the %s: %w", sp.what, err)
+	}
+	return cur.gaps(sp, want), nil
+}
+
+// remove deletes the table of sp in namespace ns, if it is there.
+func remove(ns int, sp spec, log *slog.Logger) (bool, error) {
+	cur, err := readIn(ns, sp.family)
+	if err != nil {
+		return false, fmt.Errorf("reading the %s: %w", sp.what, err)
+	}
+	if !cur.table {
+		return false, nil
+	}
+	if log != nil {
+		log.Debug("removing nftables wall", "wall", sp.what, "table", Table)
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(ns))
+	if err != nil {
+		return false, err
+	}
+	c.DelTable(&nftables.Table{Name: Table, Family: sp.family})
+	if err := c.Flush(); err != nil {
+		return false, fmt.Errorf("removing the %s: %w", sp.what, err)
+	}
+	return true, nil
 }
 
 // Available reports whether nf_tables can be used here: whether this
@@ -124,11 +220,9 @@ var available = sync.OnceValue(func() bool {
 		return false
 	}
 	defer c.Close()
-	_, err = c.Execute(request(unix.NFT_MSG_GETTABLE, netlink.Dump, nil))
+	_, err = c.Execute(request(inet, unix.NFT_MSG_GETTABLE, netlink.Dump, nil))
 	return err == nil
 })
-
-const inet = nftables.TableFamilyINet
 
 // state is what a zone's namespace holds of the table.
 type state struct {
@@ -146,17 +240,18 @@ type chain struct {
 	policy    *uint32
 }
 
-// readIn reads the table, its chains and its rules' comments inside the
-// namespace ns, over one netlink socket: three dumps, and only what the
-// check needs is decoded (the rules' expressions are not).
-func readIn(ns int) (*state, error) {
+// readIn reads nszone's table of family fam, its chains and its rules'
+// comments inside the namespace ns (0: the current one), over one netlink
+// socket: three dumps, and only what the check needs is decoded (the
+// rules' expressions are not).
+func readIn(ns int, fam nftables.TableFamily) (*state, error) {
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: ns})
 	if err != nil {
 		return nil, fmt.Errorf("opening nftables netlink: %w", err)
 	}
 	defer c.Close()
 	s := &state{comments: map[string][]string{}}
-	err = dump(c, unix.NFT_MSG_GETTABLE, nil, func(ad *netlink.AttributeDecoder) {
+	err = dump(c, fam, unix.NFT_MSG_GETTABLE, nil, func(ad *netlink.AttributeDecoder) {
 		var name string
 		var flags uint32
 		for ad.Next() {
@@ -174,7 +269,7 @@ func readIn(ns int) (*state, error) {
 	if err != nil || !s.table {
 		return s, err
 	}
-	err = dump(c, unix.NFT_MSG_GETCHAIN, nil, func(ad *netlink.AttributeDecoder) {
+	err = dump(c, fam, unix.NFT_MSG_GETCHAIN, nil, func(ad *netlink.AttributeDecoder) {
 		var ch chain
 		var table string
 		for ad.Next() {
@@ -213,7 +308,7 @@ func readIn(ns int) (*state, error) {
 	// The kernel dumps only this table's rules; the check below holds on
 	// kernels that ignore the filter.
 	filter := []netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: []byte(Table + "\x00")}}
-	err = dump(c, unix.NFT_MSG_GETRULE, filter, func(ad *netlink.AttributeDecoder) {
+	err = dump(c, fam, unix.NFT_MSG_GETRULE, filter, func(ad *netlink.AttributeDecoder) {
 		table, chain, comment := decodeRule(ad)
 		if table == Table {
 			s.comments[chain] = append(s.comments[chain], comment)
@@ -225,9 +320,9 @@ func readIn(ns int) (*state, error) {
 	return s, nil
 }
 
-// request is an nf_tables request for the inet family.
-func request(msg int, flags netlink.HeaderFlags, attrs []netlink.Attribute) netlink.Message {
-	data := []byte{byte(inet), unix.NFNETLINK_V0, 0, 0} // struct nfgenmsg
+// request is an nf_tables request for family fam.
+func request(fam nftables.TableFamily, msg int, flags netlink.HeaderFlags, attrs []netlink.Attribute) netlink.Message {
+	data := []byte{byte(fam), unix.NFNETLINK_V0, 0, 0} // struct nfgenmsg
 	if len(attrs) > 0 {
 		b, _ := netlink.MarshalAttributes(attrs) // only fixed, valid attributes
 		data = append(data, b...)
@@ -239,8 +334,8 @@ func request(msg int, flags netlink.HeaderFlags, attrs []netlink.Attribute) netl
 }
 
 // dump runs one dump request and hands each object's attributes to each.
-func dump(c *netlink.Conn, msg int, attrs []netlink.Attribute, each func(*netlink.AttributeDecoder)) error {
-	msgs, err := c.Execute(request(msg, netlink.Dump, attrs))
+func dump(c *netlink.Conn, fam nftables.TableFamily, msg int, attrs []netlink.Attribute, each func(*netlink.AttributeDecoder)) error {
+	msgs, err := c.Execute(request(fam, msg, netlink.Dump, attrs))
 	if err != nil {
 		return err
 	}
@@ -264,14 +359,14 @@ func dump(c *netlink.Conn, msg int, attrs []netlink.Attribute, each func(*netlin
 // maxDiffering is how many differing rules of a chain gaps names one by one.
 const maxDiffering = 3
 
-// gaps lists how s differs from want.
-func (s *state) gaps(want []wantChain) []string {
+// gaps lists how s differs from want, the chains of table sp.
+func (s *state) gaps(sp spec, want []wantChain) []string {
 	if !s.table {
-		return []string{fmt.Sprintf("inner wall: table inet %s missing", Table)}
+		return []string{fmt.Sprintf("%s: table %s %s missing", sp.what, sp.famName, Table)}
 	}
 	var out []string
 	if s.flags&unix.NFT_TABLE_F_DORMANT != 0 {
-		out = append(out, fmt.Sprintf("inner wall: table inet %s is dormant", Table))
+		out = append(out, fmt.Sprintf("%s: table %s %s is dormant", sp.what, sp.famName, Table))
 	}
 	have := map[string]chain{}
 	for _, ch := range s.chains {
@@ -281,15 +376,18 @@ func (s *state) gaps(want []wantChain) []string {
 		ch, ok := have[w.name]
 		delete(have, w.name)
 		if !ok {
-			out = append(out, fmt.Sprintf("inner wall: chain %s missing", w.name))
+			out = append(out, fmt.Sprintf("%s: chain %s missing", sp.what, w.name))
 			continue
 		}
-		if !isBase(ch, w.baseChain) {
-			out = append(out, fmt.Sprintf("inner wall: chain %s is not type filter hook %s priority filter policy accept", w.name, w.name))
+		switch {
+		case w.hook == nil && ch.hook != nil:
+			out = append(out, fmt.Sprintf("%s: chain %s is a base chain", sp.what, w.name))
+		case w.hook != nil && !isBase(ch, w.baseChain):
+			out = append(out, fmt.Sprintf("%s: chain %s is not type filter hook %s priority filter policy accept", sp.what, w.name, w.name))
 		}
 		got := s.comments[w.name]
 		if len(got) != len(w.rules) {
-			out = append(out, fmt.Sprintf("inner wall: chain %s has %d rules, want %d", w.name, len(got), len(w.rules)))
+			out = append(out, fmt.Sprintf("%s: chain %s has %d rules, want %d", sp.what, w.name, len(got), len(w.rules)))
 			continue
 		}
 		differing := 0
@@ -298,11 +396,11 @@ func (s *state) gaps(want []wantChain) []string {
 				continue
 			}
 			if differing++; differing <= maxDiffering {
-				out = append(out, fmt.Sprintf("inner wall: rule %d of %s differs", i+1, w.name))
+				out = append(out, fmt.Sprintf("%s: rule %d of chain %s differs", sp.what, i+1, w.name))
 			}
 		}
 		if more := differing - maxDiffering; more > 0 {
-			out = append(out, fmt.Sprintf("inner wall: %d more rules of %s differ", more, w.name))
+			out = append(out, fmt.Sprintf("%s: %d more rules of chain %s differ", sp.what, more, w.name))
 		}
 	}
 	var extra []string
@@ -311,38 +409,38 @@ func (s *state) gaps(want []wantChain) []string {
 	}
 	sort.Strings(extra)
 	for _, name := range extra {
-		out = append(out, fmt.Sprintf("inner wall: chain %s is not nszone's", name))
+		out = append(out, fmt.Sprintf("%s: chain %s is not nszone's", sp.what, name))
 	}
 	return out
-}
-
-func isBase(ch chain, b baseChain) bool {
-	return ch.typ == string(nftables.ChainTypeFilter) &&
-		ch.hook != nil && *ch.hook == uint32(*b.hook) &&
-		ch.priority == int32(*nftables.ChainPriorityFilter) &&
-		ch.policy != nil && *ch.policy == uint32(nftables.ChainPolicyAccept)
 }
 
 // write replaces the table in namespace ns in one batch: the kernel applies
 // all of it or nothing, and packets see the old wall until the new one is
 // whole. The table is created exclusively: should another writer have made
 // one since it was read, the batch fails rather than mixing two walls.
-func write(ns int, exists bool, want []wantChain) error {
+func write(ns int, fam nftables.TableFamily, exists bool, want []wantChain) error {
 	c, err := nftables.New(nftables.WithNetNSFd(ns))
 	if err != nil {
 		return err
 	}
-	t := &nftables.Table{Name: Table, Family: inet}
+	t := &nftables.Table{Name: Table, Family: fam}
 	if exists {
 		c.DelTable(t)
 	}
 	c.CreateTable(t)
 	accept := nftables.ChainPolicyAccept
-	for _, w := range want {
-		ch := c.AddChain(&nftables.Chain{Name: w.name, Table: t, Type: nftables.ChainTypeFilter,
-			Hooknum: w.hook, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	made := make([]*nftables.Chain, len(want))
+	// Every chain exists before any rule jumps to it.
+	for i, w := range want {
+		ch := &nftables.Chain{Name: w.name, Table: t}
+		if w.hook != nil {
+			ch.Type, ch.Hooknum, ch.Priority, ch.Policy = nftables.ChainTypeFilter, w.hook, nftables.ChainPriorityFilter, &accept
+		}
+		made[i] = c.AddChain(ch)
+	}
+	for i, w := range want {
 		for _, r := range w.rules {
-			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: r.exprs,
+			c.AddRule(&nftables.Rule{Table: t, Chain: made[i], Exprs: r.exprs,
 				UserData: userdata.AppendString(nil, userdata.TypeComment, r.comment)})
 		}
 	}
@@ -355,4 +453,11 @@ func count(want []wantChain) int {
 		n += len(w.rules)
 	}
 	return n
+}
+
+func isBase(ch chain, b baseChain) bool {
+	return ch.typ == string(nftables.ChainTypeFilter) &&
+		ch.hook != nil && *ch.hook == uint32(*b.hook) &&
+		ch.priority == int32(*nftables.ChainPriorityFilter) &&
+		ch.policy != nil && *ch.policy == uint32(nftables.ChainPolicyAccept)
 }

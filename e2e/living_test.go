@@ -1,0 +1,276 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The host never stands still: addresses come and go (IPv6 privacy
+// addresses, DHCP, VPNs, Docker's bridges), firewalls reload, the uplink
+// changes. These tests replay such changes with probes from inside the
+// zones, without nszone watch (nothing may open) and with it (everything
+// converges again by itself).
+
+// livingAddrs are the host's new addresses of the tests: where they go and
+// which zones of the default file must not reach them.
+type livingAddr struct {
+	prefix netip.Prefix
+	dev    string // "eth0": the uplink; else a link the test makes
+	what   string
+}
+
+func livingAddrs() []livingAddr {
+	return []livingAddr{
+		{netip.MustParsePrefix("fd00:50::77/64"), "eth0", "an IPv6 privacy address in the uplink's /64"},
+		{netip.MustParsePrefix("192.168.50.77/24"), "eth0", "a second DHCP address"},
+		{netip.MustParsePrefix("198.51.100.7/32"), "livvpn0", "a VPN's public IPv4 address"},
+		{netip.MustParsePrefix("2001:db8:77::7/128"), "livvpn0", "a VPN's public IPv6 address"},
+		{netip.MustParsePrefix("172.18.0.1/16"), "livdock0", "a Docker-like bridge"},
+	}
+}
+
+// livingAdd gives the host the addresses, removed again when the test ends.
+func livingAdd(t testing.TB, addrs []livingAddr) {
+	t.Helper()
+	made := map[string]bool{}
+	for _, a := range addrs {
+		if a.dev != "eth0" && !made[a.dev] {
+			leakDummy(t, a.dev)
+			made[a.dev] = true
+		}
+		args := []string{"addr", "add", a.prefix.String(), "dev", a.dev}
+		if a.prefix.Addr().Is6() {
+			args = append(args, "nodad")
+		}
+		leakHostCmd(t, true, "ip", args...)
+		if a.dev == "eth0" {
+			p := a.prefix.String()
+			t.Cleanup(func() { runCmd(t, nil, "ip", "addr", "del", p, "dev", "eth0") })
+		}
+	}
+}
+
+// livingProbe sends TCP connections and datagrams from inside each zone to
+// every new address and reports what arrived at the host's sink.
+func livingProbe(t testing.TB, phase string, sink *leakSink, addrs []livingAddr) {
+	t.Helper()
+	var targets []string
+	for _, a := range addrs {
+		hp := netip.AddrPortFrom(a.prefix.Addr(), leakHostPort).String()
+		targets = append(targets, "tcp:"+hp, "udp:"+hp)
+	}
+	for _, zone := range []string{"wan", "lan", "offline"} {
+		conns := sink.connCount()
+		tok := leakToken("living-" + zone)
+		res := leakSend(t, "netns:"+zone, tok, 2, targets...)
+		leakSettle()
+		for tg, st := range res {
+			if strings.HasPrefix(tg, "tcp:") && st.OK > 0 {
+				t.Errorf("%s: zone %s connected to the host at %s", phase, zone, tg)
+			}
+		}
+		if n := sink.count(tok); n > 0 || sink.connCount() > conns {
+			t.Errorf("%s: zone %s reached the host's new addresses: %d datagrams, %d connections:\n%s", phase, zone, n, sink.connCount()-conns, sink.describe(tok))
+		}
+	}
+}
+
+// TestLivingHostWithoutWatch: new host addresses of every kind, then a
+// reload of the host's iptables rules, with nothing running to repair
+// anything: no zone reaches any of them, and until the reload every zone
+// stays up and exec starts programs.
+func TestLivingHostWithoutWatch(t *testing.T) {
+	leakBegin(t)
+	file := writeZones(t, defaultZones)
+	mustRun(t, "up", "-c", file)
+	sink := leakListen(t, leakHost, leakListenOpts{UDP: []int{leakHostPort}, TCP: []int{leakHostPort}})
+	addrs := livingAddrs()
+	livingAdd(t, addrs)
+
+	for _, z := range status(t, "-c", file).Zones {
+		if z.State != "up" {
+			t.Errorf("zone %s after new host addresses: %s, missing %v", z.Name, z.State, z.Missing)
+		}
+	}
+	for _, zone := range []string{"wan", "lan", "offline"} {
+		if r := run(t, nil, "exec", zone, "--", "true"); r.code != 0 {
+			t.Errorf("exec %s after new host addresses that open nothing: exit %d %s", zone, r.code, r.err)
+		}
+	}
+	livingProbe(t, "new addresses", sink, addrs)
+
+	leakFlushIPTables(t)
+	livingProbe(t, "new addresses and an iptables reload", sink, addrs)
+	// Positive control: what the zones may do still leaves them (one-way:
+	// the reload took the NAT with it).
+	tok := leakToken("living-inet")
+	inetSink := leakListen(t, "lab_inet", leakListenOpts{UDP: []int{leakUDPPort}})
+	leakSend(t, "netns:wan", tok, 5, udpTargets(leakUDPPort, theLab.InetServer4)...)
+	leakSettle()
+	if inetSink.count(tok) == 0 {
+		t.Errorf("positive control: wan's datagrams to the internet do not arrive after the reload")
+	}
+}
+
+// watcher is a running nszone watch.
+type watcher struct {
+	cmd *exec.Cmd
+	out leakSyncBuf
+}
+
+func startWatch(t testing.TB, file string) *watcher {
+	t.Helper()
+	w := &watcher{cmd: exec.Command(nszoneBin, "watch", "-c", file)}
+	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.out
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.stop(t, syscall.SIGTERM) })
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(w.out.String(), "following the host's changes") {
+		if time.Now().After(deadline) {
+			t.Fatalf("nszone watch did not get ready in 20s:\n%s", w.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return w
+}
+
+// stop ends the watch by its PID with sig, once.
+func (w *watcher) stop(t testing.TB, sig syscall.Signal) {
+	if w.cmd.ProcessState != nil {
+		return
+	}
+	w.cmd.Process.Signal(sig)
+	w.cmd.Wait()
+	t.Logf("nszone watch said:\n%s", w.out.String())
+}
+
+// eventually polls cond until it holds or 5s pass, and says how long it took.
+func eventually(t testing.TB, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > 5*time.Second {
+			t.Errorf("%s: not within 5s", what)
+			return 0
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d := time.Since(start)
+	t.Logf("%s: after %s", what, d.Round(time.Millisecond))
+	return d
+}
+
+func allUp(t testing.TB, file string) bool {
+	t.Helper()
+	r := run(t, nil, "status", "-c", file, "-o", "json")
+	var st statusJSON
+	if json.Unmarshal([]byte(r.out), &st) != nil || len(st.Zones) == 0 {
+		return false
+	}
+	for _, z := range st.Zones {
+		if z.State != "up" || len(z.Notes) > 0 {
+			return false
+		}
+	}
+	return r.code == 0
+}
+
+func innerWallHas(t testing.TB, zone, addr string) bool {
+	t.Helper()
+	r := runCmd(t, nil, "ip", "netns", "exec", zone, "nft", "list", "table", "inet", "nszone")
+	return strings.Contains(r.out, addr)
+}
+
+// TestWatchFollows: with nszone watch running, every kind of change
+// converges by itself: new addresses reach the inner walls, a firewall
+// reload (iptables, or nftables' flush ruleset) is repaired, Docker's jump
+// above nszone's is put below it again, the uplink switches and comes back,
+// and killing watch leaves the zones as they are.
+func TestWatchFollows(t *testing.T) {
+	leakBegin(t)
+	file := writeZones(t, defaultZones)
+	mustRun(t, "up", "-c", file)
+	w := startWatch(t, file)
+	sink := leakListen(t, leakHost, leakListenOpts{UDP: []int{leakHostPort}, TCP: []int{leakHostPort}})
+
+	addrs := livingAddrs()
+	livingAdd(t, addrs)
+	eventually(t, "the inner walls list the host's new addresses", func() bool {
+		return innerWallHas(t, "wan", "198.51.100.7") && innerWallHas(t, "lan", "fd00:50::77") && allUp(t, file)
+	})
+	leakFlushIPTables(t)
+	eventually(t, "the host wall is back after an iptables reload", func() bool { return allUp(t, file) })
+	livingProbe(t, "with watch, after new addresses and an iptables reload", sink, addrs)
+	if ok, r := probe(t, "wan", curl("http://"+theLab.InetServer4.String()+"/")...); !ok {
+		t.Errorf("wan after watch repaired the reload: %s", r.err)
+	}
+
+	leakHostCmd(t, true, "nft", "flush", "ruleset")
+	eventually(t, "every wall is back after nft flush ruleset", func() bool { return allUp(t, file) })
+	if leaks := forbiddenReachable(t); len(leaks) > 0 {
+		t.Errorf("after watch repaired a flushed ruleset: %v", leaks)
+	}
+
+	// Docker (re)starting puts its jump first in FORWARD.
+	v4, _ := leakIPTFor(t)
+	leakHostCmd(t, true, v4, "-N", "LIVING-DOCKER-USER")
+	t.Cleanup(func() {
+		runCmd(t, nil, v4, "-D", "FORWARD", "-j", "LIVING-DOCKER-USER")
+		runCmd(t, nil, v4, "-X", "LIVING-DOCKER-USER")
+	})
+	leakHostCmd(t, true, v4, "-I", "FORWARD", "1", "-j", "LIVING-DOCKER-USER")
+	eventually(t, "nszone's jump is first in FORWARD again", func() bool {
+		r := runCmd(t, nil, v4, "-S", "FORWARD")
+		lines := strings.Split(r.out, "\n")
+		return len(lines) > 1 && strings.Contains(lines[1], "NSZ-FORWARD")
+	})
+
+	// Wi-Fi to Ethernet: the uplink goes, another takes its place, and the
+	// first comes back.
+	runCmd(t, nil, "ip", "link", "set", "eth0", "down")
+	eventually(t, "the zones close when the uplink goes", func() bool {
+		r := runCmd(t, nil, v4, "-S", "NSZ-wan-out")
+		return !strings.Contains(r.out, "-o eth0")
+	})
+	runCmd(t, nil, "ip", "link", "set", "eth0", "name", "wlan9")
+	defer func() {
+		runCmd(t, nil, "ip", "link", "set", "wlan9", "down")
+		runCmd(t, nil, "ip", "link", "set", "wlan9", "name", "eth0")
+		runCmd(t, nil, "ip", "link", "set", "eth0", "up")
+		restoreLabRoutes(t)
+		if err := settle(); err != nil {
+			t.Error(err)
+		}
+	}()
+	runCmd(t, nil, "ip", "link", "set", "wlan9", "up")
+	restoreLabRoutes(t)
+	eventually(t, "NAT follows the new uplink", func() bool {
+		r := runCmd(t, nil, v4, "-t", "nat", "-S", "NSZ-POSTROUTING")
+		return strings.Contains(r.out, "-o wlan9") && allUp(t, file)
+	})
+	if ok, r := probe(t, "wan", curl("http://"+theLab.InetServer4.String()+"/")...); !ok {
+		t.Errorf("wan through the new uplink: %s", r.err)
+	}
+	if leaks := forbiddenReachable(t); len(leaks) > 0 {
+		t.Errorf("with the new uplink: %v", leaks)
+	}
+
+	// Killed, watch changes nothing, and exec does not wait for it.
+	w.stop(t, syscall.SIGKILL)
+	if !allUp(t, file) {
+		t.Errorf("after watch was killed, status: %v", leakStates(t))
+	}
+	if r := run(t, nil, "exec", "wan", "--", "true"); r.code != 0 {
+		t.Errorf("exec after watch was killed: exit %d %s", r.code, r.err)
+	}
+	if strings.Contains(w.out.String(), "watch: converging") {
+		t.Errorf("watch failed to converge at some point:\n%s", w.out.String())
+	}
+}

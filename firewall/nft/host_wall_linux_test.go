@@ -1,0 +1,121 @@
+package nft
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/veth"
+)
+
+// hostPolicy is a host wall of every kind of zone, on interfaces nsz-NAME.
+func hostPolicy() firewall.Policy {
+	p := firewall.Policy{LAN: defaultLAN, IfWildcard: "nsz-+"}
+	for i, z := range sampleZones() {
+		z.HostIf, z.Uplink = "nsz-"+z.Name, "eth0"
+		if i == 0 {
+			z.ToHostIfs = []string{"nsz-lan"}
+		}
+		p.Zones = append(p.Zones, z)
+	}
+	return p
+}
+
+// Every form HostRules produces translates, jumps included, and each zone's
+// chains become regular chains of one table per family.
+func TestCompileHostRules(t *testing.T) {
+	rules := firewall.HostRules(hostPolicy())
+	for _, f := range firewall.Families {
+		chains, err := compile(hostSpec(f), map[firewall.Family][]firewall.Rule{f: rules[f]})
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		var names []string
+		for _, c := range chains {
+			names = append(names, c.name)
+			if (c.hook != nil) != (c.name == "forward" || c.name == "input" || c.name == "output") {
+				t.Errorf("%s: chain %s: hook %v", f, c.name, c.hook)
+			}
+		}
+		if got := strings.Join(names[:4], " "); got != "forward input output NSZ-both-host" {
+			t.Errorf("%s: chains begin %s", f, got)
+		}
+	}
+	if len(firewall.HostRules(firewall.Policy{})) != 0 {
+		t.Error("no zones: want no host rules")
+	}
+}
+
+func TestOtherZones(t *testing.T) {
+	for gap, want := range map[string]bool{
+		"host wall (nftables ip): chain NSZ-lan-out has 3 rules, want 9": true,
+		"host wall (nftables ip): chain NSZ-wan-out missing":             false,
+		"host wall (nftables ip): rule 3 of chain forward differs":       false,
+		"host wall (nftables ip): table ip nszone missing":               false,
+	} {
+		if got := otherZones(gap, "wan"); got != want {
+			t.Errorf("otherZones(%q, wan) = %v, want %v", gap, got, want)
+		}
+	}
+}
+
+// The host wall is written once, then never again; an iptables reload does
+// not touch it; outside damage is named and repaired; no zones, no tables.
+func TestHostWallKernel(t *testing.T) {
+	rootTest(t)
+	needNft(t)
+	const name = "nfthost"
+	newNS(t, name)
+	ns, err := veth.OpenNamed(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	rules := firewall.HostRules(hostPolicy())
+	for _, f := range firewall.Families {
+		sp, fr := hostSpec(f), map[firewall.Family][]firewall.Rule{f: rules[f]}
+		t.Run(f.String(), func(t *testing.T) {
+			if changed, err := apply(int(ns), sp, fr, quiet); err != nil || !changed {
+				t.Fatalf("first apply: changed=%v err=%v", changed, err)
+			}
+			if changed, err := apply(int(ns), sp, fr, quiet); err != nil || changed {
+				t.Fatalf("second apply: changed=%v err=%v", changed, err)
+			}
+			fam := sp.famName
+			listed := run(t, name, "nft", "list", "table", fam, Table)
+			for _, want := range []string{"hook forward", "hook input", "hook output", "jump NSZ-wan-out", `iifname "nsz-*"`, "chain NSZ-wan-host"} {
+				if !strings.Contains(listed, want) {
+					t.Errorf("nft list table %s %s lacks %q:\n%s", fam, Table, want, listed)
+				}
+			}
+			bin := "iptables-nft"
+			if f == firewall.IPv6 {
+				bin = "ip6tables-nft"
+			}
+			for _, table := range []string{"filter", "nat"} {
+				run(t, name, bin, "-t", table, "-F")
+			}
+			if gaps, err := missing(int(ns), sp, fr); err != nil || len(gaps) != 0 {
+				t.Fatalf("after %s -F: gaps %q %v", bin, gaps, err)
+			}
+			run(t, name, "nft", "flush", "chain", fam, Table, "NSZ-wan-out")
+			gaps, err := missing(int(ns), sp, fr)
+			if err != nil || len(gaps) != 1 || !strings.Contains(gaps[0], "chain NSZ-wan-out has 0 rules") {
+				t.Fatalf("after flushing NSZ-wan-out: gaps %q %v", gaps, err)
+			}
+			if changed, err := apply(int(ns), sp, fr, quiet); err != nil || !changed {
+				t.Fatalf("repair: changed=%v err=%v", changed, err)
+			}
+			if gaps, err := missing(int(ns), sp, fr); err != nil || len(gaps) != 0 {
+				t.Fatalf("after the repair: gaps %q %v", gaps, err)
+			}
+			if changed, err := remove(int(ns), sp, quiet); err != nil || !changed {
+				t.Fatalf("remove: changed=%v err=%v", changed, err)
+			}
+			if out := run(t, name, "nft", "list", "tables"); strings.Contains(out, fmt.Sprintf("table %s %s\n", fam, Table)) {
+				t.Errorf("after remove:\n%s", out)
+			}
+		})
+	}
+}
