@@ -274,3 +274,77 @@ func TestWatchFollows(t *testing.T) {
 		t.Errorf("watch failed to converge at some point:\n%s", w.out.String())
 	}
 }
+
+// TestWatchLegacy: on an iptables-legacy host no event tells of a flushed
+// wall; watch's periodic check finds and repairs it within seconds.
+func TestWatchLegacy(t *testing.T) {
+	leakBegin(t)
+	t.Setenv("NSZONE_IPTABLES", "legacy")
+	file := writeZones(t, defaultZones)
+	mustRun(t, "up", "-c", file)
+	startWatch(t, file)
+	for _, bin := range []string{"iptables-legacy", "ip6tables-legacy"} {
+		leakHostCmd(t, true, bin, "-F")
+		leakHostCmd(t, true, bin, "-t", "nat", "-F")
+	}
+	eventually(t, "the legacy wall is back", func() bool { return allUp(t, file) })
+	if ok, r := probe(t, "wan", curl("http://"+theLab.InetServer4.String()+"/")...); !ok {
+		t.Errorf("wan after watch repaired the legacy wall: %s", r.err)
+	}
+}
+
+// TestForeignNftables: a native nftables firewall whose forward chain
+// drops by policy makes the zones' connections fail; plan, up, status and
+// check name the chain and the two rules that let zone traffic through,
+// and with those rules the zones work again. nszone edits nothing of it.
+func TestForeignNftables(t *testing.T) {
+	leakBegin(t)
+	file := writeZones(t, defaultZones)
+	leakHostCmd(t, true, "nft", "add table inet filter")
+	t.Cleanup(func() { runCmd(t, nil, "nft", "delete", "table", "inet", "filter") })
+	leakHostCmd(t, true, "nft", "add chain inet filter forward { type filter hook forward priority 0; policy drop; }")
+	const chain = "table inet filter, chain forward (hook forward)"
+	for _, args := range [][]string{{"plan", "-c", file}, {"up", "-c", file}} {
+		if out := mustRun(t, args...); !strings.Contains(out, chain) || !strings.Contains(out, `nft insert rule inet filter forward iifname "nsz-*" accept`) {
+			t.Errorf("nszone %s does not name the foreign chain and its fix:\n%s", args[0], out)
+		}
+	}
+	if r := run(t, nil, "status", "-c", file); !strings.Contains(r.out, chain) {
+		t.Errorf("status does not name the foreign chain:\n%s", r.out)
+	}
+	if ok, _ := probe(t, "wan", curl("http://"+theLab.InetServer4.String()+"/")...); ok {
+		t.Error("wan reached the internet through a forward chain that drops everything: the test is wrong")
+	}
+	if r := run(t, nil, "check", "-c", file); r.code != 1 || !strings.Contains(r.out, chain) {
+		t.Errorf("check with a dropping foreign chain: exit %d, want 1 and the chain named:\n%s", r.code, r.out)
+	}
+	leakHostCmd(t, true, "nft", `insert rule inet filter forward iifname "nsz-*" accept`)
+	leakHostCmd(t, true, "nft", `insert rule inet filter forward oifname "nsz-*" accept`)
+	if ok, r := probe(t, "wan", curl("http://"+theLab.InetServer4.String()+"/")...); !ok {
+		t.Errorf("wan with the two rules added: %s", r.err)
+	}
+	if leaks := forbiddenReachable(t); len(leaks) > 0 {
+		t.Errorf("with the two rules added: %v", leaks)
+	}
+	if r := run(t, nil, "status", "-c", file); strings.Contains(r.out, chain) {
+		t.Errorf("status still names the fixed chain:\n%s", r.out)
+	}
+}
+
+// TestForeignNamespace: a namespace of a zone's name that nszone did not
+// make is named by status and exec, which do not advise an up that cannot
+// work.
+func TestForeignNamespace(t *testing.T) {
+	leakBegin(t)
+	leakHostCmd(t, true, "ip", "netns", "add", "wan")
+	t.Cleanup(func() { runCmd(t, nil, "ip", "netns", "del", "wan") })
+	file := writeZones(t, defaultZones)
+	z := statusZone(status(t, "-c", file), "wan")
+	if z.State != "down" || !strings.Contains(strings.Join(z.Notes, " "), "is not nszone's") {
+		t.Errorf("status with a foreign namespace wan: %s, notes %v", z.State, z.Notes)
+	}
+	r := run(t, nil, "exec", "wan", "--", "true")
+	if r.code != 1 || !strings.Contains(r.err, "not nszone's") || strings.Contains(r.err, "run nszone up") {
+		t.Errorf("exec into a foreign namespace: exit %d %s", r.code, r.err)
+	}
+}
