@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/firewall/nft"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -28,7 +29,7 @@ func (m *Manager) recordNewTables(h *hostRecord) error {
 	if !ok || ipt.Mode != "nft" || ipt.Start != nil { // Start: a wall inside some namespace, not the host's
 		return nil
 	}
-	missing, err := firewall.MissingNftTables(firewall.Tables)
+	missing, err := nft.MissingTables(firewall.Tables)
 	if err != nil {
 		return fmt.Errorf("looking up the iptables-nft tables: %w", err)
 	}
@@ -46,7 +47,7 @@ func (m *Manager) recordNewTables(h *hostRecord) error {
 }
 
 // restoreTables deletes the iptables-nft tables nszone created, each only
-// if it is empty of everything (firewall.WhyNotEmpty): a table holding
+// if it is empty of everything (nft.WhyNotEmpty): a table holding
 // anyone else's chain or rule stays, and the returned note says why.
 func (m *Manager) restoreTables(h *hostRecord) (notes []string) {
 	for _, name := range h.CreatedTables {
@@ -54,7 +55,7 @@ func (m *Manager) restoreTables(h *hostRecord) (notes []string) {
 		if !ok {
 			continue // a damaged record: never delete a table it does not name exactly
 		}
-		why, err := firewall.DeleteNftTableIfEmpty(k)
+		why, err := nft.DeleteTableIfEmpty(k)
 		if err != nil {
 			why = err.Error()
 		}

@@ -2,7 +2,6 @@ package nft
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -132,51 +131,25 @@ func foreignDropsIn(ns int) ([]Foreign, error) {
 		name   string
 	}
 	dormant := map[tableKey]bool{}
-	err = dumpFamily(c, unix.NFPROTO_UNSPEC, unix.NFT_MSG_GETTABLE, nil, func(family byte, ad *netlink.AttributeDecoder) {
-		var k tableKey
-		var flags uint32
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.NFTA_TABLE_NAME:
-				k.name = ad.String()
-			case unix.NFTA_TABLE_FLAGS:
-				flags = ad.Uint32()
-			}
-		}
-		k.family = family
-		dormant[k] = flags&unix.NFT_TABLE_F_DORMANT != 0
+	err = dump(c, unix.NFPROTO_UNSPEC, unix.NFT_MSG_GETTABLE, nil, func(family byte, ad *netlink.AttributeDecoder) {
+		name, flags := decodeTable(ad)
+		dormant[tableKey{family, name}] = flags&unix.NFT_TABLE_F_DORMANT != 0
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading nftables tables: %w", err)
 	}
 
 	var cands []baseCandidate
-	err = dumpFamily(c, unix.NFPROTO_UNSPEC, unix.NFT_MSG_GETCHAIN, nil, func(family byte, ad *netlink.AttributeDecoder) {
-		ch := baseCandidate{family: family, policy: nfAccept}
-		var typ string
-		base := false
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.NFTA_CHAIN_TABLE:
-				ch.table = ad.String()
-			case unix.NFTA_CHAIN_NAME:
-				ch.name = ad.String()
-			case unix.NFTA_CHAIN_TYPE:
-				typ = ad.String()
-			case unix.NFTA_CHAIN_POLICY:
-				ch.policy = ad.Uint32()
-			case unix.NFTA_CHAIN_HOOK:
-				ad.Nested(func(nad *netlink.AttributeDecoder) error {
-					for nad.Next() {
-						if nad.Type() == unix.NFTA_HOOK_HOOKNUM {
-							ch.hook, base = nad.Uint32(), true
-						}
-					}
-					return nil
-				})
-			}
+	err = dump(c, unix.NFPROTO_UNSPEC, unix.NFT_MSG_GETCHAIN, nil, func(family byte, ad *netlink.AttributeDecoder) {
+		d := decodeChain(ad)
+		ch := baseCandidate{family: family, table: d.table, name: d.name, policy: nfAccept}
+		if d.policy != nil {
+			ch.policy = *d.policy
 		}
-		if !base || typ != "filter" || familyNames[family] == "" || hookNames[ch.hook] == "" ||
+		if d.hook != nil {
+			ch.hook = *d.hook
+		}
+		if d.hook == nil || d.typ != "filter" || familyNames[family] == "" || hookNames[ch.hook] == "" ||
 			ch.table == Table || dormant[tableKey{family, ch.table}] ||
 			(family != unix.NFPROTO_INET && iptablesTables[ch.table]) {
 			return
@@ -218,11 +191,11 @@ func chainRules(c *netlink.Conn, ch baseCandidate) ([]foreignRule, error) {
 	// The kernel dumps only this chain's rules; the check below holds on
 	// kernels that ignore the filter.
 	filter := []netlink.Attribute{
-		{Type: unix.NFTA_RULE_TABLE, Data: []byte(ch.table + "\x00")},
-		{Type: unix.NFTA_RULE_CHAIN, Data: []byte(ch.name + "\x00")},
+		{Type: unix.NFTA_RULE_TABLE, Data: cstring(ch.table)},
+		{Type: unix.NFTA_RULE_CHAIN, Data: cstring(ch.name)},
 	}
 	var rules []foreignRule
-	err := dumpFamily(c, ch.family, unix.NFT_MSG_GETRULE, filter, func(family byte, ad *netlink.AttributeDecoder) {
+	err := dump(c, ch.family, unix.NFT_MSG_GETRULE, filter, func(family byte, ad *netlink.AttributeDecoder) {
 		var table, chain string
 		var r foreignRule
 		for ad.Next() {
@@ -409,39 +382,4 @@ func classify(exprs []ruleExpr) ruleKind {
 // them all too. An exact name is NUL-padded and never matches.
 func zoneWildcard(data []byte) bool {
 	return len(data) > 0 && bytes.HasPrefix([]byte(zoneIfPrefix), data)
-}
-
-// dumpFamily runs one dump request for a family (NFPROTO_UNSPEC: all) and
-// hands each object's family and attributes to each.
-func dumpFamily(c *netlink.Conn, family byte, msg int, attrs []netlink.Attribute, each func(byte, *netlink.AttributeDecoder)) error {
-	data := []byte{family, unix.NFNETLINK_V0, 0, 0} // struct nfgenmsg
-	if len(attrs) > 0 {
-		b, err := netlink.MarshalAttributes(attrs)
-		if err != nil {
-			return err
-		}
-		data = append(data, b...)
-	}
-	msgs, err := c.Execute(netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | msg), Flags: netlink.Request | netlink.Dump},
-		Data:   data,
-	})
-	if err != nil {
-		return err
-	}
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
-		}
-		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
-		if err != nil {
-			return err
-		}
-		ad.ByteOrder = binary.BigEndian
-		each(m.Data[0], ad)
-		if err := ad.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
 }

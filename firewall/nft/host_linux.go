@@ -24,53 +24,27 @@ func HostComments(f firewall.Family, table string, chains []string) (map[string]
 		return nil, fmt.Errorf("opening nftables netlink: %w", err)
 	}
 	defer c.Close()
-	family := byte(unix.NFPROTO_IPV4)
-	if f == firewall.IPv6 {
-		family = unix.NFPROTO_IPV6
-	}
 	out := map[string][]string{}
 	// One dump per chain: the kernel filters by table and chain, so the
 	// cost does not grow with the other zones' chains.
 	for _, chain := range chains {
-		attrs, _ := netlink.MarshalAttributes([]netlink.Attribute{
-			{Type: unix.NFTA_RULE_TABLE, Data: []byte(table + "\x00")},
-			{Type: unix.NFTA_RULE_CHAIN, Data: []byte(chain + "\x00")},
-		})
-		msg := netlink.Message{
-			Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETRULE), Flags: netlink.Request | netlink.Dump},
-			Data:   append([]byte{family, unix.NFNETLINK_V0, 0, 0}, attrs...),
+		filter := []netlink.Attribute{
+			{Type: unix.NFTA_RULE_TABLE, Data: cstring(table)},
+			{Type: unix.NFTA_RULE_CHAIN, Data: cstring(chain)},
 		}
-		msgs, err := c.Execute(msg)
+		err := dump(c, nfproto(f), unix.NFT_MSG_GETRULE, filter, func(_ byte, ad *netlink.AttributeDecoder) {
+			if tbl, ch, comment := decodeRule(ad); tbl == table && ch == chain {
+				out[ch] = append(out[ch], comment)
+			}
+		})
 		if errors.Is(err, unix.ENOENT) {
 			continue // no such chain (or table): nothing of it is there
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading %s %s rules of %s: %w", f, table, chain, err)
 		}
-		for _, m := range msgs {
-			tbl, ch, comment, err := ruleComment(m)
-			if err != nil {
-				return nil, err
-			}
-			if tbl == table && ch == chain {
-				out[ch] = append(out[ch], comment)
-			}
-		}
 	}
 	return out, nil
-}
-
-// ruleComment decodes a rule message's table, chain and comment.
-func ruleComment(m netlink.Message) (table, chain, comment string, err error) {
-	if len(m.Data) < 4 {
-		return "", "", "", nil
-	}
-	ad, err := netlink.NewAttributeDecoder(m.Data[4:])
-	if err != nil {
-		return "", "", "", err
-	}
-	table, chain, comment = decodeRule(ad)
-	return table, chain, comment, ad.Err()
 }
 
 // decodeRule reads a rule's table, chain and comment: the comment from its

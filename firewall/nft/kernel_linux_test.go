@@ -2,7 +2,6 @@ package nft
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -115,9 +114,10 @@ func needNft(tb testing.TB) {
 	}
 }
 
-// generation reads the nftables ruleset generation of a namespace: every
-// committed batch raises it, so an unchanged generation proves no write.
-func generation(tb testing.TB, name string) uint32 {
+// zoneGeneration reads the nftables ruleset generation of a namespace:
+// every committed batch raises it, so an unchanged generation proves no
+// write.
+func zoneGeneration(tb testing.TB, name string) uint32 {
 	tb.Helper()
 	ns, err := veth.OpenNamed(name)
 	if err != nil {
@@ -129,25 +129,11 @@ func generation(tb testing.TB, name string) uint32 {
 		tb.Fatal(err)
 	}
 	defer c.Close()
-	msgs, err := c.Execute(netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: netlink.Request},
-		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
-	})
-	if err != nil || len(msgs) != 1 || len(msgs[0].Data) < 4 {
-		tb.Fatalf("reading the nftables generation: %v (%d messages)", err, len(msgs))
-	}
-	ad, err := netlink.NewAttributeDecoder(msgs[0].Data[4:])
+	gen, err := generation(c)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ad.ByteOrder = binary.BigEndian
-	for ad.Next() {
-		if ad.Type() == unix.NFTA_GEN_ID {
-			return ad.Uint32()
-		}
-	}
-	tb.Fatal("no generation id")
-	return 0
+	return gen
 }
 
 // wideZone is a zone of every kind of term, as nszone up would give it.
@@ -180,24 +166,24 @@ func TestApplyAndRepair(t *testing.T) {
 	if gaps, err := Missing(zone, rules); err != nil || !equal(gaps, "inner wall: table inet nszone missing") {
 		t.Fatalf("Missing before Apply: %q %v", gaps, err)
 	}
-	gen0 := generation(t, zone)
+	gen0 := zoneGeneration(t, zone)
 	if changed, err := Apply(zone, rules, quiet); err != nil || !changed {
 		t.Fatalf("first Apply: changed=%v err=%v", changed, err)
 	}
-	gen1 := generation(t, zone)
+	gen1 := zoneGeneration(t, zone)
 	if gen1 != gen0+1 {
 		t.Errorf("first Apply: generation %d -> %d, want one batch", gen0, gen1)
 	}
 	if changed, err := Apply(zone, rules, quiet); err != nil || changed {
 		t.Fatalf("second Apply: changed=%v err=%v", changed, err)
 	}
-	if gen2 := generation(t, zone); gen2 != gen1 {
+	if gen2 := zoneGeneration(t, zone); gen2 != gen1 {
 		t.Errorf("second Apply wrote: generation %d -> %d", gen1, gen2)
 	}
 	if gaps, err := Missing(zone, rules); err != nil || len(gaps) != 0 {
 		t.Fatalf("Missing after Apply: %q %v", gaps, err)
 	}
-	if gen := generation(t, zone); gen != gen1 {
+	if gen := zoneGeneration(t, zone); gen != gen1 {
 		t.Errorf("Missing wrote: generation %d -> %d", gen1, gen)
 	}
 
@@ -275,13 +261,13 @@ func TestApplyAndRepair(t *testing.T) {
 	}
 
 	// An untranslatable rule fails before anything is written.
-	before := generation(t, zone)
+	before := zoneGeneration(t, zone)
 	bad := firewall.InnerRules(z, defaultLAN)
 	bad[firewall.IPv4] = append(bad[firewall.IPv4], firewall.Rule{Chain: "NSZ-OUT", Target: []string{"-j", "LOG"}})
 	if _, err := Apply(zone, bad, quiet); err == nil || !strings.Contains(err.Error(), "LOG") {
 		t.Errorf("Apply of an untranslatable rule: %v", err)
 	}
-	if gen := generation(t, zone); gen != before {
+	if gen := zoneGeneration(t, zone); gen != before {
 		t.Errorf("a refused Apply wrote: generation %d -> %d", before, gen)
 	}
 	if _, err := Apply("nft-no-such-zone", rules, quiet); !errors.Is(err, os.ErrNotExist) {
@@ -461,7 +447,7 @@ func TestWallBehaviour(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	gen := generation(t, zone)
+	gen := zoneGeneration(t, zone)
 	t.Logf("%d refused attempts while the wall was replaced (generation now %d)", attempts, gen)
 
 	// Control: without the wall the same attempts get through.

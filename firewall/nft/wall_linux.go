@@ -43,7 +43,6 @@
 package nft
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -220,7 +219,11 @@ var available = sync.OnceValue(func() bool {
 		return false
 	}
 	defer c.Close()
-	_, err = c.Execute(request(inet, unix.NFT_MSG_GETTABLE, netlink.Dump, nil))
+	req, err := request(byte(inet), unix.NFT_MSG_GETTABLE, netlink.Dump, nil)
+	if err != nil {
+		return false
+	}
+	_, err = c.Execute(req)
 	return err == nil
 })
 
@@ -230,14 +233,6 @@ type state struct {
 	flags    uint32 // the table's flags
 	chains   []chain
 	comments map[string][]string // the comments of each chain's rules, in order
-}
-
-// chain is what the kernel says of one chain of the table.
-type chain struct {
-	name, typ string
-	hook      *uint32 // nil: not a base chain
-	priority  int32
-	policy    *uint32
 }
 
 // readIn reads nszone's table of family fam, its chains and its rules'
@@ -251,54 +246,16 @@ func readIn(ns int, fam nftables.TableFamily) (*state, error) {
 	}
 	defer c.Close()
 	s := &state{comments: map[string][]string{}}
-	err = dump(c, fam, unix.NFT_MSG_GETTABLE, nil, func(ad *netlink.AttributeDecoder) {
-		var name string
-		var flags uint32
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.NFTA_TABLE_NAME:
-				name = ad.String()
-			case unix.NFTA_TABLE_FLAGS:
-				flags = ad.Uint32()
-			}
-		}
-		if name == Table {
+	err = dump(c, byte(fam), unix.NFT_MSG_GETTABLE, nil, func(_ byte, ad *netlink.AttributeDecoder) {
+		if name, flags := decodeTable(ad); name == Table {
 			s.table, s.flags = true, flags
 		}
 	})
 	if err != nil || !s.table {
 		return s, err
 	}
-	err = dump(c, fam, unix.NFT_MSG_GETCHAIN, nil, func(ad *netlink.AttributeDecoder) {
-		var ch chain
-		var table string
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.NFTA_CHAIN_TABLE:
-				table = ad.String()
-			case unix.NFTA_CHAIN_NAME:
-				ch.name = ad.String()
-			case unix.NFTA_CHAIN_TYPE:
-				ch.typ = ad.String()
-			case unix.NFTA_CHAIN_POLICY:
-				p := ad.Uint32()
-				ch.policy = &p
-			case unix.NFTA_CHAIN_HOOK:
-				ad.Nested(func(nad *netlink.AttributeDecoder) error {
-					for nad.Next() {
-						switch nad.Type() {
-						case unix.NFTA_HOOK_HOOKNUM:
-							h := nad.Uint32()
-							ch.hook = &h
-						case unix.NFTA_HOOK_PRIORITY:
-							ch.priority = int32(nad.Uint32())
-						}
-					}
-					return nil
-				})
-			}
-		}
-		if table == Table {
+	err = dump(c, byte(fam), unix.NFT_MSG_GETCHAIN, nil, func(_ byte, ad *netlink.AttributeDecoder) {
+		if ch := decodeChain(ad); ch.table == Table {
 			s.chains = append(s.chains, ch)
 		}
 	})
@@ -307,8 +264,8 @@ func readIn(ns int, fam nftables.TableFamily) (*state, error) {
 	}
 	// The kernel dumps only this table's rules; the check below holds on
 	// kernels that ignore the filter.
-	filter := []netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: []byte(Table + "\x00")}}
-	err = dump(c, fam, unix.NFT_MSG_GETRULE, filter, func(ad *netlink.AttributeDecoder) {
+	filter := []netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: cstring(Table)}}
+	err = dump(c, byte(fam), unix.NFT_MSG_GETRULE, filter, func(_ byte, ad *netlink.AttributeDecoder) {
 		table, chain, comment := decodeRule(ad)
 		if table == Table {
 			s.comments[chain] = append(s.comments[chain], comment)
@@ -318,42 +275,6 @@ func readIn(ns int, fam nftables.TableFamily) (*state, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// request is an nf_tables request for family fam.
-func request(fam nftables.TableFamily, msg int, flags netlink.HeaderFlags, attrs []netlink.Attribute) netlink.Message {
-	data := []byte{byte(fam), unix.NFNETLINK_V0, 0, 0} // struct nfgenmsg
-	if len(attrs) > 0 {
-		b, _ := netlink.MarshalAttributes(attrs) // only fixed, valid attributes
-		data = append(data, b...)
-	}
-	return netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | msg), Flags: netlink.Request | flags},
-		Data:   data,
-	}
-}
-
-// dump runs one dump request and hands each object's attributes to each.
-func dump(c *netlink.Conn, fam nftables.TableFamily, msg int, attrs []netlink.Attribute, each func(*netlink.AttributeDecoder)) error {
-	msgs, err := c.Execute(request(fam, msg, netlink.Dump, attrs))
-	if err != nil {
-		return err
-	}
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
-		}
-		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
-		if err != nil {
-			return err
-		}
-		ad.ByteOrder = binary.BigEndian
-		each(ad)
-		if err := ad.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // maxDiffering is how many differing rules of a chain gaps names one by one.
