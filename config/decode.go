@@ -274,13 +274,14 @@ func (d *decoder) zones(n *yaml.Node) ([]Zone, error) {
 }
 
 func (d *decoder) zone(name string, line int, n *yaml.Node) (Zone, error) {
-	z := Zone{Name: name, Line: line, Allow: []Term{}, DNS: DNS{Auto: true, Line: line}, IPv6: true}
+	z := Zone{Name: name, Line: line, Allow: []Term{}, DNS: DNS{Auto: true, Line: line}, IPv6: true,
+		Access: Access{Confine: ConfineDesktop}}
 	where := fmt.Sprintf("in zone %q", name)
 	pairs, err := d.mapping(n, fmt.Sprintf("zone %q", name))
 	if err != nil {
 		return z, err
 	}
-	if err := d.known(pairs, where, "allow", "dns", "groups", "ipv6", "no_new_privs", "subnet", "subnet6", "users"); err != nil {
+	if err := d.known(pairs, where, "allow", "confine", "dns", "groups", "ipv6", "no_new_privs", "subnet", "subnet6", "users"); err != nil {
 		return z, err
 	}
 	// ipv6 first: allow, dns and subnet6 are checked against it.
@@ -304,6 +305,11 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (Zone, error) {
 			z.Access.Users, err = d.names(p.val, "user", where)
 		case "groups":
 			z.Access.Groups, err = d.names(p.val, "group", where)
+		case "confine":
+			if p.val.Kind != yaml.ScalarNode || p.val.Tag != "!!str" || !slices.Contains(Confinements, p.val.Value) {
+				err = d.errf(p.val.Line, "confine %s must be one of %s, got %s", where, strings.Join(Confinements, ", "), describe(p.val))
+			}
+			z.Access.Confine = p.val.Value
 		case "no_new_privs":
 			if p.val.Kind != yaml.ScalarNode || p.val.Tag != "!!bool" {
 				err = d.errf(p.val.Line, "no_new_privs %s must be true or false, got %s", where, describe(p.val))

@@ -62,11 +62,41 @@ type Access struct {
 	Users      []string `json:"users,omitempty"`        // user names
 	Groups     []string `json:"groups,omitempty"`       // group names; members of any may enter
 	NoNewPrivs bool     `json:"no_new_privs,omitempty"` // programs start with PR_SET_NO_NEW_PRIVS
+	// Confine is what a program in the zone reaches besides the network:
+	// ConfineDesktop, ConfineStrict or ConfineNone ("" in a record written
+	// before there was a choice: desktop).
+	Confine string `json:"confine,omitempty"`
+}
+
+// Confinements, as confine: names them.
+const (
+	// ConfineDesktop: its own PID namespace and /proc, a private /tmp (the
+	// X11 socket directory bound in), of the runtime directory only the
+	// display and sound sockets, the session bus through a filter, no other
+	// unix socket of the host's.
+	ConfineDesktop = "desktop"
+	// ConfineStrict: as desktop, with no display, sound or bus at all.
+	ConfineStrict = "strict"
+	// ConfineNone: the network namespace and the /etc/netns binds only,
+	// as ip netns exec.
+	ConfineNone = "none"
+)
+
+// Confinements lists the values confine: takes.
+var Confinements = []string{ConfineDesktop, ConfineStrict, ConfineNone}
+
+// ConfineOr is a's confinement, desktop when a record predates the key.
+func (a Access) ConfineOr() string {
+	if a.Confine == "" {
+		return ConfineDesktop
+	}
+	return a.Confine
 }
 
 // Equal reports whether a and b let in the same names the same way.
 func (a Access) Equal(b Access) bool {
-	return slices.Equal(a.Users, b.Users) && slices.Equal(a.Groups, b.Groups) && a.NoNewPrivs == b.NoNewPrivs
+	return slices.Equal(a.Users, b.Users) && slices.Equal(a.Groups, b.Groups) && a.NoNewPrivs == b.NoNewPrivs &&
+		a.ConfineOr() == b.ConfineOr()
 }
 
 // Check holds the targets that `nszone check` probes.

@@ -339,8 +339,7 @@ var (
 func leakSelfPath(t testing.TB) string {
 	t.Helper()
 	leakSelfOnce.Do(func() {
-		p, err := os.Executable()
-		if err == nil {
+		if p, err := os.Executable(); err == nil && leakSelf == "" { // privateTmp's copy first
 			leakSelf = p
 		}
 	})

@@ -39,10 +39,21 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
-	os.Exit(runSandboxed(m))
+	code := runSandboxed(m)
+	for _, c := range cleanups {
+		c()
+	}
+	os.Exit(code)
 }
 
 func runSandboxed(m *testing.M) int {
+	// A zone's /tmp and /var/tmp are its own (confine: desktop and strict):
+	// what the tests run inside zones (nszone's build, this test binary as
+	// a sender, scripts) lives on a tmpfs of the sandbox's elsewhere.
+	if err := privateTmp(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
 	dir, err := os.MkdirTemp("", "nszone-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -251,6 +262,43 @@ func settle() error {
 	}
 	return fmt.Errorf("the lab's uplink did not settle in 10s")
 }
+
+// testTmp is TMPDIR for the tests: visible inside confined zones.
+const testTmp = "/var/cache/nszone-e2e"
+
+// privateTmp mounts a tmpfs on testTmp (in the sandbox's own mount
+// namespace), points TMPDIR at it and copies this test binary there, which
+// runs inside zones as a sender.
+func privateTmp() error {
+	made := false
+	if err := os.Mkdir(testTmp, 0o1777); err == nil {
+		made = true
+	} else if !os.IsExist(err) {
+		return err
+	}
+	if err := syscall.Mount("nszone-e2e", testTmp, "tmpfs", 0, "mode=1777"); err != nil {
+		return fmt.Errorf("mounting a tmpfs on %s: %w", testTmp, err)
+	}
+	if made {
+		// The directory goes when the sandbox ends: the mount is the
+		// sandbox's, the directory the host's.
+		cleanups = append(cleanups, func() { syscall.Unmount(testTmp, syscall.MNT_DETACH); os.Remove(testTmp) })
+	}
+	os.Setenv("TMPDIR", testTmp)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(self)
+	if err != nil {
+		return err
+	}
+	leakSelf = filepath.Join(testTmp, filepath.Base(self))
+	return os.WriteFile(leakSelf, b, 0o755)
+}
+
+// cleanups run when the sandboxed tests end.
+var cleanups []func()
 
 // exec2 starts a command and returns it running.
 func exec2(t testing.TB, name string, args ...string) *exec.Cmd {

@@ -91,6 +91,22 @@ func run(o Options) error {
 	}
 	log.Debug("entered network namespace", "netns", o.NetnsPath)
 
+	// 2b. In a confined zone the session bus is reached only through a
+	// filtering proxy, started here, in the host's mount namespace, where
+	// the real bus stays in sight of it.
+	confined := o.Confine == ConfineDesktop || o.Confine == ConfineStrict
+	var proxy *busProxy
+	if o.Confine == ConfineDesktop {
+		var warn string
+		proxy, warn, err = startBusProxy(o, id, zone)
+		if err != nil {
+			return setupErr(err)
+		}
+		if warn != "" {
+			o.warn(warn)
+		}
+	}
+
 	// 3. A mount namespace of our own. Slave, not private: host mounts made
 	// later (a USB stick, an NFS automount) still appear, ours never leak out.
 	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
@@ -127,6 +143,30 @@ func run(o Options) error {
 			return setupErr(err)
 		}
 	}
+	if confined {
+		// 6b. What else a confined program sees: a private /tmp and /run
+		// (after the recheck, which reads nszone's records in /run).
+		if err := confineFS(o, id, proxy); err != nil {
+			return setupErr(err)
+		}
+		log.Debug("confined", "confine", o.Confine)
+		// The rest runs in the zone's own PID namespace: its first process
+		// (this program again, as nszone-init) mounts its /proc, becomes the
+		// user and starts the program; this one waits for it.
+		return spawnInit(o, id, cwd, proxy)
+	}
+	return finish(o, id, si, cwd, nil)
+}
+
+// finish becomes the user and runs the program: by execve(2), replacing this
+// process, or (init != nil: the init of a confined zone) as its child,
+// waited for.
+func finish(o Options, id *identity, si *SingleInstance, cwd string, init *initProc) error {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	zone := filepath.Base(o.NetnsPath)
 
 	// 7. Become the user. PR_SET_NO_NEW_PRIVS only when the zone asks for
 	// it: it also breaks sudo, ping and other setuid programs inside the
@@ -146,7 +186,10 @@ func run(o Options) error {
 
 	// 8. Environment, with the desktop session's sockets in their path
 	// forms; 9. working directory, program.
-	env := buildEnv(o.Env, id)
+	env := o.Env
+	if init == nil {
+		env = buildEnv(o.Env, id)
+	}
 	home := getenv(env, "HOME")
 	env, warnings := DesktopEnv(env, Desktop{UID: os.Getuid(), Home: home})
 	w := o.Warn
@@ -203,7 +246,15 @@ func run(o Options) error {
 		}
 	}
 	log.Debug("executing", "path", path, "argv", argv)
+	if init != nil {
+		return init.run(path, argv, env)
+	}
 	err = unix.Exec(path, argv, env)
+	return execFailed(name, path, err)
+}
+
+// execFailed is the ExitError for a program that execve(2) did not start.
+func execFailed(name, path string, err error) *ExitError {
 	code := exitCode(err)
 	if code == ExitNotFound {
 		if _, serr := os.Stat(path); serr == nil {

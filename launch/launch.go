@@ -75,7 +75,24 @@ type Options struct {
 	Recheck func() error `json:"-"`
 	// Audit, when set, is called with the program's absolute path and argv
 	// after privileges are dropped, just before execve; an error refuses.
+	// In a confined zone it is called before the zone's init starts, with
+	// the program as root finds it in the zone's PATH.
 	Audit func(path string, argv []string) error `json:"-"`
+	// Confine is ConfineDesktop, ConfineStrict or ConfineNone ("" is
+	// none): what the program reaches besides the zone's network.
+	Confine string
+	// Started, when set, is called once a confined program's init runs:
+	// this process then only waits (nszone exec releases its lock there).
+	Started func() `json:"-"`
+}
+
+// warn says one line to the user.
+func (o Options) warn(line string) {
+	w := o.Warn
+	if w == nil {
+		w = os.Stderr
+	}
+	fmt.Fprintln(w, "nszone: warning: "+line)
 }
 
 // ExitError is the only error Exec returns: Code is the exit status nszone

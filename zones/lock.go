@@ -80,6 +80,7 @@ func (l *Lock) Unlock() {
 		os.Remove(l.m.path(RunDir)) // fails while anything else is in it, as it should
 	}
 	l.f.Close()
+	l.f = nil // a second Unlock does nothing
 }
 
 // nothingLeft reports whether no zone record and no host record remain.

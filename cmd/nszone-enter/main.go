@@ -39,6 +39,9 @@ const (
 )
 
 func main() {
+	if launch.IsInit() {
+		launch.RunInit() // the init of a confined zone, started by this helper as root
+	}
 	os.Exit(run(os.Args, os.Stderr))
 }
 
@@ -108,7 +111,7 @@ func run(args []string, stderr io.Writer) int {
 	logged := false
 	err = launch.Exec(launch.Options{
 		NetnsPath: e.Netns, EtcDir: e.Etc, Hide: launch.DefaultHide, Self: true,
-		Argv: a.argv, Env: kept, Profile: a.profile, NoNewPrivs: e.Access.NoNewPrivs,
+		Argv: a.argv, Env: kept, Profile: a.profile, NoNewPrivs: e.Access.NoNewPrivs, Confine: e.Access.ConfineOr(),
 		Logger: slog.New(slog.DiscardHandler),
 		// A caller can stop this process between the checks and the drop:
 		// what lets them in is checked again at the last privileged moment.

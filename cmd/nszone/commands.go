@@ -254,7 +254,8 @@ profile, ~/.local/share/nszone/ZONE/PROGRAM (created by the user).`,
 			defer l.Unlock() // only reached when the program cannot be started
 			// The lock descriptor is close-on-exec: the program does not hold it.
 			return launch.Exec(launch.Options{NetnsPath: e.Netns, EtcDir: e.Etc, Hide: launch.DefaultHide,
-				User: user, Argv: argv, Env: os.Environ(), Logger: o.log, Profile: profile, NoNewPrivs: e.Access.NoNewPrivs})
+				User: user, Argv: argv, Env: os.Environ(), Logger: o.log, Profile: profile, NoNewPrivs: e.Access.NoNewPrivs,
+				Confine: e.Access.ConfineOr(), Started: l.Unlock})
 		},
 	}
 	c.Flags().StringVar(&user, "user", "", "run as USER (default: the sudo user, else the caller)")

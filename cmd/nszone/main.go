@@ -39,6 +39,9 @@ type options struct {
 }
 
 func main() {
+	if launch.IsInit() {
+		launch.RunInit() // the init of a confined zone: nszone exec started it
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -1,0 +1,208 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const confineZones = `version: 1
+zones:
+  desk:
+    allow: [internet]
+  work:
+    allow: [internet]
+    confine: strict
+  raw:
+    allow: [internet]
+    confine: none
+`
+
+// nobodyUID is whom the confinement tests run programs as.
+const nobodyUID = 65534
+
+// unixService answers "reached" on a unix socket at path, anyone may connect.
+func unixService(t *testing.T, path string) {
+	t.Helper()
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o777)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "reached") })}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close(); os.Remove(path) })
+}
+
+// sessionBus starts a session bus of nobodyUID's at /run/user/65534/bus and an
+// echo service on it for each name, and returns the bus's environment.
+func sessionBus(t *testing.T, names ...string) []string {
+	t.Helper()
+	if _, err := exec.LookPath("dbus-test-tool"); err != nil {
+		t.Skip("dbus-test-tool not installed (scripts/deps installs dbus-tests)")
+	}
+	addr := "unix:path=/run/user/65534/bus"
+	env := []string{"DBUS_SESSION_BUS_ADDRESS=" + addr, "XDG_RUNTIME_DIR=/run/user/65534"}
+	asNobody := func(name string, args ...string) *exec.Cmd {
+		c := exec.Command(name, args...)
+		c.Env = append(os.Environ(), env...)
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyUID, Gid: nobodyUID}}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
+		return c
+	}
+	asNobody("dbus-daemon", "--session", "--nofork", "--nopidfile", "--address="+addr)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if fi, err := os.Stat("/run/user/65534/bus"); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the session bus did not start")
+		}
+	}
+	for _, n := range names {
+		asNobody("dbus-test-tool", "echo", "--session", "--name="+n)
+	}
+	time.Sleep(200 * time.Millisecond) // the names are claimed
+	return env
+}
+
+// TestConfine: what a program in a zone reaches besides the network. In a
+// desktop zone: its own PID namespace and /proc (no process outside, no
+// /proc/PID/root of one), a private /tmp and /run (no socket of the host's:
+// an agent's, a Docker-like one), the display's and sound's sockets, and
+// the session bus only through the filter (notifications yes, the service
+// manager and other programs' names no). Strict: none of the desktop
+// either. confine: none, and the host itself, reach everything: the
+// positive controls.
+func TestConfine(t *testing.T) {
+	needSandbox(t)
+	if _, err := exec.LookPath("xdg-dbus-proxy"); err != nil {
+		t.Skip("xdg-dbus-proxy not installed (scripts/deps installs it)")
+	}
+	// nobodyUID's runtime directory, on a tmpfs of the sandbox's.
+	if err := unix.Mount("nszone-e2e-run-user", "/run/user", "tmpfs", 0, "mode=0755"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount("/run/user", unix.MNT_DETACH) })
+	rt := "/run/user/65534"
+	os.Mkdir(rt, 0o700)
+	os.Chown(rt, nobodyUID, nobodyUID)
+	os.MkdirAll(rt+"/gnupg", 0o700)
+	os.Chown(rt+"/gnupg", nobodyUID, nobodyUID)
+
+	tmpSock := fmt.Sprintf("/tmp/nszone-e2e-%d.sock", os.Getpid())
+	socks := map[string]string{
+		"a socket in /tmp":             tmpSock,
+		"an agent in the runtime dir":  rt + "/gnupg/S.gpg-agent",
+		"a Docker-like socket in /run": "/run/user/nszone-e2e-docker.sock",
+		"the Wayland socket":           rt + "/wayland-0",
+	}
+	for _, p := range socks {
+		unixService(t, p)
+	}
+	busEnv := sessionBus(t, "org.freedesktop.Notifications", "org.freedesktop.systemd1", "org.mozilla.firefox.ZGVmYXVsdA__")
+
+	file := writeZones(t, confineZones)
+	mustRun(t, "up", "-c", file)
+	t.Cleanup(func() { run(t, nil, "down", "--all") })
+
+	execAs := func(zone string, argv ...string) result {
+		t.Helper()
+		return run(t, busEnv, append([]string{"exec", "--user", "nobody", zone, "--"}, argv...)...)
+	}
+	reaches := func(zone, sock string) bool {
+		return execAs(zone, "curl", "-s", "--max-time", "2", "--unix-socket", sock, "http://x/").out == "reached"
+	}
+	want := map[string]map[string]bool{ // zone -> what -> reached
+		"desk": {"the Wayland socket": true},
+		"work": {},
+		"raw":  {"a socket in /tmp": true, "an agent in the runtime dir": true, "a Docker-like socket in /run": true, "the Wayland socket": true},
+	}
+	for what, sock := range socks {
+		if r := runCmd(t, nil, "curl", "-s", "--max-time", "2", "--unix-socket", sock, "http://x/"); r.out != "reached" {
+			t.Fatalf("positive control: the host does not reach %s (%s): %s", what, sock, r.err)
+		}
+		for zone, w := range want {
+			if got := reaches(zone, sock); got != w[what] {
+				t.Errorf("zone %s reaches %s (%s): %v, want %v", zone, what, sock, got, w[what])
+			}
+		}
+	}
+
+	// Processes: none of the host's in a confined zone, so no
+	// /proc/PID/root of one either; the program's parent is the zone's init.
+	self := strconv.Itoa(os.Getpid())
+	for zone, visible := range map[string]bool{"desk": false, "work": false, "raw": true} {
+		r := execAs(zone, "sh", "-c", "test -d /proc/"+self+" && echo visible; cat /proc/$PPID/cmdline | tr '\\0' ' '; ls /proc/$PPID/root/tmp/ 2>&1")
+		if got := strings.Contains(r.out, "visible"); got != visible {
+			t.Errorf("zone %s: the test's process %s visible in /proc: %v, want %v\n%s%s", zone, self, got, visible, r.out, r.err)
+		}
+		// (In raw, the parent is this test, root's: nobody may not look in.)
+		if !visible && strings.Contains(r.out, filepath.Base(tmpSock)) {
+			t.Errorf("zone %s: /proc/$PPID/root/tmp shows the host's /tmp:\n%s", zone, r.out)
+		}
+	}
+	if r := execAs("desk", "sh", "-c", "cat /proc/1/cmdline; echo; ls /proc | grep -c '^[0-9]'"); !strings.HasPrefix(r.out, "nszone-init") {
+		t.Errorf("zone desk: PID 1 is not the zone's init: %q %s", r.out, r.err)
+	}
+
+	// The session bus: through the filter, notifications answer; the
+	// service manager and another program's name (a browser's remote) do
+	// not; outside, and in confine: none, all do.
+	call := func(zone, dest string) bool {
+		argv := []string{"dbus-send", "--session", "--print-reply", "--reply-timeout=2000", "--dest=" + dest, "/", "org.example.Ping"}
+		if zone == "" {
+			c := exec.Command(argv[0], argv[1:]...)
+			c.Env = append(os.Environ(), busEnv...)
+			c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyUID, Gid: nobodyUID}}
+			return c.Run() == nil
+		}
+		return execAs(zone, argv...).code == 0
+	}
+	for dest, inDesk := range map[string]bool{"org.freedesktop.Notifications": true, "org.freedesktop.systemd1": false, "org.mozilla.firefox.ZGVmYXVsdA__": false} {
+		if !call("", dest) {
+			t.Fatalf("positive control: the host cannot call %s on the session bus", dest)
+		}
+		if got := call("desk", dest); got != inDesk {
+			t.Errorf("zone desk calls %s on the session bus: %v, want %v", dest, got, inDesk)
+		}
+		if call("work", dest) {
+			t.Errorf("zone work (strict) calls %s on the session bus", dest)
+		}
+		if !call("raw", dest) {
+			t.Errorf("zone raw (confine: none) cannot call %s on the session bus", dest)
+		}
+	}
+	// strict has no desktop at all.
+	if r := execAs("work", "sh", "-c", "echo \"$DISPLAY|$DBUS_SESSION_BUS_ADDRESS|$WAYLAND_DISPLAY\"; ls -A /tmp /run/user/65534"); !strings.HasPrefix(r.out, "||\n") || strings.Contains(r.out, "X11") {
+		t.Errorf("zone work (strict) sees a desktop: %q %s", r.out, r.err)
+	}
+	// The program's exit status comes through the init, signals too.
+	if r := execAs("desk", "sh", "-c", "exit 7"); r.code != 7 {
+		t.Errorf("exit 7 in a confined zone: exit %d %s", r.code, r.err)
+	}
+	if r := execAs("desk", "sh", "-c", "kill -TERM $$"); r.code != 128+15 {
+		t.Errorf("a program killed by SIGTERM in a confined zone: exit %d, want 143", r.code)
+	}
+	// No proxy socket is left once the program is gone.
+	entries, _ := os.ReadDir(rt)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "nszone-") {
+			t.Errorf("left in the runtime directory: %s", e.Name())
+		}
+	}
+}

@@ -1,0 +1,512 @@
+package launch
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Confinement: a network namespace holds the network, not a compromised
+// program. Through the host's /proc it reaches /proc/PID/root of its parent
+// outside the zone (and the whole file system as that process sees it);
+// through /tmp, /run and the user's runtime directory every unix socket of
+// the host's (agents, resolvers, Docker's, the system bus); through the
+// session bus the user's service manager, which starts programs outside the
+// zone, and other programs' names (a browser's instance outside the zone
+// takes the URL). A confined program therefore gets, as bubblewrap and
+// Flatpak give it:
+//
+//   - its own PID namespace and /proc: no process outside is visible;
+//   - a private /tmp and /var/tmp (desktop: the X11 socket directory bound
+//     in, read-only);
+//   - a private /run: of the user's runtime directory only the display and
+//     sound sockets (Wayland, PipeWire, PulseAudio) and, for desktop, the
+//     session bus through xdg-dbus-proxy with a filter that lets it talk to
+//     notifications and the portal's file chooser and settings, and to no
+//     other name (not the service managers, not other programs, not the
+//     portal's OpenURI, which would open a URL outside the zone);
+//   - strict: no display, sound or bus at all.
+//
+// The PID namespace needs a process inside it that mounts /proc and stays
+// as its init: this program again, started as nszone-init, which becomes
+// the user, starts the program, reaps orphans and exits with the program's
+// status. The process that started it waits, as the user, and exits with
+// that status too.
+
+// Confinements, as the zones file's confine: names them.
+const (
+	ConfineDesktop = "desktop"
+	ConfineStrict  = "strict"
+	ConfineNone    = "none"
+)
+
+// initArg0 is the name the init of a confined zone runs under.
+const initArg0 = "nszone-init"
+
+// runtimeKeep are the entries of the user's runtime directory a desktop
+// program keeps: Wayland's socket (WAYLAND_DISPLAY, else wayland-0),
+// PipeWire's and PulseAudio's. Nothing else: agents (gnupg, ssh, keyring),
+// systemd's private socket, the real bus.
+var runtimeKeep = []string{"pipewire-0", "pulse/native"}
+
+// agentVars name sockets a confined program must not be pointed at.
+var agentVars = []string{"SSH_AUTH_SOCK", "GPG_AGENT_INFO", "GNOME_KEYRING_CONTROL", "DBUS_SYSTEM_BUS_ADDRESS"}
+
+// desktopVars are what strict takes away.
+var desktopVars = []string{"DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "DBUS_SESSION_BUS_ADDRESS", "PULSE_SERVER"}
+
+// busPolicy is the session bus filter (xdg-dbus-proxy's options).
+var busPolicy = []string{
+	"--filter",
+	"--talk=org.freedesktop.Notifications",
+	"--call=org.freedesktop.portal.Desktop=org.freedesktop.portal.FileChooser.*@/org/freedesktop/portal/desktop",
+	"--call=org.freedesktop.portal.Desktop=org.freedesktop.portal.Settings.*@/org/freedesktop/portal/desktop",
+	"--call=org.freedesktop.portal.Desktop=org.freedesktop.DBus.Properties.*@/org/freedesktop/portal/desktop",
+	"--broadcast=org.freedesktop.portal.Desktop=org.freedesktop.portal.*@/org/freedesktop/portal/*",
+}
+
+// busProxy is a running xdg-dbus-proxy.
+type busProxy struct {
+	socket string   // where it listens, in the user's runtime directory
+	sync   *os.File // closing it (with every copy) stops the proxy
+}
+
+// runtimeDirOf is the user's runtime directory, /run/user/UID.
+func runtimeDirOf(uid int) string { return fmt.Sprintf("/run/user/%d", uid) }
+
+// targetUID is whom the program runs as.
+func targetUID(id *identity) (int, int) {
+	if id != nil {
+		return id.uid, id.gid
+	}
+	return os.Geteuid(), os.Getegid()
+}
+
+// startBusProxy starts a filtering proxy of the user's session bus, as the
+// user. No bus, or no xdg-dbus-proxy, is a warning: the program then has no
+// bus at all.
+func startBusProxy(o Options, id *identity, zone string) (*busProxy, string, error) {
+	uid, gid := targetUID(id)
+	runtimeDir := runtimeDirOf(uid)
+	upstream := sessionBus(o.Env, runtimeDir)
+	if upstream == "" {
+		return nil, "", nil // no session here: nothing to proxy
+	}
+	bin, err := exec.LookPath("xdg-dbus-proxy")
+	if err != nil {
+		return nil, "the session bus is not passed into the zone: xdg-dbus-proxy is not installed (Debian package xdg-dbus-proxy)", nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, "", fmt.Errorf("starting the session bus filter: %w", err)
+	}
+	defer w.Close()
+	p := &busProxy{socket: filepath.Join(runtimeDir, fmt.Sprintf("nszone-bus-%s-%d", zone, os.Getpid())), sync: r}
+	args := append([]string{"--fd=3", upstream, p.socket}, busPolicy...)
+	cmd := exec.Command(bin, args...)
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if id != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: toU32(id.groups)}
+	}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		return nil, "", fmt.Errorf("starting the session bus filter: %w", err)
+	}
+	go cmd.Wait() // reaped; it ends when the last copy of sync is closed
+	w.Close()
+	// It writes one byte once it listens.
+	r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 1)
+	if _, err := r.Read(b); err != nil {
+		r.Close()
+		return nil, "", fmt.Errorf("the session bus filter did not start: %w", err)
+	}
+	r.SetReadDeadline(time.Time{})
+	return p, "", nil
+}
+
+// sessionBus is the session bus's path address, if the user has one.
+func sessionBus(env []string, runtimeDir string) string {
+	for _, part := range strings.Split(getenv(env, "DBUS_SESSION_BUS_ADDRESS"), ";") {
+		if strings.HasPrefix(part, "unix:path=") && isSocket(strings.TrimPrefix(strings.SplitN(part, ",", 2)[0], "unix:path=")) {
+			return part
+		}
+	}
+	if bus := filepath.Join(runtimeDir, "bus"); isSocket(bus) {
+		return "unix:path=" + bus
+	}
+	return ""
+}
+
+func toU32(in []int) []uint32 {
+	out := make([]uint32, len(in))
+	for i, v := range in {
+		out[i] = uint32(v)
+	}
+	return out
+}
+
+// confineFS gives the program, in the private mount namespace, a private
+// /tmp, /var/tmp and /run, with only what its confinement keeps bound back
+// in. It runs as root, before the privilege drop.
+func confineFS(o Options, id *identity, proxy *busProxy) error {
+	uid, gid := targetUID(id)
+	runtimeDir := runtimeDirOf(uid)
+	desktop := o.Confine == ConfineDesktop
+	// Detached copies of what stays, taken before /tmp and /run are covered.
+	type kept struct {
+		fd   int
+		dst  string
+		dir  bool
+		from string
+	}
+	var keep []kept
+	clone := func(src, dst string) error {
+		st, err := os.Lstat(src)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			return nil // a link could point anywhere: not followed
+		}
+		fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC)
+		if err != nil {
+			return fmt.Errorf("keeping %s: %w", src, err)
+		}
+		keep = append(keep, kept{fd, dst, st.IsDir(), src})
+		return nil
+	}
+	defer func() {
+		for _, k := range keep {
+			unix.Close(k.fd)
+		}
+	}()
+	if desktop {
+		if err := clone("/tmp/.X11-unix", "/tmp/.X11-unix"); err != nil {
+			return err
+		}
+		names := append([]string{}, runtimeKeep...)
+		if wl := getenv(o.Env, "WAYLAND_DISPLAY"); wl != "" && !strings.Contains(wl, "/") {
+			names = append(names, wl)
+		} else if wl == "" {
+			names = append(names, "wayland-0")
+		}
+		for _, n := range names {
+			if err := clone(filepath.Join(runtimeDir, n), filepath.Join(runtimeDir, n)); err != nil {
+				return err
+			}
+		}
+		// The X authority file, where the display manager put it.
+		if xa := getenv(o.Env, "XAUTHORITY"); xa != "" && (strings.HasPrefix(xa, runtimeDir+"/") || strings.HasPrefix(xa, "/tmp/")) {
+			if err := clone(xa, xa); err != nil {
+				return err
+			}
+		}
+		if proxy != nil {
+			if err := clone(proxy.socket, filepath.Join(runtimeDir, "bus")); err != nil {
+				return err
+			}
+		}
+	}
+	const flags = unix.MS_NOSUID | unix.MS_NODEV
+	for _, d := range []string{"/tmp", "/var/tmp"} {
+		if real, err := filepath.EvalSymlinks(d); err == nil && real == d {
+			if err := unix.Mount("nszone-tmp", d, "tmpfs", flags, "mode=1777"); err != nil {
+				return fmt.Errorf("a private %s: %w", d, err)
+			}
+		}
+	}
+	for _, d := range []string{"/run", "/var/run"} {
+		if real, err := filepath.EvalSymlinks(d); err == nil && real == d {
+			if err := unix.Mount("nszone-run", d, "tmpfs", flags|unix.MS_NOEXEC, "mode=0755"); err != nil {
+				return fmt.Errorf("a private %s: %w", d, err)
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(runtimeDir), 0o755); err != nil {
+		return fmt.Errorf("the private runtime directory: %w", err)
+	}
+	if err := os.Mkdir(runtimeDir, 0o700); err != nil {
+		return fmt.Errorf("the private runtime directory: %w", err)
+	}
+	if err := os.Chown(runtimeDir, uid, gid); err != nil {
+		return fmt.Errorf("the private runtime directory: %w", err)
+	}
+	for _, k := range keep {
+		if err := os.MkdirAll(filepath.Dir(k.dst), 0o755); err != nil {
+			return err
+		}
+		if k.dir {
+			if err := os.Mkdir(k.dst, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+		} else if f, err := os.OpenFile(k.dst, os.O_CREATE|os.O_WRONLY, 0o600); err != nil {
+			return err
+		} else {
+			f.Close()
+		}
+		if err := unix.MoveMount(k.fd, "", unix.AT_FDCWD, k.dst, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+			return fmt.Errorf("binding %s into the zone: %w", k.from, err)
+		}
+		// Read-only: a socket is still connected to (the kernel checks write
+		// access on regular files, directories and links only), but nothing
+		// is created there: no program of the zone's plays a display server
+		// for the programs outside.
+		if err := unix.Mount("", k.dst, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+			return fmt.Errorf("binding %s into the zone read-only: %w", k.from, err)
+		}
+	}
+	// Directories made above belong to the user, as on the host.
+	for _, d := range []string{filepath.Join(runtimeDir, "pulse")} {
+		os.Chown(d, uid, gid)
+	}
+	return nil
+}
+
+// confinedEnv is env for a confined program: no agent sockets, the bus
+// through the proxy; strict: no desktop at all.
+func confinedEnv(env []string, confine string, uid int, proxy *busProxy) []string {
+	for _, k := range agentVars {
+		env = unsetenv(env, k)
+	}
+	runtimeDir := runtimeDirOf(uid)
+	env = setenv(env, "XDG_RUNTIME_DIR", runtimeDir)
+	if confine == ConfineStrict {
+		for _, k := range desktopVars {
+			env = unsetenv(env, k)
+		}
+		return env
+	}
+	env = unsetenv(env, "DBUS_SESSION_BUS_ADDRESS")
+	if proxy != nil {
+		env = setenv(env, "DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(runtimeDir, "bus"))
+	}
+	return env
+}
+
+// initState is what the init of a confined zone needs to finish the work:
+// everything of Options that is data, and whom to become.
+type initState struct {
+	Argv, Env  []string
+	Dir, Cwd   string
+	NetnsPath  string
+	Profile    bool
+	NoNewPrivs bool
+	ID         *initIdentity
+}
+
+type initIdentity struct {
+	UID, GID int
+	Groups   []int
+	Name     string
+	Home     string
+	Shell    string
+}
+
+// spawnInit starts the zone's init in a new PID namespace, hands it the
+// state, waits as the user and exits with the program's status. It returns
+// only when the init could not be started.
+func spawnInit(o Options, id *identity, cwd string, proxy *busProxy) error {
+	uid, _ := targetUID(id)
+	env := confinedEnv(buildEnv(o.Env, id), o.Confine, uid, proxy)
+	st := initState{Argv: o.Argv, Env: env, Dir: o.Dir, Cwd: cwd, NetnsPath: o.NetnsPath, Profile: o.Profile, NoNewPrivs: o.NoNewPrivs}
+	if id != nil {
+		st.ID = &initIdentity{id.uid, id.gid, id.groups, id.name, id.home, id.shell}
+	}
+	if o.Audit != nil {
+		// The init cannot call back: the entry is logged here, with the
+		// program as root finds it in the zone's PATH.
+		path, err := lookPath(o.Argv[0], getenv(env, "PATH"))
+		if err != nil {
+			return &ExitError{Code: exitCode(err), Err: fmt.Errorf("exec %q: %w", o.Argv[0], err)}
+		}
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		if err := o.Audit(path, o.Argv); err != nil {
+			return setupErr(err)
+		}
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return setupErr(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return setupErr(err)
+	}
+	files := []*os.File{os.Stdin, os.Stdout, os.Stderr, r}
+	if proxy != nil {
+		files = append(files, proxy.sync) // fd 4: the proxy lives as long as the init
+	}
+	self, err := os.Executable()
+	if err != nil {
+		self = "/proc/self/exe"
+	}
+	proc, err := os.StartProcess("/proc/self/exe", []string{initArg0}, &os.ProcAttr{
+		Env:   []string{"NSZONE_INIT_EXE=" + self},
+		Files: files,
+		Sys: &syscall.SysProcAttr{
+			// Its own mount namespace too (a copy of this one): the /proc
+			// it mounts shows its PID namespace, in which this process,
+			// which waits outside, has no /proc/self.
+			Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS,
+			// The init is root through and through (real uid too): only a
+			// caller that is root already can start one.
+			Credential: &syscall.Credential{Uid: 0, Gid: 0},
+			Pdeathsig:  syscall.SIGKILL,
+		},
+	})
+	r.Close()
+	if err != nil {
+		w.Close()
+		return setupErr(fmt.Errorf("starting the zone's init: %w", err))
+	}
+	_, werr := w.Write(data)
+	w.Close()
+	if werr != nil {
+		proc.Kill()
+		return setupErr(fmt.Errorf("starting the zone's init: %w", werr))
+	}
+	if proxy != nil {
+		proxy.sync.Close()
+		defer os.Remove(proxy.socket)
+	}
+	if o.Started != nil {
+		o.Started()
+	}
+	// Wait as the user: nothing of root's stays around the program. Signals
+	// someone sends this process go on to the program (through its init);
+	// the terminal's reach the program directly.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGINT)
+	if id != nil {
+		if err := dropPrivileges(id); err != nil {
+			proc.Kill()
+			return setupErr(err)
+		}
+	}
+	go func() {
+		for s := range sigs {
+			if s != syscall.SIGINT { // the terminal sent it to the program too
+				proc.Signal(s)
+			}
+		}
+	}()
+	ps, err := proc.Wait()
+	if err != nil {
+		return setupErr(fmt.Errorf("waiting for the zone's init: %w", err))
+	}
+	if proxy != nil {
+		os.Remove(proxy.socket)
+	}
+	os.Exit(exitStatus(ps.Sys().(syscall.WaitStatus)))
+	return nil
+}
+
+// exitStatus is a wait status as a shell reports it.
+func exitStatus(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// IsInit reports whether this process is the init of a confined zone:
+// started as nszone-init, the first process of its PID namespace, root in
+// every id. A caller that is not root already cannot make one.
+func IsInit() bool {
+	return len(os.Args) == 1 && os.Args[0] == initArg0 && os.Getpid() == 1 && os.Getuid() == 0 && os.Geteuid() == 0
+}
+
+// RunInit is the init of a confined zone: it mounts the zone's /proc,
+// finishes what exec began (the user, the environment, the program) and
+// exits with the program's status. It never returns.
+func RunInit() {
+	runtime.LockOSThread()
+	code, err := runInit()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nszone: "+err.Error())
+	}
+	os.Exit(code)
+}
+
+func runInit() (int, error) {
+	state := os.NewFile(3, "init state")
+	var st initState
+	if err := json.NewDecoder(state).Decode(&st); err != nil {
+		return ExitSetup, fmt.Errorf("the zone's init: reading its state: %w", err)
+	}
+	state.Close()
+	unix.CloseOnExec(4) // the bus proxy's: kept open here, not in the program
+	// This PID namespace's own /proc: no process outside is visible.
+	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return ExitSetup, fmt.Errorf("mounting the zone's /proc: %w", err)
+	}
+	var id *identity
+	if st.ID != nil {
+		id = &identity{uid: st.ID.UID, gid: st.ID.GID, groups: st.ID.Groups, name: st.ID.Name, home: st.ID.Home, shell: st.ID.Shell}
+	}
+	o := Options{Argv: st.Argv, Env: st.Env, Dir: st.Dir, NetnsPath: st.NetnsPath, Profile: st.Profile, NoNewPrivs: st.NoNewPrivs}
+	var si *SingleInstance
+	if st.Profile {
+		si = LookupSingleInstance(st.Argv[0])
+	}
+	err := finish(o, id, si, st.Cwd, &initProc{})
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err == nil {
+			return ee.Code, nil
+		}
+		return ee.Code, ee.Err
+	}
+	return ExitSetup, err
+}
+
+// initProc runs the program as the init's child and waits for it.
+type initProc struct{}
+
+// run starts the program, passes on the signals the init gets, reaps every
+// orphan of the namespace and ends with the program's status (then the
+// kernel ends whatever else runs in the namespace).
+func (initProc) run(path string, argv, env []string) error {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}})
+	if err != nil {
+		return execFailed(argv[0], path, err)
+	}
+	go func() {
+		for s := range sigs {
+			syscall.Kill(pid, s.(syscall.Signal))
+		}
+	}()
+	for {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, syscall.EINTR) {
+			continue
+		}
+		if err != nil {
+			return &ExitError{Code: ExitSetup, Err: fmt.Errorf("waiting for %s: %w", argv[0], err)}
+		}
+		if got == pid {
+			return &ExitError{Code: exitStatus(ws)}
+		}
+	}
+}
