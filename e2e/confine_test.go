@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,7 +33,7 @@ zones:
 const nobodyUID = 65534
 
 // unixService answers "reached" on a unix socket at path, anyone may connect.
-func unixService(t *testing.T, path string) {
+func unixService(t testing.TB, path string) {
 	t.Helper()
 	os.Remove(path)
 	l, err := net.Listen("unix", path)
@@ -47,7 +48,7 @@ func unixService(t *testing.T, path string) {
 
 // sessionBus starts a session bus of nobodyUID's at /run/user/65534/bus and an
 // echo service on it for each name, and returns the bus's environment.
-func sessionBus(t *testing.T, names ...string) []string {
+func sessionBus(t testing.TB, names ...string) []string {
 	t.Helper()
 	if _, err := exec.LookPath("dbus-test-tool"); err != nil {
 		t.Skip("dbus-test-tool not installed (scripts/deps installs dbus-tests)")
@@ -80,6 +81,63 @@ func sessionBus(t *testing.T, names ...string) []string {
 	return env
 }
 
+// runtimeDirOfNobody makes nobody's runtime directory, /run/user/65534, on
+// a tmpfs of the sandbox's over /run/user.
+func runtimeDirOfNobody(t testing.TB) string {
+	t.Helper()
+	if err := unix.Mount("nszone-e2e-run-user", "/run/user", "tmpfs", 0, "mode=0755"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount("/run/user", unix.MNT_DETACH) })
+	rt := "/run/user/65534"
+	os.Mkdir(rt, 0o700)
+	os.Chown(rt, nobodyUID, nobodyUID)
+	return rt
+}
+
+// BenchmarkExecConfine measures what confinement costs exec: nszone exec
+// --user nobody ZONE -- /bin/true into a desktop zone (PID namespace and
+// init, private /tmp and /run, the bus filter started) and into a zone of
+// confine: none, interleaved, with a session bus running as on a desktop.
+// It reports both medians and their ratio.
+func BenchmarkExecConfine(b *testing.B) {
+	needSandbox(b)
+	runtimeDirOfNobody(b)
+	env := sessionBus(b)
+	file := writeZones(b, confineZones)
+	mustRun(b, "up", "-c", file)
+	b.Cleanup(func() { run(b, nil, "down", "--all") })
+	const rounds = 40
+	times := map[string][]time.Duration{}
+	b.ResetTimer()
+	for range b.N {
+		for i := range rounds {
+			order := []string{"desk", "raw"}
+			if i%2 == 1 {
+				order = []string{"raw", "desk"}
+			}
+			for _, zone := range order {
+				start := time.Now()
+				if r := run(b, env, "exec", "--user", "nobody", zone, "--", "/bin/true"); r.code != 0 {
+					b.Fatalf("exec %s: exit %d %s", zone, r.code, r.err)
+				}
+				times[zone] = append(times[zone], time.Since(start))
+			}
+		}
+	}
+	b.StopTimer()
+	desk, raw := median(times["desk"]), median(times["raw"])
+	b.ReportMetric(float64(desk.Microseconds())/1000, "desktop-ms")
+	b.ReportMetric(float64(raw.Microseconds())/1000, "none-ms")
+	b.ReportMetric(float64(desk)/float64(raw), "desktop/none")
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
 // TestConfine: what a program in a zone reaches besides the network. In a
 // desktop zone: its own PID namespace and /proc (no process outside, no
 // /proc/PID/root of one), a private /tmp and /run (no socket of the host's:
@@ -93,14 +151,7 @@ func TestConfine(t *testing.T) {
 	if _, err := exec.LookPath("xdg-dbus-proxy"); err != nil {
 		t.Skip("xdg-dbus-proxy not installed (scripts/deps installs it)")
 	}
-	// nobodyUID's runtime directory, on a tmpfs of the sandbox's.
-	if err := unix.Mount("nszone-e2e-run-user", "/run/user", "tmpfs", 0, "mode=0755"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Unmount("/run/user", unix.MNT_DETACH) })
-	rt := "/run/user/65534"
-	os.Mkdir(rt, 0o700)
-	os.Chown(rt, nobodyUID, nobodyUID)
+	rt := runtimeDirOfNobody(t)
 	os.MkdirAll(rt+"/gnupg", 0o700)
 	os.Chown(rt+"/gnupg", nobodyUID, nobodyUID)
 

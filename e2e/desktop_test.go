@@ -172,6 +172,12 @@ func TestExecX11(t *testing.T) {
 	if strings.Contains(r.err, "warning") {
 		t.Errorf("exec warned on a working display: %s", r.err)
 	}
+	// A strict zone has no display: the same call fails there.
+	strict := writeZones(t, "version: 1\nzones:\n  worker:\n    allow: [internet]\n    confine: strict\n")
+	mustRun(t, "up", "-c", strict, "worker")
+	if r := runEnv(t, env, "exec", "worker", "--", "xdpyinfo"); r.code == 0 {
+		t.Errorf("xdpyinfo reached the display from a zone of confine: strict:\n%s", r.out)
+	}
 	// It really runs as nobody, in the zone.
 	r = runEnv(t, env, "exec", "wan", "--", "sh", "-c", "id -u; readlink /proc/self/ns/net")
 	self, _ := os.Readlink("/proc/self/ns/net")

@@ -286,6 +286,13 @@ func confinedEnv(env []string, confine string, uid int, proxy *busProxy) []strin
 	}
 	runtimeDir := runtimeDirOf(uid)
 	env = setenv(env, "XDG_RUNTIME_DIR", runtimeDir)
+	// Firefox and its kin, however they were started (env, sh -c, a
+	// .desktop file, xdg-open), neither hand their URL to an instance
+	// outside (by whatever channel a version uses) nor take one: with the
+	// profile held outside they refuse to start rather than load the page
+	// on the outside instance's network. Chromium's channel, a socket in
+	// /tmp, is gone with the private /tmp.
+	env = setenv(env, "MOZ_NO_REMOTE", "1")
 	if confine == ConfineStrict {
 		for _, k := range desktopVars {
 			env = unsetenv(env, k)

@@ -200,6 +200,12 @@ func recordDiff(old, new *Record) []string {
 	if old.IPv6 != new.IPv6 {
 		out = append(out, fmt.Sprintf("ipv6 %v -> %v", old.IPv6, new.IPv6))
 	}
+	if a, b := old.Access.ConfineOr(), new.Access.ConfineOr(); a != b {
+		out = append(out, fmt.Sprintf("confine %s -> %s (for programs started from now on)", a, b))
+	}
+	if !old.Access.Equal(new.Access) && old.Access.ConfineOr() == new.Access.ConfineOr() {
+		out = append(out, "who may enter without sudo: "+DescribeAccess(new.Access))
+	}
 	if len(out) == 0 && !recordEqual(old, new) {
 		out = append(out, "policy details (lan list or openings)")
 	}

@@ -40,6 +40,9 @@ type ZoneStatus struct {
 	Users      []string `json:"users"`
 	Groups     []string `json:"groups"`
 	NoNewPrivs bool     `json:"no_new_privs"`
+	// Confine is what its programs reach besides the network: desktop,
+	// strict or none ("" while the zone is not up).
+	Confine string `json:"confine"`
 }
 
 // Status is the whole of `status`.
@@ -118,6 +121,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 		zs.DNSOpenings = nonNil(rec.Openings)
 		zs.Uplink = rec.Policy.Uplink
 		zs.Users, zs.Groups, zs.NoNewPrivs = nonNil(rec.Access.Users), nonNil(rec.Access.Groups), rec.Access.NoNewPrivs
+		zs.Confine = rec.Access.ConfineOr()
 		for _, p := range []veth.Pair{rec.Pair} {
 			if p.Zone4.IsValid() {
 				zs.Addresses = append(zs.Addresses, p.Zone4.String())

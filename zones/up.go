@@ -271,14 +271,21 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 		}
 	}
 	completeInner(p)
+	// Zones in name order, whichever were asked for: the rules then come
+	// out the same as the records give them (status, exec), whatever up
+	// wrote them.
 	p.policy = firewall.Policy{LAN: p.fc.lan, IfWildcard: ifWildcard}
-	for _, name := range sortedKeys(p.want) {
-		p.policy.Zones = append(p.policy.Zones, p.want[name].policy)
-		p.v6 = p.v6 || p.want[name].cfg.IPv6
+	all := map[string]firewall.Zone{}
+	for name, d := range p.want {
+		all[name] = d.policy
+		p.v6 = p.v6 || d.cfg.IPv6
 	}
-	for _, name := range sortedKeys(p.keep) {
-		p.policy.Zones = append(p.policy.Zones, p.keep[name].Policy)
-		p.v6 = p.v6 || p.keep[name].IPv6
+	for name, r := range p.keep {
+		all[name] = r.Policy
+		p.v6 = p.v6 || r.IPv6
+	}
+	for _, name := range sortedKeys(all) {
+		p.policy.Zones = append(p.policy.Zones, all[name])
 	}
 	return p, nil
 }

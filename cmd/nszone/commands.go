@@ -156,6 +156,9 @@ func printStatus(cmd *cobra.Command, st *zones.Status) {
 		for _, m := range z.Missing {
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: missing %s\n", z.Name, m)
 		}
+		if z.Confine != "" && z.Confine != "desktop" {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: confine %s\n", z.Name, z.Confine)
+		}
 		for _, n := range z.Notes {
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: note: %s\n", z.Name, n)
 		}

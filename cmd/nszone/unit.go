@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/zones"
 )
 
@@ -28,7 +29,10 @@ func unitCmd(o *options) *cobra.Command {
 		Long: `Write DIR/SERVICE.d/nszone-ZONE.conf (DIR: /etc/systemd/system), a drop-in that runs
 the service in the zone's network namespace (NetworkNamespacePath=/run/netns/ZONE),
 with the zone's resolv.conf and nsswitch.conf over the host's and the host's resolver
-sockets hidden, ordered after nszone.service, which brings the zones up.
+sockets hidden, ordered after nszone.service, which brings the zones up. A zone with
+confine: desktop or strict (the default is desktop) also gives the service a private
+/tmp, no other users' processes in /proc, and no reach to the host's unix sockets (the
+user sessions' runtime directories, the system bus, Docker's).
 Then: systemctl daemon-reload && systemctl restart SERVICE.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 2 {
@@ -55,7 +59,7 @@ Then: systemctl daemon-reload && systemctl restart SERVICE.`,
 				return fmt.Errorf("writing the drop-in for %s: %w", service, err)
 			}
 			p := filepath.Join(dir, "nszone-"+zone+".conf")
-			if err := writeUnitFile(p, []byte(unitDropIn(zone))); err != nil {
+			if err := writeUnitFile(p, []byte(unitDropIn(zone, f.Zone(zone).Access.ConfineOr()))); err != nil {
 				return fmt.Errorf("writing the drop-in for %s: %w", service, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", p)
@@ -89,10 +93,29 @@ func serviceName(s string) (string, error) {
 	return s, nil
 }
 
-// unitDropIn is the drop-in's text for zone. BindReadOnlyPaths binds onto the
-// path itself; a missing zone file fails the service (no "-" prefix): a
-// service in a zone must not silently use the host's DNS.
-func unitDropIn(zone string) string {
+// unitDropIn is the drop-in's text for zone with its confinement.
+// BindReadOnlyPaths binds onto the path itself; a missing zone file fails
+// the service (no "-" prefix): a service in a zone must not silently use
+// the host's DNS.
+//
+// A confined zone (desktop or strict: a service has no desktop, so both are
+// one here) gets what systemd offers of exec's confinement: a private /tmp
+// and /var/tmp, no process of other users in /proc (PrivatePIDs=, a PID
+// namespace of its own, comes with systemd 257: commented until the host
+// has it), and the host's unix sockets out of reach: the user sessions'
+// runtime directories (their buses and agents), the system bus, Docker's
+// and containerd's. A service that needs one of them takes confine: none.
+func unitDropIn(zone, confine string) string {
+	hidden := "-/run/nscd -/run/systemd/resolve"
+	extra := ""
+	if confine != config.ConfineNone {
+		hidden += " -/run/user -/run/dbus -/run/docker.sock -/var/run/docker.sock -/run/containerd -/run/podman"
+		extra = `# confine: ` + confine + ` (nszone exec's confinement, as far as systemd offers it)
+PrivateTmp=yes
+ProtectProc=invisible
+#PrivatePIDs=yes   # systemd 257 and later: a PID namespace and /proc of its own
+`
+	}
 	return fmt.Sprintf(`# Written by nszone unit: runs this service inside zone %[1]s.
 # Remove this file (and systemctl daemon-reload) to take it out again.
 [Unit]
@@ -103,8 +126,8 @@ Requires=%[2]s
 NetworkNamespacePath=/run/netns/%[1]s
 BindReadOnlyPaths=/etc/netns/%[1]s/resolv.conf:/etc/resolv.conf
 BindReadOnlyPaths=/etc/netns/%[1]s/nsswitch.conf:/etc/nsswitch.conf
-InaccessiblePaths=-/run/nscd -/run/systemd/resolve
-`, zone, nszoneUnit)
+InaccessiblePaths=%[3]s
+%[4]s`, zone, nszoneUnit, hidden, extra)
 }
 
 // writeUnitFile writes p through a temporary file and a rename.

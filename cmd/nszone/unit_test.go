@@ -29,7 +29,8 @@ func TestUnitWritesDropIn(t *testing.T) {
 		"[Service]\nNetworkNamespacePath=/run/netns/web-1\n",
 		"BindReadOnlyPaths=/etc/netns/web-1/resolv.conf:/etc/resolv.conf\n",
 		"BindReadOnlyPaths=/etc/netns/web-1/nsswitch.conf:/etc/nsswitch.conf\n",
-		"InaccessiblePaths=-/run/nscd -/run/systemd/resolve\n",
+		"InaccessiblePaths=-/run/nscd -/run/systemd/resolve -/run/user -/run/dbus -/run/docker.sock -/var/run/docker.sock -/run/containerd -/run/podman\n",
+		"PrivateTmp=yes\n", "ProtectProc=invisible\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("drop-in lacks %q:\n%s", want, got)
@@ -45,6 +46,14 @@ func TestUnitWritesDropIn(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(out, "nginx.service.d"))
 	if len(entries) != 1 {
 		t.Errorf("drop-in directory holds %d files, want 1", len(entries))
+	}
+}
+
+// confine: none is ip netns exec's: the namespace and the zone's files only.
+func TestUnitConfineNone(t *testing.T) {
+	got := unitDropIn("raw", "none")
+	if strings.Contains(got, "PrivateTmp") || strings.Contains(got, "/run/user") || !strings.Contains(got, "InaccessiblePaths=-/run/nscd -/run/systemd/resolve\n") {
+		t.Errorf("drop-in for confine: none:\n%s", got)
 	}
 }
 
