@@ -218,6 +218,14 @@ func TestWatchFollows(t *testing.T) {
 		t.Errorf("after watch repaired a flushed ruleset: %v", leaks)
 	}
 
+	// A zone's inner wall taken away inside the zone: watch follows each
+	// zone's ruleset too, and exec waits for the repair rather than refuse.
+	leakHostCmd(t, true, "ip", "netns", "exec", "wan", "nft", "delete", "table", "inet", "nszone")
+	if r := run(t, nil, "exec", "wan", "--", "true"); r.code != 0 {
+		t.Errorf("exec while watch repairs the inner wall: exit %d %s", r.code, r.err)
+	}
+	eventually(t, "the inner wall is back", func() bool { return innerWallHas(t, "wan", "NSZ") || allUp(t, file) })
+
 	// Docker (re)starting puts its jump first in FORWARD.
 	v4, _ := leakIPTFor(t)
 	leakHostCmd(t, true, v4, "-N", "LIVING-DOCKER-USER")

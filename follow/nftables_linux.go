@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -128,4 +129,56 @@ func genDetail(data []byte, changes int) string {
 		s += " by " + proc
 	}
 	return s + ")"
+}
+
+// Ruleset follows the nftables ruleset of the network namespace pinned at
+// path (a zone's, where nszone's inner wall is), until ctx is done or the
+// subscription breaks; each committed batch is one Event whose Detail names
+// the namespace. The socket holds the namespace while it is open: the
+// caller stops following a namespace that is taken away.
+func Ruleset(ctx context.Context, name, path string, log *slog.Logger) (<-chan Event, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("following the ruleset of %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: fd})
+	if err != nil {
+		return nil, fmt.Errorf("following the ruleset of %s: %w", path, err)
+	}
+	if err := c.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("following the ruleset of %s: %w", path, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	out := make(chan Event, 16)
+	f := &follower{ctx: ctx, log: log, out: out}
+	go func() {
+		defer close(out)
+		defer cancel()
+		unhook := context.AfterFunc(ctx, func() { c.Close() })
+		defer unhook()
+		err := f.readNft(c)
+		c.Close()
+		if ctx.Err() == nil {
+			// Changes may be missed from here on: the caller converges.
+			f.emit(Event{Kind: KindResync, Detail: fmt.Sprintf("%s: ruleset subscription ended: %v", name, err)})
+		}
+	}()
+	named := make(chan Event, 16)
+	go func() {
+		defer close(named)
+		for e := range out {
+			e.Detail = name + ": " + e.Detail
+			select {
+			case named <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return named, nil
 }

@@ -80,3 +80,9 @@ func lastElem(path []byte) []byte {
 	}
 	return path
 }
+
+// UpZones lists the zones that have a record: those up, or half made.
+func (m *Manager) UpZones() ([]string, error) {
+	_, names, err := m.records()
+	return names, err
+}

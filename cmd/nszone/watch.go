@@ -14,6 +14,7 @@ import (
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/follow"
 	"github.com/nszone/nszone/sdnotify"
+	"github.com/nszone/nszone/veth"
 	"github.com/nszone/nszone/zones"
 )
 
@@ -77,9 +78,50 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 	defer unmark()
 	// Subscribed before the first convergence: nothing that happens while
 	// it runs is missed.
-	events, err := follow.Subscribe(ctx, o.log)
+	host, err := follow.Subscribe(ctx, o.log)
 	if err != nil {
 		return fmt.Errorf("following the kernel's changes: %w", err)
+	}
+	// The host's events, and each zone's nftables ruleset (its inner
+	// wall), into one stream.
+	events := make(chan follow.Event, 256)
+	forward := func(in <-chan follow.Event) {
+		for e := range in {
+			select {
+			case events <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	go forward(host)
+	inner := map[string]context.CancelFunc{}
+	followZones := func() {
+		names, err := m.UpZones()
+		if err != nil {
+			return
+		}
+		up := map[string]bool{}
+		for _, name := range names {
+			up[name] = true
+			if inner[name] != nil {
+				continue
+			}
+			zctx, cancel := context.WithCancel(ctx)
+			ch, err := follow.Ruleset(zctx, name, veth.PinDir+"/"+name, o.log)
+			if err != nil {
+				cancel()
+				continue // not there (yet): the next convergence tries again
+			}
+			inner[name] = cancel
+			go forward(ch)
+		}
+		for name, cancel := range inner {
+			if !up[name] {
+				cancel() // its socket would keep a removed zone's namespace alive
+				delete(inner, name)
+			}
+		}
 	}
 	batches := follow.Debounce(ctx, events, debounceQuiet, debounceMax)
 	out := cmd.OutOrStdout()
@@ -101,6 +143,7 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 				say("repaired (%s, %s): %s", why, time.Since(start).Round(time.Millisecond), line)
 			}
 		}
+		followZones()
 		if err != nil {
 			say("watch: converging (%s): %v; trying again in %s", why, err, retryAfter)
 			return false
