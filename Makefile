@@ -8,6 +8,8 @@
 #                               (docs/security.md)
 #   sudo make uninstall         all of that again (zones.yaml stays if it was edited)
 #   make release                build/release/nszone: static (CGO_ENABLED=0), stripped
+#   make deb, make rpm          build/nszone_*.deb, build/nszone-*.rpm (PREFIX=/usr; with
+#                               ENTER=1 nszone-enter setuid root, else mode 0755)
 #   make man docs               regenerate docs/man and the README's picture
 #   make test                   scripts/test (as root, in a sandbox)
 #
@@ -38,7 +40,7 @@ SOURCES := $(shell find . -name '*.go' -not -name '*_test.go' -not -path './e2e/
 UNITS   := nszone.service nszone@.service
 MANPAGES = $(notdir $(wildcard docs/man/*.1))
 
-.PHONY: all build release completions units man docs install uninstall test clean
+.PHONY: all build release completions units man docs install uninstall deb rpm pkgroot test clean
 
 all: build
 
@@ -130,6 +132,37 @@ uninstall:
 		echo "kept $$zones (edited: remove it yourself)"; \
 	fi
 	@echo "if nszone.service was enabled: systemctl disable --now nszone.service; systemctl daemon-reload"
+
+# Packages. nfpm runs pinned through the Go module proxy (go run ...@version):
+# a build tool, so it stays out of go.mod and go.sum, and out of the
+# dependencies of the binaries; no nfpm has to be installed. It needs the
+# proxy (or a module cache that holds it) the first time.
+NFPM       ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+PKGROOT    := $(abspath $(BUILDDIR))/pkgroot
+# A Debian and RPM version starts with a digit and has no '-': v1.2.3-4-gabc
+# becomes 1.2.3+4+gabc, an untagged abc1234-dirty 0~gitabc1234+dirty.
+PKGVERSION ?= $(shell echo '$(VERSION)' | sed -E 's/-/+/g' | sed -E 's/^v?([0-9]+\.)/\1/; t; s/^/0~git/')
+PKGARCH    ?= $(shell $(GO) env GOARCH)
+
+# The package holds what make install PREFIX=/usr puts in place (a fresh
+# DESTDIR, so the example is the zones file, and NetworkManager's directory,
+# so the hook is there) and nszone-enter, whose mode the package keeps.
+pkgroot: build
+	rm -rf '$(PKGROOT)'
+	mkdir -p '$(PKGROOT)/etc/NetworkManager'
+	$(MAKE) --no-print-directory install DESTDIR='$(PKGROOT)' BUILDDIR='$(BUILDDIR)' GO='$(GO)' \
+		VERSION='$(VERSION)' COMMIT='$(COMMIT)' ENTER= PREFIX=/usr BINDIR=/usr/bin \
+		LIBEXECDIR=/usr/libexec DATADIR=/usr/share MANDIR=/usr/share/man \
+		DOCDIR=/usr/share/doc/nszone SYSCONFDIR=/etc SYSTEMDUNITDIR=/usr/lib/systemd/system \
+		BASHCOMPDIR=/usr/share/bash-completion/completions ZSHCOMPDIR=/usr/share/zsh/site-functions \
+		FISHCOMPDIR=/usr/share/fish/vendor_completions.d NMDIR=/etc/NetworkManager >/dev/null
+	install -D -m $(if $(filter 1,$(ENTER)),4755,0755) $(BUILDDIR)/nszone-enter '$(PKGROOT)/usr/libexec/nszone/nszone-enter'
+
+deb rpm: pkgroot
+	PKGROOT='$(PKGROOT)' PKGVERSION='$(PKGVERSION)' ARCH='$(PKGARCH)' \
+		$(NFPM) package --config dist/package/nfpm.yaml --packager $@ --target '$(BUILDDIR)/'
+	@if [ '$(ENTER)' != 1 ] && [ $@ = deb ]; then echo "nszone-enter is not setuid; to let the users and groups named in a zone enter it without sudo:"; \
+		echo "  dpkg-statoverride --update --add root root 4755 /usr/libexec/nszone/nszone-enter  (or make $@ ENTER=1)"; fi
 
 test:
 	scripts/test
