@@ -1,10 +1,9 @@
-// Package config reads and validates nszone's zones file (YAML, version 1).
-//
-// It is strict on purpose: a zones file decides what programs may reach, so a
-// typo must never silently widen or narrow a policy. Every error names the
-// file and line. The package knows nothing about the running system; checks
-// that need it (does the uplink exist, is a DNS server reachable from the
-// host's own addresses) are made by package zones.
+// Package config is what nszone's zones file says: its zones, their allow
+// terms, DNS, who may enter them, and the built-in default. Finding,
+// reading and validating the file (YAML, version 1) is package
+// config/zonesfile: kept apart so that what needs only the meaning (package
+// zones, and through it the setuid nszone-enter, which reads nszone's
+// records and never a zones file) links no YAML parser.
 package config
 
 import (

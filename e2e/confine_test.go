@@ -46,28 +46,29 @@ func unixService(t testing.TB, path string) {
 	t.Cleanup(func() { srv.Close(); os.Remove(path) })
 }
 
-// sessionBus starts a session bus of nobodyUID's at /run/user/65534/bus and an
-// echo service on it for each name, and returns the bus's environment.
-func sessionBus(t testing.TB, names ...string) []string {
+// sessionBus starts a session bus of uid's at /run/user/UID/bus and an echo
+// service on it for each name, and returns the bus's environment.
+func sessionBus(t testing.TB, uid int, names ...string) []string {
 	t.Helper()
 	if _, err := exec.LookPath("dbus-test-tool"); err != nil {
 		t.Skip("dbus-test-tool not installed (scripts/deps installs dbus-tests)")
 	}
-	addr := "unix:path=/run/user/65534/bus"
-	env := []string{"DBUS_SESSION_BUS_ADDRESS=" + addr, "XDG_RUNTIME_DIR=/run/user/65534"}
-	asNobody := func(name string, args ...string) *exec.Cmd {
+	rt := fmt.Sprintf("/run/user/%d", uid)
+	addr := "unix:path=" + rt + "/bus"
+	env := []string{"DBUS_SESSION_BUS_ADDRESS=" + addr, "XDG_RUNTIME_DIR=" + rt}
+	as := func(name string, args ...string) *exec.Cmd {
 		c := exec.Command(name, args...)
 		c.Env = append(os.Environ(), env...)
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobodyUID, Gid: nobodyUID}}
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Process.Kill(); c.Wait() })
 		return c
 	}
-	asNobody("dbus-daemon", "--session", "--nofork", "--nopidfile", "--address="+addr)
+	as("dbus-daemon", "--session", "--nofork", "--nopidfile", "--address="+addr)
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if fi, err := os.Stat("/run/user/65534/bus"); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if fi, err := os.Stat(rt + "/bus"); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -75,23 +76,23 @@ func sessionBus(t testing.TB, names ...string) []string {
 		}
 	}
 	for _, n := range names {
-		asNobody("dbus-test-tool", "echo", "--session", "--name="+n)
+		as("dbus-test-tool", "echo", "--session", "--name="+n)
 	}
 	time.Sleep(200 * time.Millisecond) // the names are claimed
 	return env
 }
 
-// runtimeDirOfNobody makes nobody's runtime directory, /run/user/65534, on
-// a tmpfs of the sandbox's over /run/user.
-func runtimeDirOfNobody(t testing.TB) string {
+// runtimeDir makes uid's runtime directory, /run/user/UID, on a tmpfs of
+// the sandbox's over /run/user.
+func runtimeDir(t testing.TB, uid int) string {
 	t.Helper()
 	if err := unix.Mount("nszone-e2e-run-user", "/run/user", "tmpfs", 0, "mode=0755"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Unmount("/run/user", unix.MNT_DETACH) })
-	rt := "/run/user/65534"
+	rt := fmt.Sprintf("/run/user/%d", uid)
 	os.Mkdir(rt, 0o700)
-	os.Chown(rt, nobodyUID, nobodyUID)
+	os.Chown(rt, uid, uid)
 	return rt
 }
 
@@ -102,8 +103,8 @@ func runtimeDirOfNobody(t testing.TB) string {
 // It reports both medians and their ratio.
 func BenchmarkExecConfine(b *testing.B) {
 	needSandbox(b)
-	runtimeDirOfNobody(b)
-	env := sessionBus(b)
+	runtimeDir(b, nobodyUID)
+	env := sessionBus(b, nobodyUID)
 	file := writeZones(b, confineZones)
 	mustRun(b, "up", "-c", file)
 	b.Cleanup(func() { run(b, nil, "down", "--all") })
@@ -151,7 +152,7 @@ func TestConfine(t *testing.T) {
 	if _, err := exec.LookPath("xdg-dbus-proxy"); err != nil {
 		t.Skip("xdg-dbus-proxy not installed (scripts/deps installs it)")
 	}
-	rt := runtimeDirOfNobody(t)
+	rt := runtimeDir(t, nobodyUID)
 	os.MkdirAll(rt+"/gnupg", 0o700)
 	os.Chown(rt+"/gnupg", nobodyUID, nobodyUID)
 
@@ -165,7 +166,7 @@ func TestConfine(t *testing.T) {
 	for _, p := range socks {
 		unixService(t, p)
 	}
-	busEnv := sessionBus(t, "org.freedesktop.Notifications", "org.freedesktop.systemd1", "org.mozilla.firefox.ZGVmYXVsdA__")
+	busEnv := sessionBus(t, nobodyUID, "org.freedesktop.Notifications", "org.freedesktop.systemd1", "org.mozilla.firefox.ZGVmYXVsdA__")
 
 	file := writeZones(t, confineZones)
 	mustRun(t, "up", "-c", file)

@@ -85,8 +85,10 @@ func Current() (Caller, error) {
 }
 
 // Permit allows c into a zone whose access is a: c is root (who may enter
-// every zone anyway), is named in users:, or is in a group named in groups:. groupID resolves a group name; a name it
-// does not know lets nobody in.
+// every zone anyway), is named in users:, or is in a group named in
+// groups:. groupID resolves a group name; a name it does not know lets
+// nobody in. A refusal says no more than that: who else may enter, and
+// whether the zone names anyone, is not the caller's to learn.
 func Permit(zone string, a config.Access, c Caller, groupID func(name string) (int, bool)) error {
 	if c.UID == 0 || slices.Contains(a.Users, c.Name) {
 		return nil
@@ -96,18 +98,7 @@ func Permit(zone string, a config.Access, c Caller, groupID func(name string) (i
 			return nil
 		}
 	}
-	if len(a.Users)+len(a.Groups) == 0 {
-		return fmt.Errorf("you (%s) may not enter zone %s: it names no users: or groups:, so only root enters", c.Name, zone)
-	}
-	return fmt.Errorf("you (%s) may not enter zone %s: you are not in its users: (%s) nor in its groups: (%s)",
-		c.Name, zone, list(a.Users), list(a.Groups))
-}
-
-func list(names []string) string {
-	if len(names) == 0 {
-		return "none"
-	}
-	return strings.Join(names, ", ")
+	return fmt.Errorf("you (%s) may not enter zone %s: neither you nor a group of yours is named in its users: or groups:", c.Name, zone)
 }
 
 // GroupID resolves a group name from the group database.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -58,9 +59,10 @@ func TestPermit(t *testing.T) {
 		{config.Access{Users: []string{"alice"}}, alice, true, ""},
 		{config.Access{Groups: []string{"browsing"}}, alice, true, ""},
 		{config.Access{Groups: []string{"nosuch", "browsing"}}, alice, true, ""},
+		// A refusal names nobody else, nor says whether the zone names anyone.
 		{config.Access{Users: []string{"alice"}, Groups: []string{"browsing"}}, bob, false,
-			"you (bob) may not enter zone wan: you are not in its users: (alice) nor in its groups: (browsing)"},
-		{config.Access{}, alice, false, "you (alice) may not enter zone wan: it names no users: or groups:, so only root enters"},
+			"you (bob) may not enter zone wan: neither you nor a group of yours is named in its users: or groups:"},
+		{config.Access{}, alice, false, "you (alice) may not enter zone wan: neither you nor a group of yours is named in its users: or groups:"},
 		// A group name the database does not know lets nobody in, not even
 		// a caller whose gid happens to be 0.
 		{config.Access{Groups: []string{"nosuch"}}, Caller{Name: "x", UID: 1005, GIDs: []int{0}}, false, ""},
@@ -81,7 +83,7 @@ func TestRootOwned(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to make root's files")
 	}
-	dir := t.TempDir() // root's, 0700
+	dir := t.TempDir() // root's, 0700, below the sticky /tmp
 	file := filepath.Join(dir, "wan.json")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -103,11 +105,92 @@ func TestRootOwned(t *testing.T) {
 	if err := RootOwned(file); err == nil || !strings.Contains(err.Error(), dir) {
 		t.Errorf("world-writable directory: %v", err)
 	}
+	// Sticky: accepted above the path (anyone may add entries, nobody
+	// replace root's), never as the path itself.
+	os.Chmod(dir, 0o777|os.ModeSticky)
+	if err := RootOwned(file); err != nil {
+		t.Errorf("file in a sticky directory: %v", err)
+	}
+	if err := RootOwned(dir); err == nil || !strings.Contains(err.Error(), "(mode 1777)") {
+		t.Errorf("sticky directory itself: %v", err)
+	}
 	os.Chmod(dir, 0o755)
 	link := filepath.Join(dir, "link.json")
 	os.Symlink(file, link)
 	if err := RootOwned(link); err == nil || !strings.Contains(err.Error(), "symlink") {
 		t.Errorf("symlink: %v", err)
+	}
+	os.Remove(link)
+}
+
+// RootOwnedTree: everything below the directory, sticky directories too.
+func TestRootOwnedTree(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make root's files")
+	}
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	os.WriteFile(filepath.Join(sub, "resolv.conf"), nil, 0o644)
+	if err := RootOwnedTree(dir); err != nil {
+		t.Errorf("root's tree: %v", err)
+	}
+	for name, spoil := range map[string]func() func(){
+		"sticky": func() func() {
+			os.Chmod(sub, 0o777|os.ModeSticky)
+			return func() { os.Chmod(sub, 0o755) }
+		},
+		"symlink": func() func() {
+			l := filepath.Join(sub, "hosts")
+			os.Symlink("/tmp/x", l)
+			return func() { os.Remove(l) }
+		},
+		"not owned by root": func() func() {
+			f := filepath.Join(sub, "resolv.conf")
+			os.Chown(f, 65534, 65534)
+			return func() { os.Chown(f, 0, 0) }
+		},
+	} {
+		undo := spoil()
+		if err := RootOwnedTree(dir); err == nil || !strings.Contains(err.Error(), sub) {
+			t.Errorf("%s below the tree: %v", name, err)
+		}
+		undo()
+	}
+}
+
+// EnoughFiles counts what the limit leaves, with the descriptors already open.
+func TestEnoughFiles(t *testing.T) {
+	var orig unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &orig); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_NOFILE, &orig) })
+	if err := EnoughFiles(); err != nil {
+		t.Fatalf("with the limit %d: %v", orig.Cur, err)
+	}
+	// The descriptors open below 64, besides ReadDir's own (go test may
+	// leave one far above: it takes no place below the limit).
+	entries, _ := os.ReadDir("/proc/self/fd")
+	open := uint64(0)
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd < 64 {
+			open++
+		}
+	}
+	open--
+	if open+MinFreeFiles > 64 {
+		t.Skipf("%d descriptors open already", open)
+	}
+	for _, cur := range []uint64{open + MinFreeFiles, open + MinFreeFiles - 1} {
+		unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: cur, Max: orig.Max})
+		err := EnoughFiles()
+		if ok := cur >= open+MinFreeFiles; (err == nil) != ok {
+			t.Errorf("limit %d with %d open: %v, want ok=%v", cur, open, err, ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "too few open files") {
+			t.Errorf("limit %d: %v, want it to say too few open files", cur, err)
+		}
 	}
 }
 

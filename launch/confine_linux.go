@@ -80,6 +80,18 @@ var busPolicy = []string{
 type busProxy struct {
 	socket string   // where it listens, in the user's runtime directory
 	sync   *os.File // closing it (with every copy) stops the proxy
+	dir    *os.File // the runtime directory as the host sees it
+}
+
+// unlink takes the proxy's socket out of the host's runtime directory. The
+// zone keeps reaching it through its bind mount of the socket itself.
+func (p *busProxy) unlink() {
+	if p == nil || p.dir == nil {
+		return
+	}
+	unix.Unlinkat(int(p.dir.Fd()), filepath.Base(p.socket), 0)
+	p.dir.Close()
+	p.dir = nil
 }
 
 // runtimeDirOf is the user's runtime directory, /run/user/UID.
@@ -112,7 +124,13 @@ func startBusProxy(o Options, id *identity, zone string) (*busProxy, string, err
 		return nil, "", fmt.Errorf("starting the session bus filter: %w", err)
 	}
 	defer w.Close()
-	p := &busProxy{socket: filepath.Join(runtimeDir, fmt.Sprintf("nszone-bus-%s-%d", zone, os.Getpid())), sync: r}
+	dir, err := os.OpenFile(runtimeDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, "", fmt.Errorf("starting the session bus filter: %w", err)
+	}
+	p := &busProxy{socket: filepath.Join(runtimeDir, fmt.Sprintf("nszone-bus-%s-%d", zone, os.Getpid())), sync: r, dir: dir}
 	args := append([]string{"--fd=3", upstream, p.socket}, busPolicy...)
 	cmd := exec.Command(bin, args...)
 	cmd.ExtraFiles = []*os.File{w}
@@ -122,6 +140,7 @@ func startBusProxy(o Options, id *identity, zone string) (*busProxy, string, err
 	}
 	if err := cmd.Start(); err != nil {
 		r.Close()
+		dir.Close()
 		return nil, "", fmt.Errorf("starting the session bus filter: %w", err)
 	}
 	go cmd.Wait() // reaped; it ends when the last copy of sync is closed
@@ -131,6 +150,7 @@ func startBusProxy(o Options, id *identity, zone string) (*busProxy, string, err
 	b := make([]byte, 1)
 	if _, err := r.Read(b); err != nil {
 		r.Close()
+		p.unlink()
 		return nil, "", fmt.Errorf("the session bus filter did not start: %w", err)
 	}
 	r.SetReadDeadline(time.Time{})
@@ -392,7 +412,7 @@ func spawnInit(o Options, id *identity, cwd string, proxy *busProxy) error {
 	}
 	if proxy != nil {
 		proxy.sync.Close()
-		defer os.Remove(proxy.socket)
+		proxy.unlink() // the init's mount namespace holds its bind mount
 	}
 	if o.Started != nil {
 		o.Started()
@@ -418,9 +438,6 @@ func spawnInit(o Options, id *identity, cwd string, proxy *busProxy) error {
 	ps, err := proc.Wait()
 	if err != nil {
 		return setupErr(fmt.Errorf("waiting for the zone's init: %w", err))
-	}
-	if proxy != nil {
-		os.Remove(proxy.socket)
 	}
 	os.Exit(exitStatus(ps.Sys().(syscall.WaitStatus)))
 	return nil
@@ -492,6 +509,10 @@ type initProc struct{}
 // orphan of the namespace and ends with the program's status (then the
 // kernel ends whatever else runs in the namespace).
 func (initProc) run(path string, argv, env []string) error {
+	// The privilege drop cleared the death signal the parent asked for:
+	// ask again, so that a nszone exec killed takes its program with it,
+	// as it would have had it replaced itself by the program.
+	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}})

@@ -57,6 +57,14 @@ func run(o Options) error {
 	if id != nil && id.uid == os.Geteuid() && id.gid == os.Getegid() {
 		id = nil // already that user: nothing to drop, environment unchanged
 	}
+	if id != nil {
+		// The change of user needs a signal per thread: refused here,
+		// before anything is entered or started, when the caller's
+		// RLIMIT_SIGPENDING leaves too few (withSignalsQueued).
+		if err := withSignalsQueued(func() error { return nil }); err != nil {
+			return setupErr(err)
+		}
+	}
 	// 1b. A single-instance program running outside the zone would take
 	// the launch over: refuse, unless a separate instance is asked for.
 	zone := filepath.Base(o.NetnsPath)
@@ -105,6 +113,7 @@ func run(o Options) error {
 		if warn != "" {
 			o.warn(warn)
 		}
+		defer proxy.unlink() // on a failure before the init starts
 	}
 
 	// 3. A mount namespace of our own. Slave, not private: host mounts made
@@ -422,15 +431,22 @@ func dropPrivileges(id *identity) error {
 		return fmt.Errorf("clearing inheritable capabilities: %w", err)
 	}
 	// syscall's versions act on every thread of the process (x/sys/unix's
-	// Setgroups only on the calling one).
-	if err := syscall.Setgroups(id.groups); err != nil {
-		return fmt.Errorf("setting the groups of %s: %w", id.name, err)
-	}
-	if err := syscall.Setresgid(id.gid, id.gid, id.gid); err != nil {
-		return fmt.Errorf("setting gid %d: %w", id.gid, err)
-	}
-	if err := syscall.Setresuid(id.uid, id.uid, id.uid); err != nil {
-		return fmt.Errorf("setting uid %d of %s: %w", id.uid, id.name, err)
+	// Setgroups only on the calling one), by signals the caller's
+	// RLIMIT_SIGPENDING must not block.
+	err := withSignalsQueued(func() error {
+		if err := syscall.Setgroups(id.groups); err != nil {
+			return fmt.Errorf("setting the groups of %s: %w", id.name, err)
+		}
+		if err := syscall.Setresgid(id.gid, id.gid, id.gid); err != nil {
+			return fmt.Errorf("setting gid %d: %w", id.gid, err)
+		}
+		if err := syscall.Setresuid(id.uid, id.uid, id.uid); err != nil {
+			return fmt.Errorf("setting uid %d of %s: %w", id.uid, id.name, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if id.uid == 0 {
 		return nil // root keeps its capabilities by definition

@@ -550,3 +550,40 @@ func TestExecNoNewPrivs(t *testing.T) {
 		t.Errorf("NoNewPrivs: %q, want 1", got)
 	}
 }
+
+// withSignalsQueued lifts RLIMIT_SIGPENDING for the change of user (as
+// far as this process may) and puts the caller's limit back after it.
+func TestSignalsQueued(t *testing.T) {
+	var orig unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_SIGPENDING, &orig); err != nil {
+		t.Fatal(err)
+	}
+	if orig.Max == 0 {
+		t.Skip("RLIMIT_SIGPENDING's hard limit is 0 here")
+	}
+	t.Cleanup(func() { unix.Setrlimit(unix.RLIMIT_SIGPENDING, &orig) })
+	// Soft limit 0, as `ulimit -Si 0` leaves it (the hard one is kept: a
+	// test without CAP_SYS_RESOURCE could not raise it again).
+	low := unix.Rlimit{Cur: 0, Max: orig.Max}
+	if err := unix.Setrlimit(unix.RLIMIT_SIGPENDING, &low); err != nil {
+		t.Fatal(err)
+	}
+	var during unix.Rlimit
+	err := withSignalsQueued(func() error { return unix.Getrlimit(unix.RLIMIT_SIGPENDING, &during) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during.Cur < orig.Max {
+		t.Errorf("during the change the limit was %d, want at least %d", during.Cur, orig.Max)
+	}
+	var after unix.Rlimit
+	unix.Getrlimit(unix.RLIMIT_SIGPENDING, &after)
+	if after != low {
+		t.Errorf("after the change the limit is %+v, want the caller's %+v", after, low)
+	}
+	// A limit that leaves a signal for fewer than every thread is refused
+	// in words, not waited on for ever.
+	if err := signalsQueueable(); err == nil || !strings.Contains(err.Error(), "raise ulimit -i") {
+		t.Errorf("with RLIMIT_SIGPENDING 0: %v, want a refusal", err)
+	}
+}

@@ -2,7 +2,6 @@ package zones
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -16,10 +15,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/net/dns/dnsmessage"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
@@ -40,9 +35,6 @@ var (
 )
 
 const (
-	// probeTimeout bounds one probe. Forbidden attempts are rejected by the
-	// firewall (a reset, an ICMP error), so only a dropped packet waits this long.
-	probeTimeout = 1500 * time.Millisecond
 	// probeParallel bounds the probes in flight: enough that a check of a few
 	// zones takes about a second, few enough not to look like a flood.
 	probeParallel = 16
@@ -98,12 +90,27 @@ func (r *CheckReport) Mismatches() (bad, total int) {
 	return bad, total
 }
 
+// Prober makes check's observations. Package probe is the one nszone
+// uses; it is not imported here, so that what links this package only for
+// Ready (the setuid nszone-enter) links no prober.
+type Prober interface {
+	// Attempt opens proto (tcp or udp) to dst from the calling thread's
+	// network namespace: TCP counts when the handshake completes, UDP when a
+	// reply to a DNS query for dnsName comes back.
+	Attempt(proto string, dst netip.AddrPort, dnsName string) error
+	// Listen opens a listener on ephemeral ports in the calling thread's
+	// namespace, IPv6 too when v6, that accepts TCP and echoes UDP from
+	// zones (and link-local senders) only; stop closes it.
+	Listen(v6 bool, zones []netip.Prefix) (tcp, udp uint16, stop func(), err error)
+}
+
 // Check proves the policy of the named zones (every zone that is up when
-// names is empty) by probing from inside each zone with real connections:
-// to f's check targets (internet, lan, DNS names), to listeners it opens
-// briefly on the host and in the other zones, and to each pinhole. What
-// each probe should do is derived from the zone's recorded policy.
-func (m *Manager) Check(f *config.File, names []string) (*CheckReport, error) {
+// names is empty) by probing from inside each zone with real connections
+// (made by p): to f's check targets (internet, lan, DNS names), to
+// listeners it opens briefly on the host and in the other zones, and to
+// each pinhole. What each probe should do is derived from the zone's
+// recorded policy.
+func (m *Manager) Check(f *config.File, names []string, p Prober) (*CheckReport, error) {
 	recs, upNames, err := m.records()
 	if err != nil {
 		return nil, err
@@ -158,31 +165,32 @@ func (m *Manager) Check(f *config.File, names []string) (*CheckReport, error) {
 	for _, r := range recs {
 		v6 = v6 || r.IPv6 // a host without IPv6 has no zone with it
 	}
-	hostEcho, err := listenEcho(v6, zoneNets)
+	hostTCP, hostUDP, stop, err := p.Listen(v6, zoneNets)
 	if err != nil {
 		return nil, fmt.Errorf("opening the host's check listeners: %w", err)
 	}
-	defer hostEcho.Close()
-	env.hostPorts = hostEcho.ports()
+	defer stop()
+	env.hostPorts = echoPorts{tcp: hostTCP, udp: hostUDP}
 	for _, name := range sortedKeys(recs) {
 		if len(list) == 1 && list[0] == name || env.badNetns[name] != "" {
 			continue
 		}
-		var e *echo
+		var ports echoPorts
+		var stop func()
 		err := veth.RunIn(name, func() (err error) {
-			e, err = listenEcho(recs[name].IPv6, zoneNets)
+			ports.tcp, ports.udp, stop, err = p.Listen(recs[name].IPv6, zoneNets)
 			return err
 		})
 		if err != nil {
 			env.zonePorts[name] = echoPorts{err: err}
 			continue
 		}
-		defer e.Close()
-		env.zonePorts[name] = e.ports()
+		defer stop()
+		env.zonePorts[name] = ports
 	}
 
 	probes := planChecks(env, list)
-	runProbes(probes)
+	runProbes(probes, p)
 	for _, name := range list {
 		zc := ZoneCheck{Name: name, Results: []CheckResult{}}
 		for _, p := range probes {
@@ -592,7 +600,7 @@ func pinholeAllows(phs []firewall.Pinhole, dst netip.Addr, proto string, port ui
 // outside nszone are first tried from the host: one that does not answer
 // the host proves nothing about a zone, and is skipped (a machine without
 // IPv6 internet, a gateway without a web interface).
-func runProbes(probes []*probe) {
+func runProbes(probes []*probe, prober Prober) {
 	type key struct {
 		proto string
 		dst   netip.AddrPort
@@ -611,7 +619,7 @@ func runProbes(probes []*probe) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			errs[i] = attempt(k.proto, k.dst, k.name)
+			errs[i] = prober.Attempt(k.proto, k.dst, k.name)
 		})
 	}
 	wg.Wait()
@@ -636,7 +644,7 @@ func runProbes(probes []*probe) {
 			// The socket is made on a thread inside the zone, and keeps the
 			// zone's namespace for the whole attempt.
 			if err := veth.RunIn(p.zone, func() error {
-				perr = attempt(p.proto, p.dst, p.dnsName)
+				perr = prober.Attempt(p.proto, p.dst, p.dnsName)
 				return nil
 			}); err != nil {
 				p.fail = err.Error()
@@ -649,90 +657,6 @@ func runProbes(probes []*probe) {
 		})
 	}
 	wg.Wait()
-}
-
-// attempt makes one connection in the calling thread's namespace: TCP is
-// allowed when the handshake completes; UDP when a reply comes back (a DNS
-// query, which DNS servers and check's echo listeners both answer).
-func attempt(proto string, dst netip.AddrPort, dnsName string) error {
-	if proto == "tcp" {
-		c, err := net.DialTimeout("tcp", dst.String(), probeTimeout)
-		if err != nil {
-			return err
-		}
-		return c.Close()
-	}
-	id := randomID()
-	q, err := dnsQuery(dnsName, id)
-	if err != nil {
-		return err
-	}
-	return exchangeUDP(dst, q, func(b []byte) bool { return isDNSReply(b, id) || string(b) == string(q) })
-}
-
-// exchangeUDP sends payload until a reply that isReply accepts comes back,
-// resending twice within probeTimeout, as a resolver would.
-func exchangeUDP(dst netip.AddrPort, payload []byte, isReply func([]byte) bool) error {
-	c, err := net.DialTimeout("udp", dst.String(), probeTimeout)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	end := time.Now().Add(probeTimeout)
-	buf := make([]byte, 4096)
-	for {
-		if _, err := c.Write(payload); err != nil {
-			return err
-		}
-		next := time.Now().Add(probeTimeout / 3)
-		if next.After(end) {
-			next = end
-		}
-		c.SetReadDeadline(next)
-		for {
-			n, err := c.Read(buf)
-			if err == nil {
-				if isReply(buf[:n]) {
-					return nil
-				}
-				continue
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(end) {
-				break // resend
-			}
-			return err
-		}
-	}
-}
-
-func randomID() uint16 {
-	var b [2]byte
-	rand.Read(b[:])
-	return binary.BigEndian.Uint16(b[:])
-}
-
-func dnsQuery(name string, id uint16) ([]byte, error) {
-	if !strings.HasSuffix(name, ".") {
-		name += "."
-	}
-	n, err := dnsmessage.NewName(name)
-	if err != nil {
-		return nil, fmt.Errorf("dns name %q: %w", name, err)
-	}
-	msg := dnsmessage.Message{
-		Header:    dnsmessage.Header{ID: id, RecursionDesired: true},
-		Questions: []dnsmessage.Question{{Name: n, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}},
-	}
-	return msg.Pack()
-}
-
-// isDNSReply accepts any answer to query id, an error code included: the
-// server was reached.
-func isDNSReply(b []byte, id uint16) bool {
-	var p dnsmessage.Parser
-	h, err := p.Start(b)
-	return err == nil && h.Response && h.ID == id
 }
 
 // errText shortens a dial error to what happened: "connection refused",
@@ -760,125 +684,6 @@ func (e echoPorts) of(proto string) uint16 {
 		return e.udp
 	}
 	return e.tcp
-}
-
-// echo is a check listener: TCP connections are accepted and closed, UDP
-// datagrams from a zone are sent back. Its sockets keep the namespace they
-// were made in, so it is served from any goroutine.
-type echo struct {
-	tcp  net.Listener
-	udp  []net.PacketConn // IPv4, then IPv6 on the same port
-	port uint16           // of the UDP sockets
-	wg   sync.WaitGroup
-}
-
-// listenEcho opens a listener on ephemeral ports of the unspecified
-// addresses, IPv6 too when v6. UDP is echoed only to zones (and link-local
-// senders): check is no reflector.
-//
-// A UDP reply must come from the address the probe was sent to, or the
-// prober's connected socket drops it, and the kernel would pick the source
-// by route (the zone's gateway) for every host address. So each datagram's
-// destination is read and used as the reply's source; that needs one socket
-// per family (IPv6's packet information cannot carry an IPv4 source).
-func listenEcho(v6 bool, zones []netip.Prefix) (_ *echo, err error) {
-	e := &echo{}
-	defer func() {
-		if err != nil {
-			e.Close()
-		}
-	}()
-	tcpNet, tcpAddr := "tcp4", "0.0.0.0:0"
-	if v6 {
-		tcpNet, tcpAddr = "tcp", ":0" // dual-stack: TCP replies go out on the connection
-	}
-	if e.tcp, err = net.Listen(tcpNet, tcpAddr); err != nil {
-		return nil, err
-	}
-	u4, err := net.ListenPacket("udp4", "0.0.0.0:0")
-	if err != nil {
-		return nil, err
-	}
-	e.udp = append(e.udp, u4)
-	e.port = uint16(u4.LocalAddr().(*net.UDPAddr).Port)
-	p4 := ipv4.NewPacketConn(u4)
-	if err := p4.SetControlMessage(ipv4.FlagDst, true); err != nil {
-		return nil, fmt.Errorf("asking for packet information: %w", err)
-	}
-	var p6 *ipv6.PacketConn
-	if v6 {
-		u6, err := net.ListenPacket("udp6", fmt.Sprintf("[::]:%d", e.port)) // udp6: IPv6 only
-		if err != nil {
-			return nil, err
-		}
-		e.udp = append(e.udp, u6)
-		p6 = ipv6.NewPacketConn(u6)
-		if err := p6.SetControlMessage(ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
-			return nil, fmt.Errorf("asking for packet information: %w", err)
-		}
-	}
-	e.wg.Go(func() {
-		for {
-			c, err := e.tcp.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	})
-	e.wg.Go(func() {
-		buf := make([]byte, 4096)
-		for {
-			n, cm, from, err := p4.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			if cm != nil && fromZone(from, zones) {
-				p4.WriteTo(buf[:n], &ipv4.ControlMessage{Src: cm.Dst}, from)
-			}
-		}
-	})
-	if p6 != nil {
-		e.wg.Go(func() {
-			buf := make([]byte, 4096)
-			for {
-				n, cm, from, err := p6.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				// The interface too: a link-local sender is reached only through it.
-				if cm != nil && fromZone(from, zones) {
-					p6.WriteTo(buf[:n], &ipv6.ControlMessage{Src: cm.Dst, IfIndex: cm.IfIndex}, from)
-				}
-			}
-		})
-	}
-	return e, nil
-}
-
-func (e *echo) ports() echoPorts {
-	return echoPorts{tcp: uint16(e.tcp.Addr().(*net.TCPAddr).Port), udp: e.port}
-}
-
-func (e *echo) Close() {
-	if e.tcp != nil {
-		e.tcp.Close()
-	}
-	for _, u := range e.udp {
-		u.Close()
-	}
-	e.wg.Wait()
-}
-
-// fromZone reports whether a datagram came from a zone: one of its subnets,
-// or an IPv6 link-local address, which only a directly attached link has.
-func fromZone(from net.Addr, zones []netip.Prefix) bool {
-	ua, ok := from.(*net.UDPAddr)
-	if !ok {
-		return false
-	}
-	a := ua.AddrPort().Addr().Unmap().WithZone("")
-	return a.Is6() && a.IsLinkLocalUnicast() || inAny(a, zones)
 }
 
 // inOtherZone reports whether a is in the link subnet of a zone other than zone.

@@ -1,9 +1,12 @@
 package zones
 
 import (
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/nszone/nszone/config"
@@ -68,6 +71,9 @@ type Admission struct {
 	Access config.Access // who may enter without sudo, as the zone was brought up
 	Netns  veth.NsID     // the zone's namespace, as up made it
 	Record string        // the record both were read from
+	// Digest is the SHA-256 of the record as read: read again, the same
+	// digest is the same record, every field of it.
+	Digest [sha256.Size]byte
 }
 
 // Admission reads who may enter zone and which namespace it is. It reads
@@ -77,14 +83,18 @@ func (m *Manager) Admission(zone string) (*Admission, error) {
 	if !config.ZoneNameRE.MatchString(zone) {
 		return nil, fmt.Errorf("%q is not a zone name (must match %s)", zone, config.ZoneNameRE)
 	}
-	var rec Record
 	path := m.recordPath(zone)
-	if err := readJSON(path, &rec); errors.Is(err, fs.ErrNotExist) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w in zone %s: it is not up (run nszone up)", ErrNotUp, zone)
 	} else if err != nil {
 		return nil, err
 	}
-	return &Admission{Access: rec.Access, Netns: rec.Netns, Record: path}, nil
+	var rec Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return &Admission{Access: rec.Access, Netns: rec.Netns, Record: path, Digest: sha256.Sum256(data)}, nil
 }
 
 // readyGaps is missing, with the host's iptables wall read over netlink

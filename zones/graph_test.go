@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/config/zonesfile"
 )
 
 var updateDocs = flag.Bool("update", false, "rewrite docs/zones-example.{dot,mmd,svg} from the current output")
@@ -23,7 +24,7 @@ func loadRepoFile(t *testing.T, rel string) *config.File {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := config.Parse(rel, data)
+	f, err := zonesfile.Parse(rel, data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestGraphDotAccepts(t *testing.T) {
 }
 
 func TestGraphPaths(t *testing.T) {
-	f, err := config.Parse("z.yaml", []byte(`version: 1
+	f, err := zonesfile.Parse("z.yaml", []byte(`version: 1
 uplink: eth0
 zones:
   a-b:

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/config/zonesfile"
 )
 
 // TestInitZonesFile: whatever init finds, it writes a file that parses to
@@ -37,7 +38,7 @@ func TestInitZonesFile(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			data := c.m.ZonesFile()
-			f, err := config.Parse("zones.yaml", data)
+			f, err := zonesfile.Parse("zones.yaml", data)
 			if err != nil {
 				t.Fatalf("init wrote a file that does not parse: %v\n%s", err, data)
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/config/zonesfile"
 )
 
 func TestAllocatorSkipsWhatIsUsed(t *testing.T) {
@@ -85,7 +86,7 @@ func testFacts() *facts {
 
 func mustParse(t *testing.T, yaml string) *config.File {
 	t.Helper()
-	f, err := config.Parse("zones.yaml", []byte(yaml))
+	f, err := zonesfile.Parse("zones.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}

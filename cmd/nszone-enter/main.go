@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/nszone/nszone/entry"
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/launch"
+	"github.com/nszone/nszone/veth"
 	"github.com/nszone/nszone/zones"
 )
 
@@ -91,6 +93,12 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "nszone: nszone-enter is not setuid root: install it with make install ENTER=1, or run nszone exec through sudo")
 		return exitRefused
 	}
+	// The caller's limits hold in the privileged phase: with too few
+	// descriptors a check would fail half way and name the wrong cause.
+	if err := entry.EnoughFiles(); err != nil {
+		fmt.Fprintf(stderr, "nszone: refusing to enter zone %q: %v\n", a.zone, err)
+		return exitRefused
+	}
 	c, err := entry.Current()
 	if err != nil {
 		fmt.Fprintf(stderr, "nszone: %v\n", err)
@@ -145,6 +153,9 @@ type gate struct {
 	caller entry.Caller
 	m      *zones.Manager
 	first  *zones.Admission
+	// netns is the namespace first names, held open from before Ready to
+	// the recheck: no other namespace can take its inode or id meanwhile.
+	netns  *entry.Namespace
 	groups map[string]int // group name -> gid, looked up before the zone's /etc is bound
 }
 
@@ -152,12 +163,19 @@ type gate struct {
 // can write it, names them; the zone is wholly up; and its files, bound over
 // /etc for the program, are root's alone.
 func (g *gate) prepare() (*zones.Entry, error) {
+	if err := entry.RootOwned(zones.RunDir); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w in zone %q: no zone is up (run nszone up)", zones.ErrNotUp, g.zone)
+	} else if err != nil {
+		return nil, fmt.Errorf("refusing to enter zone %q: nszone's records must be root's alone: %w", g.zone, err)
+	}
+	if err := entry.RootOwned(zones.HostRecord); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w in zone %q: no zone is up (run nszone up)", zones.ErrNotUp, g.zone)
+	} else if err != nil {
+		return nil, fmt.Errorf("refusing to enter zone %q: nszone's host record must be root's alone: %w", g.zone, err)
+	}
 	mode := zones.RecordedFirewall()
 	if mode == "" {
-		return nil, fmt.Errorf("%w in zone %q: no zone is up (run nszone up)", zones.ErrNotUp, g.zone)
-	}
-	if err := entry.RootOwned(zones.HostRecord); err != nil {
-		return nil, fmt.Errorf("refusing to enter zone %q: nszone's host record must be root's alone: %w", g.zone, err)
+		return nil, fmt.Errorf("refusing to enter zone %q: nszone's host record %s cannot be read or names no iptables variant (run nszone up)", g.zone, zones.HostRecord)
 	}
 	g.m = zones.NewManager(slog.New(slog.DiscardHandler), &firewall.IPTables{Mode: mode})
 	adm, err := g.admit()
@@ -165,6 +183,20 @@ func (g *gate) prepare() (*zones.Entry, error) {
 		return nil, err
 	}
 	g.first = adm
+	// The namespace the record names, held from before Ready, which checks
+	// it, until the recheck.
+	pin := filepath.Join(veth.PinDir, g.zone)
+	if err := entry.RootOwned(pin); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w in zone %s: it is degraded, missing namespace pin %s (run nszone up to repair)", zones.ErrNotUp, g.zone, pin)
+	} else if err != nil {
+		return nil, fmt.Errorf("refusing to enter zone %s: its namespace must be root's: %w", g.zone, err)
+	}
+	if g.netns, err = entry.OpenNamespace(pin); err != nil {
+		return nil, fmt.Errorf("refusing to enter zone %s: %w", g.zone, err)
+	}
+	if g.netns.Dev != adm.Netns.Dev || g.netns.Ino != adm.Netns.Ino {
+		return nil, fmt.Errorf("zone %s changed while you were entering it: try again", g.zone)
+	}
 	// Ready reads every zone's record (the host's wall is built from them).
 	if err := entry.RootOwnedTree(filepath.Dir(adm.Record)); err != nil {
 		return nil, fmt.Errorf("refusing to enter zone %s: nszone's records must be root's alone: %w", g.zone, err)
@@ -210,23 +242,28 @@ func (g *gate) groupID(name string) (int, bool) {
 }
 
 // recheck runs in the zone right before the drop: the caller may still
-// enter, on the same terms, and this thread is in the namespace the zone's
-// record names, the one Ready checked.
+// enter, the zone's record is byte for byte the one first read (so who may
+// enter, the namespace and the policy are unchanged), and this thread is
+// in the namespace held since then, the one that record names and Ready
+// checked.
 func (g *gate) recheck() error {
 	adm, err := g.admit()
 	if err != nil {
 		return err
 	}
-	if !adm.Access.Equal(g.first.Access) || adm.Netns != g.first.Netns {
+	if adm.Digest != g.first.Digest {
 		return fmt.Errorf("zone %s changed while you were entering it: try again", g.zone)
 	}
-	var self unix.Stat_t
-	if err := unix.Stat("/proc/thread-self/ns/net", &self); err != nil {
+	in, err := g.netns.Holds()
+	if err != nil {
 		return fmt.Errorf("zone %s: %w", g.zone, err)
 	}
-	if self.Dev != adm.Netns.Dev || self.Ino != adm.Netns.Ino {
+	if !in {
 		return fmt.Errorf("zone %s was replaced while you were entering it: try again", g.zone)
 	}
+	// This thread is in it now and keeps it: the program is not to
+	// inherit a descriptor of root's.
+	g.netns.Close()
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/probe"
 	"github.com/nszone/nszone/zones"
 )
 
@@ -35,7 +36,7 @@ one does not.`,
 				return err
 			}
 			return withManager(cmd, o, false, func(m *zones.Manager, f *config.File) error {
-				rep, err := m.Check(f, args)
+				rep, err := m.Check(f, args, probe.Network{})
 				if err != nil {
 					return err
 				}

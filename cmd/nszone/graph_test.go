@@ -5,13 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/config/zonesfile"
 	"github.com/nszone/nszone/zones"
 )
 
 func TestGraphCommand(t *testing.T) {
 	file := writeFile(t, testZones)
-	f, err := config.Load(file)
+	f, err := zonesfile.Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestGraphCommand(t *testing.T) {
 	}
 	// With no file anywhere, the built-in default is drawn.
 	t.Setenv("NSZONE_CONFIG", "")
-	if _, builtin, _ := config.Locate(""); builtin {
+	if _, builtin, _ := zonesfile.Locate(""); builtin {
 		if out, _, code := runIn(t, "graph"); code != 0 || !strings.Contains(out, "built-in default") || !strings.Contains(out, "zone offline") {
 			t.Errorf("graph with no file: exit %d\n%s", code, out)
 		}

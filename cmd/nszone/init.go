@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/config/zonesfile"
 	"github.com/nszone/nszone/zones"
 )
 
@@ -33,10 +33,10 @@ prints it instead. An existing file is never replaced without --force.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if path == "" {
-				path = os.Getenv(config.EnvVar)
+				path = os.Getenv(zonesfile.EnvVar)
 			}
 			if path == "" {
-				path = config.DefaultPath
+				path = zonesfile.DefaultPath
 			}
 			m, err := zones.Survey("")
 			if err != nil {
@@ -44,7 +44,7 @@ prints it instead. An existing file is never replaced without --force.`,
 			}
 			data := m.ZonesFile()
 			// What init writes, up must accept: a failure here is nszone's bug.
-			if _, err := config.Parse(path, data); err != nil {
+			if _, err := zonesfile.Parse(path, data); err != nil {
 				return fmt.Errorf("init: the zones file written for this machine does not parse (please report it): %w", err)
 			}
 			if path == "-" {
@@ -78,7 +78,7 @@ prints it instead. An existing file is never replaced without --force.`,
 
 // configArg is the -c argument a later command needs to read path.
 func configArg(path string) string {
-	if path == config.DefaultPath || path == os.Getenv(config.EnvVar) {
+	if path == zonesfile.DefaultPath || path == os.Getenv(zonesfile.EnvVar) {
 		return ""
 	}
 	return " -c " + path

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/config/zonesfile"
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/launch"
 	"github.com/nszone/nszone/zones"
@@ -125,14 +126,14 @@ func addConfigFlag(c *cobra.Command, o *options) {
 
 // loadConfig reads the zones file the contract's way.
 func loadConfig(o *options) (*config.File, error) {
-	path, builtin, err := config.Locate(o.configPath)
+	path, builtin, err := zonesfile.Locate(o.configPath)
 	if err != nil {
 		return nil, err
 	}
 	if builtin {
 		return config.Default(), nil
 	}
-	return config.Load(path)
+	return zonesfile.Load(path)
 }
 
 // needRoot says in one line how to run a command that needs root.

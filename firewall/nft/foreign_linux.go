@@ -120,9 +120,9 @@ type foreignRule struct {
 // foreignDropsIn is ForeignDrops in the network namespace ns (a file
 // descriptor; 0 is the current one).
 func foreignDropsIn(ns int) ([]Foreign, error) {
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: ns})
+	c, err := dialIn(ns)
 	if err != nil {
-		return nil, fmt.Errorf("opening nftables netlink: %w", err)
+		return nil, err
 	}
 	defer c.Close()
 

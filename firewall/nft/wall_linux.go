@@ -227,6 +227,24 @@ var available = sync.OnceValue(func() bool {
 	return err == nil
 })
 
+// dialIn opens a netfilter netlink socket in the network namespace ns (0:
+// the calling thread's). mdlayher/socket v0.5.0 loses the error of a socket
+// it fails to make in another namespace (EMFILE: too many open files) and
+// hands netlink a nil connection, on which it panics: that panic is an
+// error here.
+func dialIn(ns int) (c *netlink.Conn, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c, err = nil, fmt.Errorf("opening nftables netlink: no socket was made (too many open files?): %v", r)
+		}
+	}()
+	c, err = netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: ns})
+	if err != nil {
+		return nil, fmt.Errorf("opening nftables netlink: %w", err)
+	}
+	return c, nil
+}
+
 // state is what a zone's namespace holds of the table.
 type state struct {
 	table    bool   // the table exists
@@ -240,9 +258,9 @@ type state struct {
 // socket: three dumps, and only what the check needs is decoded (the
 // rules' expressions are not).
 func readIn(ns int, fam nftables.TableFamily) (*state, error) {
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: ns})
+	c, err := dialIn(ns)
 	if err != nil {
-		return nil, fmt.Errorf("opening nftables netlink: %w", err)
+		return nil, err
 	}
 	defer c.Close()
 	s := &state{comments: map[string][]string{}}

@@ -1,4 +1,12 @@
-package config
+// Package zonesfile finds, reads and validates nszone's zones file (YAML,
+// version 1) into a config.File.
+//
+// It is strict on purpose: a zones file decides what programs may reach, so a
+// typo must never silently widen or narrow a policy. Every error names the
+// file and line. The package knows nothing about the running system; checks
+// that need it (does the uplink exist, is a DNS server reachable from the
+// host's own addresses) are made by package zones.
+package zonesfile
 
 import (
 	"bytes"
@@ -11,6 +19,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/nszone/nszone/config"
 )
 
 // MaxSize is the largest zones file accepted. A real file is a few hundred
@@ -19,9 +29,9 @@ const MaxSize = 1 << 20
 
 // Parse decodes and validates a zones file. name is used in error messages
 // and as File.Path. Every error is a *Error.
-func Parse(name string, data []byte) (*File, error) {
+func Parse(name string, data []byte) (*config.File, error) {
 	if len(data) > MaxSize {
-		return nil, &Error{File: name, Msg: fmt.Sprintf("file is larger than %d bytes (1 MiB)", MaxSize)}
+		return nil, &config.Error{File: name, Msg: fmt.Sprintf("file is larger than %d bytes (1 MiB)", MaxSize)}
 	}
 	if err := checkText(name, data); err != nil {
 		return nil, err
@@ -41,7 +51,7 @@ func Parse(name string, data []byte) (*File, error) {
 // yaml reader's own errors for these carry no line number.
 func checkText(name string, data []byte) error {
 	if len(bytes.TrimSpace(data)) == 0 {
-		return &Error{File: name, Msg: "empty file (want a mapping with version: 1 and zones)"}
+		return &config.Error{File: name, Msg: "empty file (want a mapping with version: 1 and zones)"}
 	}
 	line := 1
 	for i := 0; i < len(data); {
@@ -51,9 +61,9 @@ func checkText(name string, data []byte) error {
 			case c == '\n':
 				line++
 			case c == 0:
-				return &Error{File: name, Line: line, Msg: "NUL byte (this is not a text file)"}
+				return &config.Error{File: name, Line: line, Msg: "NUL byte (this is not a text file)"}
 			case c < 0x20 && c != '\t' && c != '\r', c == 0x7f:
-				return &Error{File: name, Line: line, Msg: fmt.Sprintf("control character U+%04X is not allowed", c)}
+				return &config.Error{File: name, Line: line, Msg: fmt.Sprintf("control character U+%04X is not allowed", c)}
 			}
 			i++
 			continue
@@ -61,10 +71,10 @@ func checkText(name string, data []byte) error {
 		r, size := utf8.DecodeRune(data[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
-			return &Error{File: name, Line: line, Msg: fmt.Sprintf("invalid utf-8 (byte 0x%02x); the file must be utf-8 text", c)}
+			return &config.Error{File: name, Line: line, Msg: fmt.Sprintf("invalid utf-8 (byte 0x%02x); the file must be utf-8 text", c)}
 		// Outside YAML's printable set (YAML 1.2 §5.1).
 		case r >= 0x80 && r <= 0x9f && r != 0x85, r == 0xfffe, r == 0xffff:
-			return &Error{File: name, Line: line, Msg: fmt.Sprintf("control character U+%04X is not allowed", r)}
+			return &config.Error{File: name, Line: line, Msg: fmt.Sprintf("control character U+%04X is not allowed", r)}
 		}
 		i += size
 	}
@@ -78,26 +88,26 @@ func decodeYAML(name string, data []byte) (root *yaml.Node, err error) {
 		// The parser is third-party code reading untrusted input: a panic
 		// in it must become an error, not take nszone down.
 		if r := recover(); r != nil {
-			root, err = nil, &Error{File: name, Msg: fmt.Sprintf("invalid yaml: parser failed: %v", r)}
+			root, err = nil, &config.Error{File: name, Msg: fmt.Sprintf("invalid yaml: parser failed: %v", r)}
 		}
 	}()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) { // only comments
-			return nil, &Error{File: name, Msg: "empty file (want a mapping with version: 1 and zones)"}
+			return nil, &config.Error{File: name, Msg: "empty file (want a mapping with version: 1 and zones)"}
 		}
 		return nil, yamlError(name, data, err)
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
-		return nil, &Error{File: name, Line: next.Line, Msg: "a second yaml document starts here; a zones file holds exactly one"}
+		return nil, &config.Error{File: name, Line: next.Line, Msg: "a second yaml document starts here; a zones file holds exactly one"}
 	case !errors.Is(err, io.EOF):
 		return nil, yamlError(name, data, err)
 	}
 	if len(doc.Content) != 1 {
-		return nil, &Error{File: name, Msg: "empty file (want a mapping with version: 1 and zones)"}
+		return nil, &config.Error{File: name, Msg: "empty file (want a mapping with version: 1 and zones)"}
 	}
 	return doc.Content[0], nil
 }
@@ -125,11 +135,11 @@ var parserProblems = map[string]bool{
 }
 
 // yamlError turns a yaml syntax error into FILE:LINE form.
-func yamlError(name string, data []byte, err error) *Error {
+func yamlError(name string, data []byte, err error) *config.Error {
 	msg := err.Error()
 	if m := yamlAnchorRE.FindStringSubmatch(msg); m != nil {
 		// An alias to nothing: the composer gives no line, so find it.
-		return &Error{File: name, Line: lineOf(data, "*"+m[1]), Err: err,
+		return &config.Error{File: name, Line: lineOf(data, "*"+m[1]), Err: err,
 			Msg: fmt.Sprintf("anchors and aliases are not allowed (found alias \"*%s\")", clip(m[1], 60))}
 	}
 	line := 1
@@ -155,7 +165,7 @@ func yamlError(name string, data []byte, err error) *Error {
 			line, msg = l, "tab in indentation (yaml indents with spaces only)"
 		}
 	}
-	return &Error{File: name, Line: line, Msg: "invalid yaml: " + msg, Err: err}
+	return &config.Error{File: name, Line: line, Msg: "invalid yaml: " + msg, Err: err}
 }
 
 // lineOf returns the 1-based line of the first occurrence of s in data, or 0.
@@ -184,13 +194,13 @@ func tabIndented(data []byte, line int) int {
 func checkNodes(name string, n *yaml.Node) error {
 	switch {
 	case n.Anchor != "":
-		return &Error{File: name, Line: n.Line, Msg: fmt.Sprintf("anchors and aliases are not allowed (found anchor \"&%s\")", clip(n.Anchor, 60))}
+		return &config.Error{File: name, Line: n.Line, Msg: fmt.Sprintf("anchors and aliases are not allowed (found anchor \"&%s\")", clip(n.Anchor, 60))}
 	case n.Kind == yaml.AliasNode:
-		return &Error{File: name, Line: n.Line, Msg: fmt.Sprintf("anchors and aliases are not allowed (found alias \"*%s\")", clip(n.Value, 60))}
+		return &config.Error{File: name, Line: n.Line, Msg: fmt.Sprintf("anchors and aliases are not allowed (found alias \"*%s\")", clip(n.Value, 60))}
 	case n.Tag == "!!merge":
-		return &Error{File: name, Line: n.Line, Msg: `merge keys ("<<") are not allowed`}
+		return &config.Error{File: name, Line: n.Line, Msg: `merge keys ("<<") are not allowed`}
 	case n.Style&yaml.TaggedStyle != 0:
-		return &Error{File: name, Line: n.Line, Msg: fmt.Sprintf("explicit tag %q is not allowed", clip(n.Tag, 60))}
+		return &config.Error{File: name, Line: n.Line, Msg: fmt.Sprintf("explicit tag %q is not allowed", clip(n.Tag, 60))}
 	}
 	for _, c := range n.Content {
 		if err := checkNodes(name, c); err != nil {

@@ -1,4 +1,4 @@
-package config
+package zonesfile
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+
+	"github.com/nszone/nszone/config"
 )
 
 // DefaultPath is the system zones file, used when neither -c nor
@@ -32,7 +34,7 @@ func Locate(flagValue string) (path string, builtin bool, err error) {
 	}
 	if path != "" {
 		if _, err := os.Stat(path); err != nil {
-			return "", false, &Error{File: path, Msg: fmt.Sprintf("zones file given by %s: %s", from, reason(err)), Err: err}
+			return "", false, &config.Error{File: path, Msg: fmt.Sprintf("zones file given by %s: %s", from, reason(err)), Err: err}
 		}
 		return path, false, nil
 	}
@@ -42,16 +44,16 @@ func Locate(flagValue string) (path string, builtin bool, err error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return "", true, nil
 	default:
-		return "", false, &Error{File: systemPath, Msg: reason(err), Err: err}
+		return "", false, &config.Error{File: systemPath, Msg: reason(err), Err: err}
 	}
 }
 
 // Load reads and parses the zones file at path. It refuses anything but a
 // regular file (a FIFO would block, a device never end) and files over
 // MaxSize. Every error is a *Error.
-func Load(path string) (*File, error) {
-	fail := func(err error) (*File, error) {
-		return nil, &Error{File: path, Msg: "cannot read zones file: " + reason(err), Err: err}
+func Load(path string) (*config.File, error) {
+	fail := func(err error) (*config.File, error) {
+		return nil, &config.Error{File: path, Msg: "cannot read zones file: " + reason(err), Err: err}
 	}
 	// Stat before open: opening a FIFO for reading blocks until a writer comes.
 	st, err := os.Stat(path)
@@ -59,7 +61,7 @@ func Load(path string) (*File, error) {
 		return fail(err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("not a regular file (%s)", kind(st.Mode()))}
+		return nil, &config.Error{File: path, Msg: fmt.Sprintf("not a regular file (%s)", kind(st.Mode()))}
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -70,14 +72,14 @@ func Load(path string) (*File, error) {
 	if st2, err := f.Stat(); err != nil {
 		return fail(err)
 	} else if !os.SameFile(st, st2) {
-		return nil, &Error{File: path, Msg: "file changed while being opened"}
+		return nil, &config.Error{File: path, Msg: "file changed while being opened"}
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
 		return fail(err)
 	}
 	if len(data) > MaxSize {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("file is larger than %d bytes (1 MiB)", MaxSize)}
+		return nil, &config.Error{File: path, Msg: fmt.Sprintf("file is larger than %d bytes (1 MiB)", MaxSize)}
 	}
 	return Parse(path, data)
 }

@@ -1,4 +1,4 @@
-package config
+package zonesfile
 
 import (
 	"fmt"
@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/nszone/nszone/config"
 )
 
 // decoder turns a checked yaml.Node tree into a File. Every check reads
@@ -24,13 +26,13 @@ type decoder struct {
 
 // errf makes an *Error at line. Long strings among args are clipped so a
 // megabyte key cannot become a megabyte message.
-func (d *decoder) errf(line int, format string, args ...any) *Error {
+func (d *decoder) errf(line int, format string, args ...any) *config.Error {
 	for i, a := range args {
 		if s, ok := a.(string); ok {
 			args[i] = clip(s, 120)
 		}
 	}
-	return &Error{File: d.name, Line: line, Msg: fmt.Sprintf(format, args...)}
+	return &config.Error{File: d.name, Line: line, Msg: fmt.Sprintf(format, args...)}
 }
 
 // clip shortens s to at most n bytes (on a rune boundary) plus "...".
@@ -145,7 +147,7 @@ func quoteHint(n *yaml.Node) string {
 	return " (put it in quotes)"
 }
 
-func (d *decoder) file(root *yaml.Node) (*File, error) {
+func (d *decoder) file(root *yaml.Node) (*config.File, error) {
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
 		return nil, d.errf(0, "empty file (want a mapping with version: 1 and zones)")
 	}
@@ -170,7 +172,7 @@ func (d *decoder) file(root *yaml.Node) (*File, error) {
 		return nil, d.errf(root.Line, `missing key "zones" (write zones: {} for none)`)
 	}
 
-	f := &File{Path: d.name, Version: 1, Uplink: "auto", LAN: slices.Clone(DefaultLAN), Zones: []Zone{}}
+	f := &config.File{Path: d.name, Version: 1, Uplink: "auto", LAN: slices.Clone(config.DefaultLAN), Zones: []config.Zone{}}
 	for _, p := range top {
 		switch p.key.Value {
 		case "uplink":
@@ -189,10 +191,10 @@ func (d *decoder) file(root *yaml.Node) (*File, error) {
 	if err := d.references(f); err != nil {
 		return nil, err
 	}
-	if err := d.overlaps(f, "subnet", func(z *Zone) netip.Prefix { return z.Subnet }); err != nil {
+	if err := d.overlaps(f, "subnet", func(z *config.Zone) netip.Prefix { return z.Subnet }); err != nil {
 		return nil, err
 	}
-	if err := d.overlaps(f, "subnet6", func(z *Zone) netip.Prefix { return z.Subnet6 }); err != nil {
+	if err := d.overlaps(f, "subnet6", func(z *config.Zone) netip.Prefix { return z.Subnet6 }); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -254,15 +256,15 @@ func (d *decoder) lan(n *yaml.Node) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func (d *decoder) zones(n *yaml.Node) ([]Zone, error) {
+func (d *decoder) zones(n *yaml.Node) ([]config.Zone, error) {
 	pairs, err := d.mapping(n, "zones")
 	if err != nil {
 		return nil, err
 	}
-	zs := make([]Zone, 0, len(pairs))
+	zs := make([]config.Zone, 0, len(pairs))
 	for _, p := range pairs {
-		if !ZoneNameRE.MatchString(p.key.Value) {
-			return nil, d.errf(p.key.Line, "invalid zone name %q: must match %s", p.key.Value, ZoneNameRE)
+		if !config.ZoneNameRE.MatchString(p.key.Value) {
+			return nil, d.errf(p.key.Line, "invalid zone name %q: must match %s", p.key.Value, config.ZoneNameRE)
 		}
 		z, err := d.zone(p.key.Value, p.key.Line, p.val)
 		if err != nil {
@@ -273,9 +275,9 @@ func (d *decoder) zones(n *yaml.Node) ([]Zone, error) {
 	return zs, nil
 }
 
-func (d *decoder) zone(name string, line int, n *yaml.Node) (Zone, error) {
-	z := Zone{Name: name, Line: line, Allow: []Term{}, DNS: DNS{Auto: true, Line: line}, IPv6: true,
-		Access: Access{Confine: ConfineDesktop}}
+func (d *decoder) zone(name string, line int, n *yaml.Node) (config.Zone, error) {
+	z := config.Zone{Name: name, Line: line, Allow: []config.Term{}, DNS: config.DNS{Auto: true, Line: line}, IPv6: true,
+		Access: config.Access{Confine: config.ConfineDesktop}}
 	where := fmt.Sprintf("in zone %q", name)
 	pairs, err := d.mapping(n, fmt.Sprintf("zone %q", name))
 	if err != nil {
@@ -306,8 +308,8 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (Zone, error) {
 		case "groups":
 			z.Access.Groups, err = d.names(p.val, "group", where)
 		case "confine":
-			if p.val.Kind != yaml.ScalarNode || p.val.Tag != "!!str" || !slices.Contains(Confinements, p.val.Value) {
-				err = d.errf(p.val.Line, "confine %s must be one of %s, got %s", where, strings.Join(Confinements, ", "), describe(p.val))
+			if p.val.Kind != yaml.ScalarNode || p.val.Tag != "!!str" || !slices.Contains(config.Confinements, p.val.Value) {
+				err = d.errf(p.val.Line, "confine %s must be one of %s, got %s", where, strings.Join(config.Confinements, ", "), describe(p.val))
 			}
 			z.Access.Confine = p.val.Value
 		case "no_new_privs":
@@ -358,14 +360,14 @@ func (d *decoder) names(n *yaml.Node, kind, where string) ([]string, error) {
 	return out, nil
 }
 
-func (d *decoder) allow(z *Zone, n *yaml.Node) ([]Term, error) {
+func (d *decoder) allow(z *config.Zone, n *yaml.Node) ([]config.Term, error) {
 	where := fmt.Sprintf("in zone %q", z.Name)
 	items, err := d.list(n, "allow "+where)
 	if err != nil {
 		return nil, err
 	}
-	terms := make([]Term, 0, len(items))
-	seen := make(map[termKey]Term, len(items))
+	terms := make([]config.Term, 0, len(items))
+	seen := make(map[termKey]config.Term, len(items))
 	for _, it := range items {
 		s, err := d.str(it, "allow term "+where)
 		if err != nil {
@@ -376,24 +378,24 @@ func (d *decoder) allow(z *Zone, n *yaml.Node) ([]Term, error) {
 			return nil, d.errf(it.Line, "%v", err)
 		}
 		t.Line = it.Line
-		switch first, dup := seen[t.key()]; {
-		case t.Kind == TermZone && t.Zone == z.Name:
+		switch first, dup := seen[keyOf(t)]; {
+		case t.Kind == config.TermZone && t.Zone == z.Name:
 			return nil, d.errf(t.Line, "zone %q cannot allow itself (%q)", z.Name, s)
-		case !z.IPv6 && t.isIPv6():
+		case !z.IPv6 && isIPv6(t):
 			return nil, d.errf(t.Line, "zone %q has ipv6: false but allows the ipv6 address %q", z.Name, s)
 		case dup && first.Raw == s:
 			return nil, d.errf(t.Line, "duplicate allow term %q %s (first at line %d)", s, where, first.Line)
 		case dup:
 			return nil, d.errf(t.Line, "duplicate allow term %q %s (same as %q at line %d)", s, where, first.Raw, first.Line)
 		}
-		seen[t.key()] = t
+		seen[keyOf(t)] = t
 		terms = append(terms, t)
 	}
 	return terms, nil
 }
 
-func (d *decoder) dns(z *Zone, line int, n *yaml.Node) (DNS, error) {
-	dns := DNS{Line: line}
+func (d *decoder) dns(z *config.Zone, line int, n *yaml.Node) (config.DNS, error) {
+	dns := config.DNS{Line: line}
 	switch {
 	case n.Kind == yaml.ScalarNode && n.Tag == "!!str" && n.Value == "auto":
 		dns.Auto = true
@@ -448,7 +450,7 @@ var (
 	}
 )
 
-func (d *decoder) subnet(z *Zone, n *yaml.Node, v6 bool) (netip.Prefix, error) {
+func (d *decoder) subnet(z *config.Zone, n *yaml.Node, v6 bool) (netip.Prefix, error) {
 	key, lo, hi, reserved, other := "subnet", 16, 30, reserved4, "ipv6 goes in subnet6"
 	if v6 {
 		key, lo, hi, reserved, other = "subnet6", 48, 126, reserved6, "ipv4 goes in subnet"
@@ -489,14 +491,14 @@ func (d *decoder) subnet(z *Zone, n *yaml.Node, v6 bool) (netip.Prefix, error) {
 }
 
 // references checks zone:NAME terms once every zone is known.
-func (d *decoder) references(f *File) error {
+func (d *decoder) references(f *config.File) error {
 	names := make(map[string]bool, len(f.Zones))
 	for _, z := range f.Zones {
 		names[z.Name] = true
 	}
 	for _, z := range f.Zones {
 		for _, t := range z.Allow {
-			if t.Kind == TermZone && !names[t.Zone] {
+			if t.Kind == config.TermZone && !names[t.Zone] {
 				return d.errf(t.Line, "zone %q allows unknown zone %q", z.Name, t.Zone)
 			}
 		}
@@ -507,10 +509,10 @@ func (d *decoder) references(f *File) error {
 // overlaps refuses zone subnets that overlap. Prefixes either nest or are
 // disjoint, so after sorting by address any overlap shows between
 // neighbours: n log n, not n², for files with many zones.
-func (d *decoder) overlaps(f *File, key string, get func(*Zone) netip.Prefix) error {
+func (d *decoder) overlaps(f *config.File, key string, get func(*config.Zone) netip.Prefix) error {
 	type sub struct {
 		p netip.Prefix
-		z *Zone
+		z *config.Zone
 	}
 	var subs []sub
 	for i := range f.Zones {
@@ -538,8 +540,8 @@ func (d *decoder) overlaps(f *File, key string, get func(*Zone) netip.Prefix) er
 	return nil
 }
 
-func (d *decoder) check(n *yaml.Node) (Check, error) {
-	var c Check
+func (d *decoder) check(n *yaml.Node) (config.Check, error) {
+	var c config.Check
 	pairs, err := d.mapping(n, "check")
 	if err != nil {
 		return c, err

@@ -1,37 +1,39 @@
-package config
+package zonesfile
 
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/nszone/nszone/config"
 )
 
 func TestParseTerm(t *testing.T) {
 	tests := []struct {
 		in   string
-		want Term // Raw is filled in from in
+		want config.Term // Raw is filled in from in
 		str  string
 	}{
-		{"internet", Term{Kind: TermInternet}, "internet"},
-		{"lan", Term{Kind: TermLAN}, "lan"},
-		{"host", Term{Kind: TermHost}, "host"},
-		{"zone:web-2", Term{Kind: TermZone, Zone: "web-2"}, "zone:web-2"},
-		{"192.168.50.10", Term{Kind: TermAddr, Prefix: pfx("192.168.50.10/32")}, "192.168.50.10"},
-		{"192.168.50.10/32", Term{Kind: TermAddr, Prefix: pfx("192.168.50.10/32")}, "192.168.50.10"},
-		{"10.0.0.0/8", Term{Kind: TermAddr, Prefix: pfx("10.0.0.0/8")}, "10.0.0.0/8"},
-		{"0.0.0.0/0", Term{Kind: TermAddr, Prefix: pfx("0.0.0.0/0")}, "0.0.0.0/0"},
-		{"192.168.50.10:22/tcp", Term{Kind: TermAddr, Prefix: pfx("192.168.50.10/32"), Proto: "tcp", PortLo: 22, PortHi: 22}, "192.168.50.10:22/tcp"},
-		{"192.168.50.10:53", Term{Kind: TermAddr, Prefix: pfx("192.168.50.10/32"), PortLo: 53, PortHi: 53}, "192.168.50.10:53"},
-		{"1.2.3.4:0080/udp", Term{Kind: TermAddr, Prefix: pfx("1.2.3.4/32"), Proto: "udp", PortLo: 80, PortHi: 80}, "1.2.3.4:80/udp"},
-		{"1.2.3.4:8000-8080", Term{Kind: TermAddr, Prefix: pfx("1.2.3.4/32"), PortLo: 8000, PortHi: 8080}, "1.2.3.4:8000-8080"},
-		{"1.2.3.4:80-80/tcp", Term{Kind: TermAddr, Prefix: pfx("1.2.3.4/32"), Proto: "tcp", PortLo: 80, PortHi: 80}, "1.2.3.4:80/tcp"},
-		{"10.0.0.0/8:443/tcp", Term{Kind: TermAddr, Prefix: pfx("10.0.0.0/8"), Proto: "tcp", PortLo: 443, PortHi: 443}, "10.0.0.0/8:443/tcp"},
-		{"2001:db8::1", Term{Kind: TermAddr, Prefix: pfx("2001:db8::1/128")}, "2001:db8::1"},
-		{"2001:DB8:0::1", Term{Kind: TermAddr, Prefix: pfx("2001:db8::1/128")}, "2001:db8::1"},
-		{"::1", Term{Kind: TermAddr, Prefix: pfx("::1/128")}, "::1"},
-		{"fd00::/8", Term{Kind: TermAddr, Prefix: pfx("fd00::/8")}, "fd00::/8"},
-		{"[2001:db8::1]:443/tcp", Term{Kind: TermAddr, Prefix: pfx("2001:db8::1/128"), Proto: "tcp", PortLo: 443, PortHi: 443}, "[2001:db8::1]:443/tcp"},
-		{"[fd00::/8]:1-1024", Term{Kind: TermAddr, Prefix: pfx("fd00::/8"), PortLo: 1, PortHi: 1024}, "[fd00::/8]:1-1024"},
-		{"[2001:db8::1]:65535/udp", Term{Kind: TermAddr, Prefix: pfx("2001:db8::1/128"), Proto: "udp", PortLo: 65535, PortHi: 65535}, "[2001:db8::1]:65535/udp"},
+		{"internet", config.Term{Kind: config.TermInternet}, "internet"},
+		{"lan", config.Term{Kind: config.TermLAN}, "lan"},
+		{"host", config.Term{Kind: config.TermHost}, "host"},
+		{"zone:web-2", config.Term{Kind: config.TermZone, Zone: "web-2"}, "zone:web-2"},
+		{"192.168.50.10", config.Term{Kind: config.TermAddr, Prefix: pfx("192.168.50.10/32")}, "192.168.50.10"},
+		{"192.168.50.10/32", config.Term{Kind: config.TermAddr, Prefix: pfx("192.168.50.10/32")}, "192.168.50.10"},
+		{"10.0.0.0/8", config.Term{Kind: config.TermAddr, Prefix: pfx("10.0.0.0/8")}, "10.0.0.0/8"},
+		{"0.0.0.0/0", config.Term{Kind: config.TermAddr, Prefix: pfx("0.0.0.0/0")}, "0.0.0.0/0"},
+		{"192.168.50.10:22/tcp", config.Term{Kind: config.TermAddr, Prefix: pfx("192.168.50.10/32"), Proto: "tcp", PortLo: 22, PortHi: 22}, "192.168.50.10:22/tcp"},
+		{"192.168.50.10:53", config.Term{Kind: config.TermAddr, Prefix: pfx("192.168.50.10/32"), PortLo: 53, PortHi: 53}, "192.168.50.10:53"},
+		{"1.2.3.4:0080/udp", config.Term{Kind: config.TermAddr, Prefix: pfx("1.2.3.4/32"), Proto: "udp", PortLo: 80, PortHi: 80}, "1.2.3.4:80/udp"},
+		{"1.2.3.4:8000-8080", config.Term{Kind: config.TermAddr, Prefix: pfx("1.2.3.4/32"), PortLo: 8000, PortHi: 8080}, "1.2.3.4:8000-8080"},
+		{"1.2.3.4:80-80/tcp", config.Term{Kind: config.TermAddr, Prefix: pfx("1.2.3.4/32"), Proto: "tcp", PortLo: 80, PortHi: 80}, "1.2.3.4:80/tcp"},
+		{"10.0.0.0/8:443/tcp", config.Term{Kind: config.TermAddr, Prefix: pfx("10.0.0.0/8"), Proto: "tcp", PortLo: 443, PortHi: 443}, "10.0.0.0/8:443/tcp"},
+		{"2001:db8::1", config.Term{Kind: config.TermAddr, Prefix: pfx("2001:db8::1/128")}, "2001:db8::1"},
+		{"2001:DB8:0::1", config.Term{Kind: config.TermAddr, Prefix: pfx("2001:db8::1/128")}, "2001:db8::1"},
+		{"::1", config.Term{Kind: config.TermAddr, Prefix: pfx("::1/128")}, "::1"},
+		{"fd00::/8", config.Term{Kind: config.TermAddr, Prefix: pfx("fd00::/8")}, "fd00::/8"},
+		{"[2001:db8::1]:443/tcp", config.Term{Kind: config.TermAddr, Prefix: pfx("2001:db8::1/128"), Proto: "tcp", PortLo: 443, PortHi: 443}, "[2001:db8::1]:443/tcp"},
+		{"[fd00::/8]:1-1024", config.Term{Kind: config.TermAddr, Prefix: pfx("fd00::/8"), PortLo: 1, PortHi: 1024}, "[fd00::/8]:1-1024"},
+		{"[2001:db8::1]:65535/udp", config.Term{Kind: config.TermAddr, Prefix: pfx("2001:db8::1/128"), Proto: "udp", PortLo: 65535, PortHi: 65535}, "[2001:db8::1]:65535/udp"},
 	}
 	for _, tt := range tests {
 		got, err := parseTerm(tt.in)
@@ -44,7 +46,7 @@ func TestParseTerm(t *testing.T) {
 			t.Errorf("parseTerm(%q).String() = %q, want %q", tt.in, s, tt.str)
 		}
 		// The canonical form is itself a term meaning the same.
-		if back, err := parseTerm(got.String()); err != nil || back.key() != got.key() {
+		if back, err := parseTerm(got.String()); err != nil || keyOf(back) != keyOf(got) {
 			t.Errorf("round trip of %q: %+v, %v", got.String(), back, err)
 		}
 	}
@@ -90,14 +92,14 @@ func TestParseTermErrors(t *testing.T) {
 }
 
 func TestTermStringKinds(t *testing.T) {
-	if s := (Term{Kind: TermKind(42)}).String(); s != "TermKind(42)" {
+	if s := (config.Term{Kind: config.TermKind(42)}).String(); s != "TermKind(42)" {
 		t.Errorf("unknown kind renders %q", s)
 	}
-	if s := TermAddr.String(); s != "addr" {
+	if s := config.TermAddr.String(); s != "addr" {
 		t.Errorf("TermAddr.String() = %q", s)
 	}
 	// A Term built by hand (as Default does) renders like a parsed one.
-	tm := Term{Kind: TermAddr, Prefix: netip.MustParsePrefix("2001:db8::/32"), PortLo: 53, PortHi: 53, Proto: "udp"}
+	tm := config.Term{Kind: config.TermAddr, Prefix: netip.MustParsePrefix("2001:db8::/32"), PortLo: 53, PortHi: 53, Proto: "udp"}
 	if s := tm.String(); s != "[2001:db8::/32]:53/udp" {
 		t.Errorf("String() = %q", s)
 	}

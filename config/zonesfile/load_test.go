@@ -1,4 +1,4 @@
-package config
+package zonesfile
 
 import (
 	"errors"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nszone/nszone/config"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -20,9 +22,9 @@ func writeFile(t *testing.T, dir, name, content string) string {
 
 // wantError checks that err is a *Error for file with line 0 whose text
 // contains all of parts.
-func wantError(t *testing.T, err error, file string, parts ...string) *Error {
+func wantError(t *testing.T, err error, file string, parts ...string) *config.Error {
 	t.Helper()
-	var ce *Error
+	var ce *config.Error
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v (%T), want *Error", err, err)
 	}

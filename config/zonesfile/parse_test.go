@@ -1,4 +1,4 @@
-package config
+package zonesfile
 
 import (
 	"errors"
@@ -10,15 +10,17 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nszone/nszone/config"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/bad/*.err from the current output")
 
 // The bad corpus is parsed with the file's base name, so each .err reads
 // exactly as nszone would print it for a file of that name.
-const badDir = "../testdata/bad"
+const badDir = "../../testdata/bad"
 
-func mustParse(t *testing.T, path string) *File {
+func mustParse(t *testing.T, path string) *config.File {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -33,7 +35,7 @@ func mustParse(t *testing.T, path string) *File {
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
-func terms(z *Zone) []string {
+func terms(z *config.Zone) []string {
 	var out []string
 	for _, t := range z.Allow {
 		out = append(out, t.String())
@@ -44,13 +46,13 @@ func terms(z *Zone) []string {
 func TestGood(t *testing.T) {
 	tests := []struct {
 		file  string
-		check func(t *testing.T, f *File)
+		check func(t *testing.T, f *config.File)
 	}{
-		{"contract.yaml", func(t *testing.T, f *File) {
+		{"contract.yaml", func(t *testing.T, f *config.File) {
 			if f.Path != "contract.yaml" || f.Version != 1 || f.Uplink != "auto" || f.UplinkLine != 2 {
 				t.Errorf("header: %+v", f)
 			}
-			if !slices.Equal(f.LAN, DefaultLAN) {
+			if !slices.Equal(f.LAN, config.DefaultLAN) {
 				t.Errorf("lan = %v", f.LAN)
 			}
 			var names []string
@@ -68,11 +70,11 @@ func TestGood(t *testing.T) {
 				t.Errorf("web allow = %q, want %q", got, want)
 			}
 			ssh := web.Allow[1]
-			if ssh.Kind != TermAddr || ssh.Prefix != pfx("192.168.50.10/32") || ssh.Proto != "tcp" ||
+			if ssh.Kind != config.TermAddr || ssh.Prefix != pfx("192.168.50.10/32") || ssh.Proto != "tcp" ||
 				ssh.PortLo != 22 || ssh.PortHi != 22 || ssh.Line != 20 || ssh.Raw != "192.168.50.10:22/tcp" {
 				t.Errorf("ssh term = %+v", ssh)
 			}
-			if zt := web.Allow[3]; zt.Kind != TermZone || zt.Zone != "lan" {
+			if zt := web.Allow[3]; zt.Kind != config.TermZone || zt.Zone != "lan" {
 				t.Errorf("zone term = %+v", zt)
 			}
 			if off := f.Zone("offline"); off == nil || off.Allow == nil || len(off.Allow) != 0 {
@@ -81,24 +83,24 @@ func TestGood(t *testing.T) {
 			if wan := f.Zone("wan"); wan.DNS.Line != 14 || !wan.DNS.Auto {
 				t.Errorf("wan dns = %+v", wan.DNS)
 			}
-			want := Check{Internet: []string{"203.0.113.10:80"}, LAN: []string{"192.168.50.10:80"}, DNS: []string{"www.example"}}
+			want := config.Check{Internet: []string{"203.0.113.10:80"}, LAN: []string{"192.168.50.10:80"}, DNS: []string{"www.example"}}
 			if fmt.Sprint(f.Check) != fmt.Sprint(want) {
 				t.Errorf("check = %+v", f.Check)
 			}
 		}},
-		{"minimal.yaml", func(t *testing.T, f *File) {
-			if f.Uplink != "auto" || f.UplinkLine != 0 || len(f.Zones) != 0 || !slices.Equal(f.LAN, DefaultLAN) {
+		{"minimal.yaml", func(t *testing.T, f *config.File) {
+			if f.Uplink != "auto" || f.UplinkLine != 0 || len(f.Zones) != 0 || !slices.Equal(f.LAN, config.DefaultLAN) {
 				t.Errorf("minimal = %+v", f)
 			}
 			if f.Check.Internet != nil || f.Check.LAN != nil || f.Check.DNS != nil {
 				t.Errorf("check = %#v, want nil lists (not given)", f.Check)
 			}
 			f.LAN[0] = pfx("1.0.0.0/8") // must not write through to DefaultLAN
-			if DefaultLAN[0] != pfx("10.0.0.0/8") {
+			if config.DefaultLAN[0] != pfx("10.0.0.0/8") {
 				t.Error("File.LAN aliases DefaultLAN")
 			}
 		}},
-		{"v6-ports.yaml", func(t *testing.T, f *File) {
+		{"v6-ports.yaml", func(t *testing.T, f *config.File) {
 			if f.Uplink != "eth0" || f.UplinkLine != 3 {
 				t.Errorf("uplink = %q line %d", f.Uplink, f.UplinkLine)
 			}
@@ -143,11 +145,11 @@ func TestGood(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			tt.check(t, mustParse(t, filepath.Join("../testdata/good", tt.file)))
+			tt.check(t, mustParse(t, filepath.Join("../../testdata/good", tt.file)))
 		})
 	}
 	// Every good file parses, including those without a table entry.
-	paths, _ := filepath.Glob("../testdata/good/*.yaml")
+	paths, _ := filepath.Glob("../../testdata/good/*.yaml")
 	for _, p := range paths {
 		mustParse(t, p)
 	}
@@ -190,7 +192,7 @@ func TestBad(t *testing.T) {
 			if err == nil {
 				t.Fatalf("parsed without error: %+v", f)
 			}
-			var ce *Error
+			var ce *config.Error
 			if !errors.As(err, &ce) {
 				t.Fatalf("error %v is %T, not *Error", err, err)
 			}
@@ -223,7 +225,7 @@ func TestBad(t *testing.T) {
 
 func TestParseTooLarge(t *testing.T) {
 	_, err := Parse("big.yaml", make([]byte, MaxSize+1))
-	var ce *Error
+	var ce *config.Error
 	if !errors.As(err, &ce) || ce.Line != 0 || !strings.Contains(ce.Msg, "larger than") {
 		t.Errorf("err = %v", err)
 	}
@@ -265,12 +267,12 @@ func BenchmarkParse1MiB(b *testing.B) {
 
 func TestErrorString(t *testing.T) {
 	for _, tt := range []struct {
-		e    Error
+		e    config.Error
 		want string
 	}{
-		{Error{File: "z.yaml", Line: 7, Msg: "bad"}, "z.yaml:7: bad"},
-		{Error{File: "z.yaml", Msg: "empty file"}, "z.yaml: empty file"},
-		{Error{Msg: "x"}, "built-in default: x"},
+		{config.Error{File: "z.yaml", Line: 7, Msg: "bad"}, "z.yaml:7: bad"},
+		{config.Error{File: "z.yaml", Msg: "empty file"}, "z.yaml: empty file"},
+		{config.Error{Msg: "x"}, "built-in default: x"},
 	} {
 		if got := tt.e.Error(); got != tt.want {
 			t.Errorf("%#v.Error() = %q, want %q", tt.e, got, tt.want)
@@ -279,8 +281,8 @@ func TestErrorString(t *testing.T) {
 }
 
 func TestDefault(t *testing.T) {
-	f := Default()
-	if f.Path != "" || f.Version != 1 || f.Uplink != "auto" || !slices.Equal(f.LAN, DefaultLAN) {
+	f := config.Default()
+	if f.Path != "" || f.Version != 1 || f.Uplink != "auto" || !slices.Equal(f.LAN, config.DefaultLAN) {
 		t.Errorf("default = %+v", f)
 	}
 	want := map[string][]string{"wan": {"internet"}, "lan": {"lan"}, "offline": nil}
@@ -299,8 +301,8 @@ func TestDefault(t *testing.T) {
 		}
 	}
 	f.LAN[0] = pfx("1.0.0.0/8")
-	f.Zones[0].Allow[0].Kind = TermHost
-	if g := Default(); g.LAN[0] != pfx("10.0.0.0/8") || g.Zones[0].Allow[0].Kind != TermInternet {
+	f.Zones[0].Allow[0].Kind = config.TermHost
+	if g := config.Default(); g.LAN[0] != pfx("10.0.0.0/8") || g.Zones[0].Allow[0].Kind != config.TermInternet {
 		t.Error("Default shares state between calls")
 	}
 }
@@ -319,7 +321,7 @@ zones:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Access{Users: []string{"alice", "svc-web$", "Bob.Smith"}, Groups: []string{"browsing"}, NoNewPrivs: true}
+	want := config.Access{Users: []string{"alice", "svc-web$", "Bob.Smith"}, Groups: []string{"browsing"}, NoNewPrivs: true}
 	if got := f.Zone("wan").Access; !slices.Equal(got.Users, want.Users) || !slices.Equal(got.Groups, want.Groups) || !got.NoNewPrivs {
 		t.Errorf("wan access = %+v, want %+v", got, want)
 	}

@@ -1,16 +1,18 @@
-package config
+package zonesfile
 
 import (
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/nszone/nszone/config"
 )
 
 // FuzzParse: Parse never panics, every error is a *Error naming the file,
 // and whatever it accepts holds the package's invariants.
 func FuzzParse(f *testing.F) {
-	for _, dir := range []string{"../testdata/good", badDir} {
+	for _, dir := range []string{"../../testdata/good", badDir} {
 		paths, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 		if err != nil {
 			f.Fatal(err)
@@ -26,7 +28,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := Parse("fuzz.yaml", data)
 		if err != nil {
-			var ce *Error
+			var ce *config.Error
 			if !errors.As(err, &ce) {
 				t.Fatalf("error %v is %T, not *Error", err, err)
 			}
@@ -39,32 +41,32 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func checkInvariants(t *testing.T, f *File) {
+func checkInvariants(t *testing.T, f *config.File) {
 	t.Helper()
 	if f.Version != 1 || f.Uplink == "" || f.Zones == nil {
 		t.Fatalf("accepted file %+v", f)
 	}
 	seen := map[string]bool{}
 	for _, z := range f.Zones {
-		if !ZoneNameRE.MatchString(z.Name) || seen[z.Name] || z.Line < 1 {
+		if !config.ZoneNameRE.MatchString(z.Name) || seen[z.Name] || z.Line < 1 {
 			t.Fatalf("accepted zone %+v", z)
 		}
 		seen[z.Name] = true
 		keys := map[termKey]bool{}
 		for _, tm := range z.Allow {
 			back, err := parseTerm(tm.String())
-			if err != nil || back.key() != tm.key() {
+			if err != nil || keyOf(back) != keyOf(tm) {
 				t.Fatalf("term %+v renders as %q, which parses to %+v, %v", tm, tm.String(), back, err)
 			}
-			if keys[tm.key()] || (tm.Kind == TermZone && tm.Zone == z.Name) || (!z.IPv6 && tm.isIPv6()) {
+			if keys[keyOf(tm)] || (tm.Kind == config.TermZone && tm.Zone == z.Name) || (!z.IPv6 && isIPv6(tm)) {
 				t.Fatalf("accepted term %+v in zone %+v", tm, z)
 			}
-			keys[tm.key()] = true
+			keys[keyOf(tm)] = true
 		}
 	}
 	for _, z := range f.Zones {
 		for _, tm := range z.Allow {
-			if tm.Kind == TermZone && !seen[tm.Zone] {
+			if tm.Kind == config.TermZone && !seen[tm.Zone] {
 				t.Fatalf("zone %q allows missing zone %q", z.Name, tm.Zone)
 			}
 		}
@@ -83,7 +85,7 @@ func FuzzTerm(f *testing.F) {
 			return
 		}
 		back, err := parseTerm(tm.String())
-		if err != nil || back.key() != tm.key() {
+		if err != nil || keyOf(back) != keyOf(tm) {
 			t.Fatalf("%q parses to %+v, renders as %q, which parses to %+v, %v", s, tm, tm.String(), back, err)
 		}
 	})
