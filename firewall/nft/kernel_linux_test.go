@@ -19,62 +19,15 @@ import (
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"github.com/nszone/nszone/firewall"
-	"github.com/nszone/nszone/sandbox"
+	"github.com/nszone/nszone/internal/kerneltest"
 	"github.com/nszone/nszone/veth"
 	"golang.org/x/sys/unix"
 )
 
-// homeNS is the network namespace of the test process: the sandbox's.
-var homeNS string
+func TestMain(m *testing.M) { kerneltest.Main(m, "nft tests") }
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 && !sandbox.Active() {
-		// Kernel tests make namespaces and rules: only ever inside a sandbox.
-		if err := sandbox.Reexec(); err != nil {
-			fmt.Fprintln(os.Stderr, "nft tests:", err)
-			os.Exit(1)
-		}
-		if !sandbox.Active() {
-			fmt.Fprintln(os.Stderr, "nft tests: not in a sandbox, refusing to run as root")
-			os.Exit(1)
-		}
-	}
-	homeNS, _ = os.Readlink("/proc/self/ns/net")
-	os.Exit(m.Run())
-}
-
-// rootTest skips without root in the sandbox and, after the test, checks
-// that no thread of the process stayed in another network namespace.
-func rootTest(tb testing.TB) {
-	tb.Helper()
-	if os.Geteuid() != 0 || !sandbox.Active() {
-		tb.Skip("needs root in the sandbox: run scripts/test")
-	}
-	tb.Cleanup(func() {
-		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			stray := strayThreads()
-			if len(stray) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				tb.Errorf("threads %v stay in another network namespace", stray)
-				return
-			}
-		}
-	})
-}
-
-func strayThreads() []string {
-	tasks, _ := os.ReadDir("/proc/self/task")
-	var out []string
-	for _, task := range tasks {
-		ns, err := os.Readlink("/proc/self/task/" + task.Name() + "/ns/net")
-		if err == nil && ns != homeNS { // an error: the thread just exited
-			out = append(out, task.Name())
-		}
-	}
-	return out
-}
+// rootTest: root only, in the sandbox, no thread left in another namespace.
+func rootTest(tb testing.TB) { tb.Helper(); kerneltest.Root(tb) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
