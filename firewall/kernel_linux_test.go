@@ -1,25 +1,17 @@
 package firewall
 
 import (
-	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
 	"testing"
 
+	"github.com/nszone/nszone/internal/kerneltest"
 	"github.com/nszone/nszone/sandbox"
 )
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 {
-		// Kernel tests apply rules: only ever inside a sandbox.
-		if err := sandbox.Reexec(); err != nil {
-			fmt.Fprintln(os.Stderr, "firewall tests:", err)
-			os.Exit(1)
-		}
-	}
-	os.Exit(m.Run())
-}
+// Kernel tests apply rules: only ever inside a sandbox.
+func TestMain(m *testing.M) { kerneltest.Main(m, "firewall tests") }
 
 // TestKernelAgrees applies the sample ruleset with each iptables variant and
 // reads it back: the kernel's canonical form must equal ours exactly, or
