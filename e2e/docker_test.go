@@ -80,20 +80,7 @@ func (d *dockerd) start(t testing.TB) {
 }
 
 // stop ends dockerd by its PID and waits for it.
-func (d *dockerd) stop(t testing.TB) {
-	select {
-	case <-d.done:
-		return
-	default:
-	}
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(20 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.done
-	}
-}
+func (d *dockerd) stop(t testing.TB) { endProcess(d.cmd.Process, d.done, 20*time.Second) }
 
 // TestDocker: a real dockerd started after nszone, and restarted, puts its
 // chains above nszone's jumps and sets FORWARD's policy to DROP. Without

@@ -472,18 +472,25 @@ func leakStartStream(t testing.TB, where, token string, dur time.Duration, targe
 // stop ends the stream (SIGTERM to its PID, then SIGKILL) and returns
 // what it sent.
 func (s *leakStream) stop() map[string]leakStat {
-	select {
-	case <-s.done:
-	default:
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(3 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.done
-		}
-	}
+	endProcess(s.cmd.Process, s.done, 3*time.Second)
 	return parseLeakResults(s.out.String())
+}
+
+// endProcess ends a process the test started, by its PID: SIGTERM, then
+// SIGKILL after grace; done closes once it has been waited for.
+func endProcess(p *os.Process, done <-chan struct{}, grace time.Duration) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		p.Kill()
+		<-done
+	}
 }
 
 // alive reports whether the stream still runs and is in the namespace

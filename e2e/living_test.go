@@ -224,7 +224,7 @@ func TestWatchFollows(t *testing.T) {
 	if r := run(t, nil, "exec", "wan", "--", "true"); r.code != 0 {
 		t.Errorf("exec while watch repairs the inner wall: exit %d %s", r.code, r.err)
 	}
-	eventually(t, "the inner wall is back", func() bool { return innerWallHas(t, "wan", "NSZ") || allUp(t, file) })
+	eventually(t, "the inner wall is back", func() bool { return innerWallHas(t, "wan", "nszone-wan") && allUp(t, file) })
 
 	// Docker (re)starting puts its jump first in FORWARD.
 	v4, _ := leakIPTFor(t)

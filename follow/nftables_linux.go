@@ -25,9 +25,9 @@ var nftChanges = map[uint16]bool{
 }
 
 // dialNft opens a socket that receives every nf_tables notification of the
-// current namespace (NetNS 0: mdlayher/netlink switches no namespace).
-func dialNft() (*netlink.Conn, error) {
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+// namespace ns (0: the current one, and mdlayher/netlink switches none).
+func dialNft(ns int) (*netlink.Conn, error) {
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: ns})
 	if err != nil {
 		return nil, fmt.Errorf("opening a netfilter netlink socket: %w", err)
 	}
@@ -43,7 +43,7 @@ func dialNft() (*netlink.Conn, error) {
 // startNft opens the nftables subscription and returns the loop that follows
 // it, and renews it when it fails before ctx ends.
 func (f *follower) startNft() (func(), error) {
-	c, err := dialNft()
+	c, err := dialNft(0)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func (f *follower) startNft() (func(), error) {
 				if !f.sleep(backoff) {
 					return
 				}
-				if c, err = dialNft(); err == nil {
+				if c, err = dialNft(0); err == nil {
 					break
 				}
 				f.log.Warn("renewing the nftables change subscription", "err", err)
@@ -145,12 +145,8 @@ func Ruleset(ctx context.Context, name, path string, log *slog.Logger) (<-chan E
 		return nil, fmt.Errorf("following the ruleset of %s: %w", path, err)
 	}
 	defer unix.Close(fd)
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: fd})
+	c, err := dialNft(fd)
 	if err != nil {
-		return nil, fmt.Errorf("following the ruleset of %s: %w", path, err)
-	}
-	if err := c.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
-		c.Close()
 		return nil, fmt.Errorf("following the ruleset of %s: %w", path, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)

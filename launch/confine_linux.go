@@ -268,8 +268,12 @@ func confineFS(o Options, id *identity, proxy *busProxy) error {
 		return fmt.Errorf("the private runtime directory: %w", err)
 	}
 	for _, k := range keep {
-		if err := os.MkdirAll(filepath.Dir(k.dst), 0o755); err != nil {
+		parent := filepath.Dir(k.dst)
+		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return err
+		}
+		if strings.HasPrefix(parent, runtimeDir+"/") {
+			os.Chown(parent, uid, gid) // pulse/: the user's, as on the host
 		}
 		if k.dir {
 			if err := os.Mkdir(k.dst, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -290,10 +294,6 @@ func confineFS(o Options, id *identity, proxy *busProxy) error {
 		if err := unix.Mount("", k.dst, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
 			return fmt.Errorf("binding %s into the zone read-only: %w", k.from, err)
 		}
-	}
-	// Directories made above belong to the user, as on the host.
-	for _, d := range []string{filepath.Join(runtimeDir, "pulse")} {
-		os.Chown(d, uid, gid)
 	}
 	return nil
 }
@@ -381,12 +381,8 @@ func spawnInit(o Options, id *identity, cwd string, proxy *busProxy) error {
 	if proxy != nil {
 		files = append(files, proxy.sync) // fd 4: the proxy lives as long as the init
 	}
-	self, err := os.Executable()
-	if err != nil {
-		self = "/proc/self/exe"
-	}
 	proc, err := os.StartProcess("/proc/self/exe", []string{initArg0}, &os.ProcAttr{
-		Env:   []string{"NSZONE_INIT_EXE=" + self},
+		Env:   []string{},
 		Files: files,
 		Sys: &syscall.SysProcAttr{
 			// Its own mount namespace too (a copy of this one): the /proc

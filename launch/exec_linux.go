@@ -201,12 +201,8 @@ func finish(o Options, id *identity, si *SingleInstance, cwd string, init *initP
 	}
 	home := getenv(env, "HOME")
 	env, warnings := DesktopEnv(env, Desktop{UID: os.Getuid(), Home: home})
-	w := o.Warn
-	if w == nil {
-		w = os.Stderr
-	}
 	for _, l := range warnings {
-		fmt.Fprintln(w, "nszone: warning: "+l)
+		o.warn(l)
 	}
 	argv := o.Argv
 	if o.Profile {

@@ -67,7 +67,7 @@ func Graph(f *config.File, format string) (string, error) {
 }
 
 func buildGraph(f *config.File) *graph {
-	g := &graph{title: "nszone: " + fileName(f.Path)}
+	g := &graph{title: "nszone: " + FileName(f.Path)}
 	uplink := "uplink " + f.Uplink
 	if f.Uplink == "auto" || f.Uplink == "" {
 		uplink = "uplink: auto\n(the default route's interface)"

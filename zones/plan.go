@@ -146,7 +146,7 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 			pz.Allow, pz.DNS, pz.DNSOpenings = nonNil(rec.Allow), nonNil(rec.DNS), nonNil(rec.Openings)
 		}
 		rep.Zones = append(rep.Zones, pz)
-		rep.add("- zone %s: no longer in %s", name, fileName(f.Path))
+		rep.add("- zone %s: no longer in %s", name, FileName(f.Path))
 	}
 	scripts, err := firewall.Scripts(m.Firewall, firewall.Build(p.policy), firewall.Tables)
 	if err != nil {

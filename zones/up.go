@@ -26,10 +26,11 @@ var ErrNotOwned = errors.New("not nszone's")
 type UnknownZoneError struct{ Zone, File string }
 
 func (e *UnknownZoneError) Error() string {
-	return fmt.Sprintf("zone %q is not in %s", e.Zone, fileName(e.File))
+	return fmt.Sprintf("zone %q is not in %s", e.Zone, FileName(e.File))
 }
 
-func fileName(p string) string {
+// FileName names a zones file in messages: its path, or the built-in default.
+func FileName(p string) string {
 	if p == "" {
 		return "the built-in default zones"
 	}
@@ -195,10 +196,10 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 		if err := m.removeZone(name, p.recs[name]); err != nil {
 			return rep, err
 		}
-		rep.add("zone %s removed (no longer in %s)", name, fileName(f.Path))
+		rep.add("zone %s removed (no longer in %s)", name, FileName(f.Path))
 	}
 	if !rep.Changed {
-		rep.note("nothing to change: %d zone(s) up as %s says", len(p.want), fileName(f.Path))
+		rep.note("nothing to change: %d zone(s) up as %s says", len(p.want), FileName(f.Path))
 	}
 	return rep, nil
 }
@@ -252,7 +253,7 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 		}
 		if ps := processesIn(r.Netns); len(ps) > 0 {
 			p.notes = append(p.notes, fmt.Sprintf("zone %s is no longer in %s but %d program(s) still run in it (%s): left up",
-				name, fileName(f.Path), len(ps), describe(ps)))
+				name, FileName(f.Path), len(ps), describe(ps)))
 			p.keep[name] = r
 			continue
 		}

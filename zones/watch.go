@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -51,7 +52,7 @@ func (m *Manager) watcher() (int, bool) {
 		return 0, false
 	}
 	args := bytes.Split(bytes.TrimRight(cmdline, "\x00"), []byte{0})
-	if len(args) < 2 || !strings.HasPrefix(string(lastElem(args[0])), "nszone") {
+	if len(args) < 2 || !strings.HasPrefix(filepath.Base(string(args[0])), "nszone") {
 		return 0, false
 	}
 	for _, a := range args[1:] {
@@ -72,13 +73,6 @@ func (m *Manager) readWatchPID() (int, error) {
 		return 0, fmt.Errorf("%s: not a process id: %w", m.watchPIDPath(), fs.ErrInvalid)
 	}
 	return pid, nil
-}
-
-func lastElem(path []byte) []byte {
-	if i := bytes.LastIndexByte(path, '/'); i >= 0 {
-		return path[i+1:]
-	}
-	return path
 }
 
 // UpZones lists the zones that have a record: those up, or half made.

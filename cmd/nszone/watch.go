@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -152,11 +151,12 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 	}
 
 	var retry <-chan time.Time
-	if !converge("start") {
+	if converge("start") {
+		say("watch: %d zone(s) of %s converged; following the host's changes", len(f.Zones), zones.FileName(f.Path))
+	} else {
 		retry = time.After(retryAfter)
+		say("watch: following the host's changes; converging again in %s", retryAfter)
 	}
-	zonesUp := len(f.Zones)
-	say("watch: %d zone(s) of %s converged; following the host's changes", zonesUp, fileText(f))
 	if _, err := sdnotify.Notify(sdnotify.Ready + "\nSTATUS=following the host's changes"); err != nil {
 		say("watch: telling systemd it is ready: %v", err)
 	}
@@ -223,11 +223,4 @@ func describeBatch(batch []follow.Event) string {
 		return best.String()
 	}
 	return fmt.Sprintf("%s and %d more", best, len(batch)-1)
-}
-
-func fileText(f *config.File) string {
-	if f.Path == "" {
-		return "the built-in default"
-	}
-	return strings.TrimSpace(f.Path)
 }

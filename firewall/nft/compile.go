@@ -44,6 +44,10 @@ type spec struct {
 	famName string // "inet", "ip", "ip6"
 	bases   []baseChain
 	regular bool // rules of chains other than the bases' go to regular chains
+	// only, when set, is the one zone a check looks at: other zones'
+	// chains are neither compiled nor looked at (exec's cost stays flat in
+	// the number of zones).
+	only string
 }
 
 // hooks maps the built-in iptables chains to nftables hooks.
@@ -110,6 +114,9 @@ func compile(sp spec, rules map[firewall.Family][]firewall.Rule) ([]wantChain, e
 	for _, f := range firewall.Families {
 		for n, r := range rules[f] {
 			i, ok := index[r.Chain]
+			if !ok && !sp.ownedBy(r.Chain) {
+				continue
+			}
 			if !ok && sp.regular {
 				i, ok = len(chains), true
 				index[r.Chain] = i
@@ -117,6 +124,9 @@ func compile(sp spec, rules map[firewall.Family][]firewall.Rule) ([]wantChain, e
 			}
 			if !ok {
 				return nil, fmt.Errorf("%s: %s rule %d: chain %q is not one of the wall's", sp.what, f, n+1, r.Chain)
+			}
+			if !sp.regular && len(r.Target) == 2 && strings.HasPrefix(r.Target[1], firewall.Prefix) {
+				return nil, fmt.Errorf("%s: %s rule %q: a jump, and the wall has no chain to jump to", sp.what, f, r.Text())
 			}
 			exprs, err := translate(sp.family, f, r)
 			if err != nil {
@@ -131,18 +141,6 @@ func compile(sp spec, rules map[firewall.Family][]firewall.Rule) ([]wantChain, e
 				return nil, fmt.Errorf("%s: %s rule %q: comment too long", sp.what, f, r.Text())
 			}
 			c.rules = append(c.rules, wantRule{exprs: exprs, comment: comment})
-		}
-	}
-	// A jump to a chain that does not exist would fail the whole batch.
-	for _, c := range chains {
-		for _, r := range c.rules {
-			for _, e := range r.exprs {
-				if v, ok := e.(*expr.Verdict); ok && v.Kind == expr.VerdictJump {
-					if _, ok := index[v.Chain]; !ok {
-						return nil, fmt.Errorf("%s: chain %s jumps to %s, which has no rules", sp.what, c.name, v.Chain)
-					}
-				}
-			}
 		}
 	}
 	return chains, nil
@@ -384,4 +382,29 @@ func target(f firewall.Family, proto string, t []string) (expr.Any, error) {
 		return nil, fmt.Errorf("tcp-reset needs -p tcp")
 	}
 	return nil, fmt.Errorf("target %q not supported in %s", strings.Join(t, " "), f)
+}
+
+// checkJumps fails when a rule of want jumps to a chain want does not
+// have: written, such a rule would fail the whole batch.
+func checkJumps(sp spec, want []wantChain) error {
+	have := map[string]bool{}
+	for _, c := range want {
+		have[c.name] = true
+	}
+	for _, c := range want {
+		for _, r := range c.rules {
+			for _, e := range r.exprs {
+				if v, ok := e.(*expr.Verdict); ok && v.Kind == expr.VerdictJump && !have[v.Chain] {
+					return fmt.Errorf("%s: chain %s jumps to %s, which has no rules", sp.what, c.name, v.Chain)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// ownedBy reports whether chain is in the part of the table a check of
+// sp.only looks at: a base chain's rules, or the zone's own chains.
+func (sp spec) ownedBy(chain string) bool {
+	return sp.only == "" || !strings.HasPrefix(chain, firewall.Prefix) || strings.HasPrefix(chain, firewall.Prefix+sp.only+"-")
 }

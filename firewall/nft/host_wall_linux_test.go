@@ -47,19 +47,6 @@ func TestCompileHostRules(t *testing.T) {
 	}
 }
 
-func TestOtherZones(t *testing.T) {
-	for gap, want := range map[string]bool{
-		"host wall (nftables ip): chain NSZ-lan-out has 3 rules, want 9": true,
-		"host wall (nftables ip): chain NSZ-wan-out missing":             false,
-		"host wall (nftables ip): rule 3 of chain forward differs":       false,
-		"host wall (nftables ip): table ip nszone missing":               false,
-	} {
-		if got := otherZones(gap, "wan"); got != want {
-			t.Errorf("otherZones(%q, wan) = %v, want %v", gap, got, want)
-		}
-	}
-}
-
 // The host wall is written once, then never again; an iptables reload does
 // not touch it; outside damage is named and repaired; no zones, no tables.
 func TestHostWallKernel(t *testing.T) {
@@ -104,6 +91,18 @@ func TestHostWallKernel(t *testing.T) {
 			if err != nil || len(gaps) != 1 || !strings.Contains(gaps[0], "chain NSZ-wan-out has 0 rules") {
 				t.Fatalf("after flushing NSZ-wan-out: gaps %q %v", gaps, err)
 			}
+			// A check of one zone looks at its chains and the dispatch
+			// chains only: wan's damage is wan's, not lan's.
+			if gaps, err := missingHost(int(ns), fr, "wan"); err != nil || len(gaps) != 1 || !strings.Contains(gaps[0], "chain NSZ-wan-out has 0 rules") {
+				t.Errorf("wan's check after flushing NSZ-wan-out: gaps %q %v", gaps, err)
+			}
+			if gaps, err := missingHost(int(ns), fr, "lan"); err != nil || len(gaps) != 0 {
+				t.Errorf("lan's check after flushing NSZ-wan-out: gaps %q %v", gaps, err)
+			}
+			run(t, name, "nft", "delete", "rule", fam, Table, "forward", "handle", forwardHandle(t, name, fam))
+			if gaps, err := missingHost(int(ns), fr, "lan"); err != nil || len(gaps) == 0 {
+				t.Errorf("lan's check with a dispatch rule deleted: gaps %q %v", gaps, err)
+			}
 			if changed, err := apply(int(ns), sp, fr, quiet); err != nil || !changed {
 				t.Fatalf("repair: changed=%v err=%v", changed, err)
 			}
@@ -117,5 +116,51 @@ func TestHostWallKernel(t *testing.T) {
 				t.Errorf("after remove:\n%s", out)
 			}
 		})
+	}
+}
+
+// forwardHandle is the handle of the first rule of chain forward.
+func forwardHandle(t *testing.T, ns, fam string) string {
+	t.Helper()
+	out := run(t, ns, "nft", "-a", "list", "chain", fam, Table, "forward")
+	for _, l := range strings.Split(out, "\n") {
+		if _, h, ok := strings.Cut(l, "# handle "); ok && strings.Contains(l, "nszone") {
+			return strings.TrimSpace(h)
+		}
+	}
+	t.Fatalf("no rule in chain forward:\n%s", out)
+	return ""
+}
+
+// A write never carries a jump to a chain it does not make; a check of one
+// zone compiles only its chains and the dispatch ones.
+func TestHostJumpsAndScope(t *testing.T) {
+	rules := firewall.HostRules(hostPolicy())[firewall.IPv4]
+	sp := hostSpec(firewall.IPv4)
+	var dropped []firewall.Rule
+	for _, r := range rules {
+		if r.Chain != "NSZ-lan-in" {
+			dropped = append(dropped, r)
+		}
+	}
+	want, err := compile(sp, map[firewall.Family][]firewall.Rule{firewall.IPv4: dropped})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkJumps(sp, want); err == nil || !strings.Contains(err.Error(), "NSZ-lan-in") {
+		t.Errorf("a jump to a chain with no rules: %v", err)
+	}
+	sp.only = "wan"
+	want, err = compile(sp, map[firewall.Family][]firewall.Rule{firewall.IPv4: rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range want {
+		if strings.HasPrefix(c.name, "NSZ-") && !strings.HasPrefix(c.name, "NSZ-wan-") {
+			t.Errorf("wan's check compiled %s", c.name)
+		}
+	}
+	if len(want) != 3+4 {
+		t.Errorf("wan's check compiled %d chains, want the 3 dispatch chains and wan's 4", len(want))
 	}
 }

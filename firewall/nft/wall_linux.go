@@ -47,7 +47,6 @@ import (
 	"io"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/google/nftables"
@@ -114,35 +113,27 @@ func ApplyHost(rules map[firewall.Family][]firewall.Rule, log *slog.Logger) (cha
 }
 
 // MissingHost lists what of the host wall's tables in the current
-// namespace is absent or differs; only chains of zone (and the shared
-// ones) count when zone is not "".
+// namespace is absent or differs; only the dispatch chains and zone's own
+// chains count when zone is not "".
 func MissingHost(rules map[firewall.Family][]firewall.Rule, zone string) ([]string, error) {
+	return missingHost(0, rules, zone)
+}
+
+func missingHost(ns int, rules map[firewall.Family][]firewall.Rule, zone string) ([]string, error) {
 	var out []string
 	for _, f := range firewall.Families {
 		if len(rules[f]) == 0 {
 			continue
 		}
-		gaps, err := missing(0, hostSpec(f), map[firewall.Family][]firewall.Rule{f: rules[f]})
+		sp := hostSpec(f)
+		sp.only = zone
+		gaps, err := missing(ns, sp, map[firewall.Family][]firewall.Rule{f: rules[f]})
 		if err != nil {
 			return nil, err
 		}
-		for _, g := range gaps {
-			if zone == "" || !otherZones(g, zone) {
-				out = append(out, g)
-			}
-		}
+		out = append(out, gaps...)
 	}
 	return out, nil
-}
-
-// otherZones reports whether gap is about another zone's own chain.
-func otherZones(gap, zone string) bool {
-	i := strings.Index(gap, "chain "+firewall.Prefix)
-	if i < 0 {
-		return false
-	}
-	name, _, _ := strings.Cut(gap[i+len("chain "):], " ")
-	return !strings.HasPrefix(name, firewall.Prefix+zone+"-") && strings.Count(name, "-") >= 2
 }
 
 // apply makes the table of sp in namespace ns (0: the current one) hold
@@ -153,6 +144,9 @@ func apply(ns int, sp spec, rules map[firewall.Family][]firewall.Rule, log *slog
 	}
 	want, err := compile(sp, rules)
 	if err != nil {
+		return false, err
+	}
+	if err := checkJumps(sp, want); err != nil {
 		return false, err
 	}
 	cur, err := readIn(ns, sp.family)
@@ -344,7 +338,9 @@ func (s *state) gaps(sp spec, want []wantChain) []string {
 	}
 	var extra []string
 	for name := range have {
-		extra = append(extra, name)
+		if sp.ownedBy(name) {
+			extra = append(extra, name)
+		}
 	}
 	sort.Strings(extra)
 	for _, name := range extra {
