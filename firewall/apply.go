@@ -17,6 +17,9 @@ type Backend interface {
 	// Restore applies an iptables-restore script of one or more tables,
 	// without flushing them.
 	Restore(f Family, script string) error
+	// Variant is the iptables variant behind the backend, "nft" or
+	// "legacy"; "" for one that is no iptables (a fake).
+	Variant() string
 }
 
 // ErrForeignChain is returned for a chain named like ours that holds rules

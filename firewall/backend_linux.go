@@ -43,6 +43,9 @@ func (b *IPTables) run(cmd *exec.Cmd) error {
 
 var _ Backend = (*IPTables)(nil)
 
+// Variant is Mode, for code that holds a Backend.
+func (b *IPTables) Variant() string { return b.Mode }
+
 // EnvMode forces the variant ("nft" or "legacy"); tests use it.
 const EnvMode = "NSZONE_IPTABLES"
 

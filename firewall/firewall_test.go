@@ -1,7 +1,6 @@
 package firewall
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -110,111 +109,6 @@ func TestBuildEmptyPolicyOwnsNothing(t *testing.T) {
 	}
 }
 
-func TestApplyIsIdempotentAndRemovable(t *testing.T) {
-	fake := NewFake()
-	want := Build(samplePolicy())
-	changed, err := Apply(fake, want, Tables, quiet)
-	if err != nil || !changed {
-		t.Fatalf("first apply: changed=%v err=%v", changed, err)
-	}
-	writes := fake.Writes
-	changed, err = Apply(fake, want, Tables, quiet)
-	if err != nil || changed || fake.Writes != writes {
-		t.Fatalf("second apply: changed=%v err=%v writes %d->%d", changed, err, writes, fake.Writes)
-	}
-	cur, err := Current(fake, Tables)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cur.String() != want.String() {
-		t.Fatalf("kernel state differs from the desired one:\n%s\nwant:\n%s", cur, want)
-	}
-	if _, err := Apply(fake, Build(Policy{}), Tables, quiet); err != nil {
-		t.Fatalf("removing: %v", err)
-	}
-	for _, k := range Tables {
-		if cs := fake.Chains(k.Family, k.Table); len(cs) != 0 {
-			t.Errorf("%s: chains left after removal: %v", k, cs)
-		}
-		out, _ := fake.Save(k.Family, []string{k.Table})
-		if strings.Contains(out, Prefix) {
-			t.Errorf("%s: rules left after removal:\n%s", k, out)
-		}
-	}
-}
-
-func TestApplyRewritesOnlyChangedChains(t *testing.T) {
-	fake := NewFake()
-	p := samplePolicy()
-	if _, err := Apply(fake, Build(p), Tables, quiet); err != nil {
-		t.Fatal(err)
-	}
-	p.Zones[0].Internet = false // narrow wan
-	p.Zones = p.Zones[:3]       // drop web
-	scripts, err := Scripts(fake, Build(p), Tables)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := scripts[Key{IPv4, "filter"}]
-	for _, want := range []string{":NSZ-wan-out - [0:0]", "-X NSZ-web-out", ":NSZ-FORWARD - [0:0]"} {
-		if !strings.Contains(sc, want) {
-			t.Errorf("script lacks %q:\n%s", want, sc)
-		}
-	}
-	if strings.Contains(sc, ":NSZ-lan-out") {
-		t.Errorf("unchanged chain NSZ-lan-out rewritten:\n%s", sc)
-	}
-	if _, err := Apply(fake, Build(p), Tables, quiet); err != nil {
-		t.Fatal(err)
-	}
-	cur, _ := Current(fake, Tables)
-	if cur.String() != Build(p).String() {
-		t.Fatalf("after narrowing:\n%s\nwant:\n%s", cur, Build(p))
-	}
-}
-
-// Another tool (Docker) inserting its jump above ours gets ours moved back first.
-func TestApplyPutsHooksFirst(t *testing.T) {
-	fake := NewFake()
-	want := Build(samplePolicy())
-	if _, err := Apply(fake, want, Tables, quiet); err != nil {
-		t.Fatal(err)
-	}
-	fake.Add(IPv4, "filter", "DOCKER-USER", "-j RETURN")
-	out, _ := fake.Save(IPv4, []string{"filter"})
-	fake.Restore(IPv4, "*filter\n-I FORWARD 1 -j DOCKER-USER\nCOMMIT\n")
-	if out2, _ := fake.Save(IPv4, []string{"filter"}); out2 == out {
-		t.Fatal("setup: docker jump not inserted")
-	}
-	changed, err := Apply(fake, want, Tables, quiet)
-	if err != nil || !changed {
-		t.Fatalf("apply: changed=%v err=%v", changed, err)
-	}
-	out, _ = fake.Save(IPv4, []string{"filter"})
-	var fwd []string
-	for _, l := range strings.Split(out, "\n") {
-		if strings.HasPrefix(l, "-A FORWARD ") {
-			fwd = append(fwd, l)
-		}
-	}
-	if len(fwd) != 2 || fwd[0] != hookRule("FORWARD", "NSZ-FORWARD") || fwd[1] != "-A FORWARD -j DOCKER-USER" {
-		t.Fatalf("FORWARD = %q", fwd)
-	}
-}
-
-func TestForeignChainIsRefused(t *testing.T) {
-	fake := NewFake()
-	fake.Add(IPv4, "filter", "NSZ-wan-out", "-j ACCEPT")
-	_, err := Apply(fake, Build(samplePolicy()), Tables, quiet)
-	if !errors.Is(err, ErrForeignChain) {
-		t.Fatalf("err = %v, want ErrForeignChain", err)
-	}
-	out, _ := fake.Save(IPv4, []string{"filter"})
-	if !strings.Contains(out, "-A NSZ-wan-out -j ACCEPT") {
-		t.Fatal("foreign chain was changed")
-	}
-}
-
 func TestPinholeRendering(t *testing.T) {
 	c := "nszone-z"
 	cases := []struct {
@@ -299,20 +193,5 @@ func BenchmarkBuild200(b *testing.B) {
 	p := manyZones(200)
 	for b.Loop() {
 		Build(p)
-	}
-}
-
-// BenchmarkPlanUnchanged200 is deciding that 200 zones' rules need no
-// write: the diff every up makes.
-func BenchmarkPlanUnchanged200(b *testing.B) {
-	fake := NewFake()
-	want := Build(manyZones(200))
-	if _, err := Apply(fake, want, Tables, quiet); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if sc, err := Scripts(fake, want, Tables); err != nil || len(sc) != 0 {
-			b.Fatalf("%v %v", sc, err)
-		}
 	}
 }

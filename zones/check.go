@@ -130,7 +130,7 @@ func (m *Manager) Check(f *config.File, names []string, p Prober) (*CheckReport,
 	if len(list) == 0 {
 		return rep, nil
 	}
-	rep.Notes = coexistence()
+	rep.Notes = m.coexistence()
 
 	env := &checkEnv{recs: recs, hostLL: map[string]netip.Addr{}, zonePorts: map[string]echoPorts{}, badNetns: map[string]string{}}
 	if env.hostAddrs, err = veth.HostAddrs(); err != nil {

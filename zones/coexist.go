@@ -3,8 +3,6 @@ package zones
 import (
 	"fmt"
 	"strings"
-
-	"github.com/nszone/nszone/firewall/nft"
 )
 
 // coexistence names the host's native nftables chains (not iptables', not
@@ -12,8 +10,8 @@ import (
 // let it through. In nftables a drop in any base chain is final, whatever
 // nszone's own chains accept, so such a chain makes every zone's
 // connections time out; nszone never edits another program's table.
-func coexistence() []string {
-	found, err := nft.ForeignDrops()
+func (m *Manager) coexistence() []string {
+	found, err := m.Kernel.ForeignDrops()
 	if err != nil {
 		return []string{fmt.Sprintf("warning: reading the host's nftables ruleset for chains that drop zone traffic: %v", err)}
 	}

@@ -30,7 +30,7 @@ func (m *Manager) facts(f *config.File) (*facts, error) {
 	fc := &facts{lan: slices.Clone(f.LAN)}
 	switch f.Uplink {
 	case "auto", "":
-		v4, v6, err := veth.DefaultRouteLink()
+		v4, v6, err := m.Kernel.DefaultRouteLink()
 		if err != nil {
 			return nil, fmt.Errorf("finding the uplink from the default route: %w", err)
 		}
@@ -42,7 +42,7 @@ func (m *Manager) facts(f *config.File) (*facts, error) {
 			m.Log.Warn("no default route: zones get no internet or lan access until there is one and `nszone up` runs again")
 		}
 	default:
-		ok, err := veth.LinkExists(f.Uplink)
+		ok, err := m.Kernel.LinkExists(f.Uplink)
 		if err != nil {
 			return nil, fmt.Errorf("looking up uplink %s: %w", f.Uplink, err)
 		}
@@ -52,7 +52,7 @@ func (m *Manager) facts(f *config.File) (*facts, error) {
 		fc.uplink = f.Uplink
 	}
 	if fc.uplink != "" {
-		own, err := veth.LinkAddrs(fc.uplink)
+		own, err := m.Kernel.LinkAddrs(fc.uplink)
 		if err != nil {
 			return nil, fmt.Errorf("reading the addresses of uplink %s: %w", fc.uplink, err)
 		}
@@ -63,10 +63,10 @@ func (m *Manager) facts(f *config.File) (*facts, error) {
 		}
 	}
 	var err error
-	if fc.addrs, err = veth.HostAddrs(); err != nil {
+	if fc.addrs, err = m.Kernel.HostAddrs(); err != nil {
 		return nil, fmt.Errorf("reading the host's addresses: %w", err)
 	}
-	if fc.prefixes, err = veth.HostPrefixes(); err != nil {
+	if fc.prefixes, err = m.Kernel.HostPrefixes(); err != nil {
 		return nil, fmt.Errorf("reading the host's routes: %w", err)
 	}
 	fc.dns, fc.dnsErr = upstreamDNS(m.Root)

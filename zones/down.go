@@ -10,7 +10,6 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
-	"github.com/nszone/nszone/veth"
 )
 
 // Down removes zones: the named ones, else those of f, else (all) every
@@ -47,7 +46,7 @@ func (m *Manager) Down(f *config.File, names []string, all bool) (*Report, error
 	for _, name := range targets {
 		rec := recs[name]
 		if rec == nil && !slices.Contains(leftovers, name) {
-			if _, exists, err := owned(name, nil); exists && err != nil {
+			if _, exists, err := m.owned(name, nil); exists && err != nil {
 				return rep, err
 			}
 			if len(names) > 0 {
@@ -70,7 +69,7 @@ func (m *Manager) Down(f *config.File, names []string, all bool) (*Report, error
 			defer func() { <-sem; wg.Done() }()
 			var ps []Process
 			if r := recs[name]; r != nil {
-				ps = processesIn(r.Netns)
+				ps = m.Kernel.ProcessesIn(r.Netns)
 			}
 			if errs[i] = m.removeZone(name, recs[name]); errs[i] != nil {
 				return
@@ -148,7 +147,7 @@ func (m *Manager) Down(f *config.File, names []string, all bool) (*Report, error
 // namespace is still there (a crash between creating and recording).
 func (m *Manager) leftovers(recs map[string]*Record) ([]string, error) {
 	var out []string
-	links, err := veth.LinksWithAliasPrefix(aliasPrefix)
+	links, err := m.Kernel.LinksWithAlias(aliasPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing nszone's interfaces: %w", err)
 	}
@@ -158,16 +157,15 @@ func (m *Manager) leftovers(recs map[string]*Record) ([]string, error) {
 			out = append(out, zone)
 		}
 	}
-	entries, err := os.ReadDir(veth.PinDir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("listing %s: %w", veth.PinDir, err)
+	pinned, err := m.Kernel.Namespaces()
+	if err != nil {
+		return nil, err
 	}
-	for _, e := range entries {
-		zone := e.Name()
+	for _, zone := range pinned {
 		if recs[zone] != nil || !config.ZoneNameRE.MatchString(zone) || slices.Contains(out, zone) {
 			continue
 		}
-		if has, err := veth.NamespaceHasAlias(zone, alias(zone)); err == nil && has {
+		if has, err := m.Kernel.NamespaceHasAlias(zone, alias(zone)); err == nil && has {
 			out = append(out, zone)
 		}
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
-	"github.com/nszone/nszone/firewall/nft"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -44,7 +43,7 @@ func (m *Manager) Ready(zone string) (*Entry, error) {
 	}
 	rec := recs[zone]
 	if rec == nil {
-		if _, _, err := owned(zone, nil); errors.Is(err, ErrNotOwned) {
+		if _, _, err := m.owned(zone, nil); errors.Is(err, ErrNotOwned) {
 			return nil, fmt.Errorf("%w in zone %s: %w", ErrNotUp, zone, err)
 		}
 		return nil, fmt.Errorf("%w in zone %s: it is not up (run nszone up)", ErrNotUp, zone)
@@ -101,7 +100,7 @@ func (m *Manager) Admission(zone string) (*Admission, error) {
 // where the host uses iptables-nft: exec must not cost a process per table.
 func (m *Manager) readyGaps(zone string, rec *Record, recs map[string]*Record) (gaps, error) {
 	policy := recordedPolicy(recs)
-	if ipt, ok := m.Firewall.(*firewall.IPTables); ok && ipt.Mode == "nft" {
+	if m.Firewall.Variant() == "nft" {
 		// The zone's part of the ruleset does not depend on the other
 		// zones: building it alone keeps exec's cost flat in their number.
 		want := firewall.Build(firewall.Policy{LAN: rec.LAN, IfWildcard: ifWildcard, Zones: []firewall.Zone{rec.Policy}})
@@ -111,19 +110,19 @@ func (m *Manager) readyGaps(zone string, rec *Record, recs map[string]*Record) (
 			if t := want[k]; t != nil {
 				chains = firewall.ChainsOf(t, zone)
 			}
-			c, err := nft.HostComments(k.Family, k.Table, chains)
+			c, err := m.Kernel.HostComments(k.Family, k.Table, chains)
 			if err != nil {
 				return gaps{}, err
 			}
 			comments[k] = c
 		}
-		return m.missing(zone, rec, firewall.MissingByCount(comments, want, zone), policy, hostNow(recs)), nil
+		return m.missing(zone, rec, firewall.MissingByCount(comments, want, zone), policy, m.hostNow(recs)), nil
 	}
 	cur, err := firewall.Current(m.Firewall, firewall.Tables)
 	if err != nil {
 		return gaps{}, err
 	}
-	return m.missing(zone, rec, firewall.Missing(cur, firewall.Build(policy), zone), policy, hostNow(recs)), nil
+	return m.missing(zone, rec, firewall.Missing(cur, firewall.Build(policy), zone), policy, m.hostNow(recs)), nil
 }
 
 // summary lists a few gaps and counts the rest: a flushed wall has dozens.

@@ -8,8 +8,6 @@ import (
 	"slices"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/nszone/nszone/veth"
 )
 
 // hostRecord remembers what the host looked like before the first up, so
@@ -101,7 +99,7 @@ func forwarding(uplink string, v6 bool) [][2]string {
 func (m *Manager) enableForwarding(h *hostRecord, uplink string, v6 bool) (changed bool, err error) {
 	for _, kv := range forwarding(uplink, v6) {
 		key, want := kv[0], kv[1]
-		cur, err := veth.GetSysctl(key)
+		cur, err := m.Kernel.Sysctl(key)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // no IPv6 on this host, or no such interface
@@ -132,7 +130,7 @@ func (m *Manager) enableForwarding(h *hostRecord, uplink string, v6 bool) (chang
 			}
 		}
 		m.Log.Debug("setting sysctl", "key", key, "value", want, "was", cur)
-		if err := veth.SetSysctl(key, want); err != nil {
+		if err := m.Kernel.SetSysctl(key, want); err != nil {
 			return changed, fmt.Errorf("setting sysctl %s=%s: %w", key, want, err)
 		}
 		changed = true
@@ -159,7 +157,7 @@ func (m *Manager) restoreHost() (notes []string, err error) {
 	for _, kv := range restore {
 		key, value := kv[0], kv[1]
 		m.Log.Debug("restoring sysctl", "key", key, "value", value)
-		if err := veth.SetSysctl(key, value); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := m.Kernel.SetSysctl(key, value); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("restoring sysctl %s=%s: %w", key, value, err))
 		}
 	}

@@ -102,7 +102,7 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 	}
 	recordedP := recordedPolicy(p.recs)
 	recorded := firewall.Build(recordedP)
-	now := hostNow(p.recs)
+	now := m.hostNow(p.recs)
 	for _, name := range sortedKeys(p.want) {
 		d, rec := p.want[name], p.recs[name]
 		r := d.record()
@@ -161,7 +161,7 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 		}
 	}
 	for _, kv := range forwarding(p.fc.uplink, p.v6) {
-		if v, err := veth.GetSysctl(kv[0]); err == nil && v != kv[1] && !(kv[1] == "2" && v != "1") && len(p.policy.Zones) > 0 {
+		if v, err := m.Kernel.Sysctl(kv[0]); err == nil && v != kv[1] && !(kv[1] == "2" && v != "1") && len(p.policy.Zones) > 0 {
 			rep.Sysctls = append(rep.Sysctls, PlanSysctl{Key: kv[0], From: v, To: kv[1]})
 			rep.add("~ sysctl %s: %s -> %s", kv[0], v, kv[1])
 		}

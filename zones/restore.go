@@ -8,8 +8,6 @@ import (
 	"strings"
 
 	"github.com/nszone/nszone/firewall"
-	"github.com/nszone/nszone/firewall/nft"
-	"github.com/nszone/nszone/veth"
 )
 
 // What the last down puts back besides links, chains and directories: the
@@ -25,11 +23,10 @@ import (
 // tables are the kernel's: each exists as soon as its module is loaded and
 // none can be deleted, so there is nothing to record or undo.
 func (m *Manager) recordNewTables(h *hostRecord) error {
-	ipt, ok := m.Firewall.(*firewall.IPTables)
-	if !ok || ipt.Mode != "nft" || ipt.Start != nil { // Start: a wall inside some namespace, not the host's
+	if m.Firewall.Variant() != "nft" {
 		return nil
 	}
-	missing, err := nft.MissingTables(firewall.Tables)
+	missing, err := m.Kernel.MissingTables(firewall.Tables)
 	if err != nil {
 		return fmt.Errorf("looking up the iptables-nft tables: %w", err)
 	}
@@ -55,7 +52,7 @@ func (m *Manager) restoreTables(h *hostRecord) (notes []string) {
 		if !ok {
 			continue // a damaged record: never delete a table it does not name exactly
 		}
-		why, err := nft.DeleteTableIfEmpty(k)
+		why, err := m.Kernel.DeleteTableIfEmpty(k)
 		if err != nil {
 			why = err.Error()
 		}
@@ -234,7 +231,7 @@ func (m *Manager) sysctlFactsOf(h *hostRecord) ([]sysctlFacts, error) {
 	saved := map[firewall.Family][]string{}
 	for _, key := range sortedKeys(h.Sysctls) {
 		s := sysctlFacts{Key: key, Before: h.Sysctls[key], Set: setValue(h, key)}
-		now, err := veth.GetSysctl(key)
+		now, err := m.Kernel.Sysctl(key)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:

@@ -62,7 +62,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 	}
 	policy := recordedPolicy(recs)
 	want := firewall.Build(policy)
-	now := hostNow(recs)
+	now := m.hostNow(recs)
 	cur, err := firewall.Current(m.Firewall, firewall.Tables)
 	if err != nil {
 		return nil, err
@@ -78,16 +78,16 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 			}
 		}
 	}
-	ours, err := veth.LinksWithAliasPrefix(aliasPrefix)
+	ours, err := m.Kernel.LinksWithAlias(aliasPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing nszone's interfaces: %w", err)
 	}
 	st := &Status{Zones: []ZoneStatus{}}
 	if len(recs) > 0 {
-		st.Notes = coexistence()
+		st.Notes = m.coexistence()
 	}
-	if ipt, ok := m.Firewall.(*firewall.IPTables); ok {
-		st.Firewall = "iptables-" + ipt.Mode
+	if v := m.Firewall.Variant(); v != "" {
+		st.Firewall = "iptables-" + v
 	}
 	for _, name := range list {
 		zs := ZoneStatus{Name: name, Netns: veth.PinDir + "/" + name, HostIf: HostIf(name),
@@ -101,14 +101,14 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 		rec := recs[name]
 		if rec == nil {
 			zs.State = StateDown
-			_, exists, err := owned(name, nil)
+			_, exists, err := m.owned(name, nil)
 			switch {
 			case exists && err == nil:
 				zs.State, zs.Missing = StateDegraded, []string{"record (leftover of a crash: run nszone up or down)"}
 			case errors.Is(err, ErrNotOwned):
 				zs.Notes = append(zs.Notes, err.Error())
 			}
-			if err := checkLink(name, ours); errors.Is(err, ErrNotOwned) {
+			if err := m.checkLink(name, ours); errors.Is(err, ErrNotOwned) {
 				zs.Notes = append(zs.Notes, err.Error())
 			} else if _, has := ours[HostIf(name)]; has && zs.State == StateDown {
 				zs.State, zs.Missing = StateDegraded, []string{"record and namespace (leftover link)"}
@@ -130,7 +130,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 				zs.Addresses = append(zs.Addresses, p.Zone6.String())
 			}
 		}
-		zs.Processes = nonNil(processesIn(rec.Netns))
+		zs.Processes = nonNil(m.Kernel.ProcessesIn(rec.Netns))
 		g := m.missing(name, rec, firewall.Missing(cur, want, name), policy, now)
 		zs.Missing, zs.Notes = g.missing(), g.notes
 		zs.State = StateUp
@@ -207,8 +207,8 @@ func (m *Manager) missing(name string, rec *Record, iptGaps []string, policy fir
 // docker0) is one the inner walls do not know: a zone without host could
 // reach it once the host's rules are flushed, and a zone with host could
 // not reach it at all.
-func hostNow(recs map[string]*Record) []netip.Addr {
-	addrs, err := veth.HostAddrs()
+func (m *Manager) hostNow(recs map[string]*Record) []netip.Addr {
+	addrs, err := m.Kernel.HostAddrs()
 	if err != nil {
 		return nil
 	}
@@ -236,14 +236,14 @@ func (m *Manager) zoneGaps(name string, rec *Record, hostNow []netip.Addr, nftWh
 			}
 		}
 	}
-	id, err := veth.PinID(name)
+	id, err := m.Kernel.NamespaceID(name)
 	switch {
 	case err != nil:
 		out = append(out, fmt.Sprintf("namespace pin %s/%s", veth.PinDir, name))
 	case id != rec.Netns:
 		out = append(out, fmt.Sprintf("namespace pin %s/%s (points at another namespace)", veth.PinDir, name))
 	default:
-		gaps, err := veth.InspectPair(rec.Pair)
+		gaps, err := m.Kernel.InspectPair(rec.Pair)
 		if err != nil {
 			gaps = append(gaps, err.Error())
 		}
@@ -251,7 +251,7 @@ func (m *Manager) zoneGaps(name string, rec *Record, hostNow []netip.Addr, nftWh
 		out = append(out, m.innerMissing(name, rec)...)
 	}
 	if up := rec.Policy.Uplink; up != "" {
-		if ok, err := veth.LinkExists(up); err == nil && !ok {
+		if ok, err := m.Kernel.LinkExists(up); err == nil && !ok {
 			// Closed, not open: nothing leaves through a link that is gone.
 			notes = append(notes, fmt.Sprintf("uplink %s is gone: the zone reaches nothing beyond the host until nszone watch or up follows the new one", up))
 		}

@@ -64,8 +64,8 @@ func checkNames(f *config.File, names []string) error {
 // owned reports whether the namespace pinned as zone is nszone's: it
 // matches the record, or (after a crash lost the record) it holds the
 // zone's marked veth end. ok is false with a nil error when there is no pin.
-func owned(zone string, rec *Record) (id veth.NsID, exists bool, err error) {
-	id, err = veth.PinID(zone)
+func (m *Manager) owned(zone string, rec *Record) (id veth.NsID, exists bool, err error) {
+	id, err = m.Kernel.NamespaceID(zone)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return veth.NsID{}, false, nil
@@ -80,16 +80,16 @@ func owned(zone string, rec *Record) (id veth.NsID, exists bool, err error) {
 	if rec != nil && rec.Netns == id {
 		return id, true, nil
 	}
-	if has, err := veth.NamespaceHasAlias(zone, alias(zone)); err == nil && has {
+	if has, err := m.Kernel.NamespaceHasAlias(zone, alias(zone)); err == nil && has {
 		return id, true, nil
 	}
 	return id, true, fmt.Errorf("network namespace %s/%s exists and is not nszone's (remove it or rename the zone): %w", veth.PinDir, zone, ErrNotOwned)
 }
 
 // checkLink refuses a host interface named like the zone's that nszone did not make.
-func checkLink(zone string, ours map[string]string) error {
+func (m *Manager) checkLink(zone string, ours map[string]string) error {
 	name := HostIf(zone)
-	exists, err := veth.LinkExists(name)
+	exists, err := m.Kernel.LinkExists(name)
 	if err != nil {
 		return fmt.Errorf("looking up interface %s: %w", name, err)
 	}
@@ -117,13 +117,13 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range []string{m.path(StateDir), m.path(EtcNetns), veth.PinDir} {
+	for _, d := range []string{m.path(StateDir), m.path(EtcNetns), m.path(veth.PinDir)} {
 		if err := m.ensureDir(h, d); err != nil {
 			return nil, err
 		}
 	}
-	if ipt, ok := m.Firewall.(*firewall.IPTables); ok && h.Firewall != ipt.Mode {
-		h.Firewall = ipt.Mode
+	if v := m.Firewall.Variant(); v != "" && h.Firewall != v {
+		h.Firewall = v
 		if err := writeJSON(m.hostRecordPath(), h); err != nil {
 			return nil, err
 		}
@@ -175,7 +175,7 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	// zone allowed to reach them, or gone.
 	for _, name := range sortedKeys(p.keep) {
 		r := p.keep[name]
-		if _, err := veth.PinID(name); err != nil {
+		if _, err := m.Kernel.NamespaceID(name); err != nil {
 			continue
 		}
 		if changed, err := m.applyInner(name, r.Policy, r.LAN, false); err != nil {
@@ -240,7 +240,7 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 		p.notes = append(p.notes, unknownAccounts(name, p.want[name].cfg.Access)...)
 	}
 	if len(p.want) > 0 {
-		p.notes = append(p.notes, coexistence()...)
+		p.notes = append(p.notes, m.coexistence()...)
 	}
 	for _, name := range sortedKeys(p.recs) {
 		r := p.recs[name]
@@ -251,7 +251,7 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 			p.keep[name] = r // not asked for this time: left as it is
 			continue
 		}
-		if ps := processesIn(r.Netns); len(ps) > 0 {
+		if ps := m.Kernel.ProcessesIn(r.Netns); len(ps) > 0 {
 			p.notes = append(p.notes, fmt.Sprintf("zone %s is no longer in %s but %d program(s) still run in it (%s): left up",
 				name, FileName(f.Path), len(ps), describe(ps)))
 			p.keep[name] = r
@@ -259,15 +259,15 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 		}
 		p.remove = append(p.remove, name)
 	}
-	ours, err := veth.LinksWithAliasPrefix(aliasPrefix)
+	ours, err := m.Kernel.LinksWithAlias(aliasPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing nszone's interfaces: %w", err)
 	}
 	for _, name := range sortedKeys(p.want) {
-		if _, _, err := owned(name, p.recs[name]); err != nil {
+		if _, _, err := m.owned(name, p.recs[name]); err != nil {
 			return nil, err
 		}
-		if err := checkLink(name, ours); err != nil {
+		if err := m.checkLink(name, ours); err != nil {
 			return nil, err
 		}
 	}
@@ -340,19 +340,19 @@ func (m *Manager) upZones(p *upPlan, rep *Report) error {
 // upZone makes one zone's namespace, link and files match d.
 func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
 	name := d.cfg.Name
-	id, exists, err := owned(name, old)
+	id, exists, err := m.owned(name, old)
 	if err != nil {
 		return err
 	}
 	created := false
 	if exists && id == (veth.NsID{}) { // a stale pin of ours
-		if err := veth.DeleteNamed(name, m.Log); err != nil {
+		if err := m.Kernel.DeleteNamespace(name); err != nil {
 			return err
 		}
 		exists = false
 	}
 	if !exists {
-		if id, err = veth.CreateNamedWithAlias(name, alias(name), d.cfg.IPv6, m.Log); err != nil {
+		if id, err = m.Kernel.CreateNamespace(name, alias(name), d.cfg.IPv6); err != nil {
 			return fmt.Errorf("creating zone %s: %w", name, err)
 		}
 		created = true
@@ -377,7 +377,7 @@ func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
 	if err := fault("up-inner"); err != nil {
 		return err
 	}
-	pairChanged, err := veth.EnsurePair(d.pair, m.Log)
+	pairChanged, err := m.Kernel.EnsurePair(d.pair)
 	if err != nil {
 		return fmt.Errorf("zone %s: %w", name, err)
 	}
@@ -464,16 +464,16 @@ func writeFileAtomic(path string, content []byte) error {
 // (or the catch-alls) still hold, and there is no link left to use them.
 func (m *Manager) removeZone(name string, rec *Record) error {
 	var errs []error
-	if err := veth.DeletePair(HostIf(name), alias(name), m.Log); err != nil {
+	if err := m.Kernel.DeletePair(HostIf(name), alias(name)); err != nil {
 		errs = append(errs, fmt.Errorf("removing link of zone %s: %w", name, err))
 	}
 	if err := fault("down-link"); err != nil {
 		return err
 	}
-	if _, exists, err := owned(name, rec); err != nil && !errors.Is(err, ErrNotOwned) {
+	if _, exists, err := m.owned(name, rec); err != nil && !errors.Is(err, ErrNotOwned) {
 		errs = append(errs, err)
 	} else if exists && err == nil {
-		if err := veth.DeleteNamed(name, m.Log); err != nil {
+		if err := m.Kernel.DeleteNamespace(name); err != nil {
 			errs = append(errs, fmt.Errorf("removing namespace of zone %s: %w", name, err))
 		}
 	}

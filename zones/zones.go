@@ -40,6 +40,7 @@ type Manager struct {
 	Firewall firewall.Backend // the host's wall
 	Inner    InnerWall        // the wall inside each zone
 	HostWall HostWall         // the host's wall in nftables tables of nszone's; nil without nf_tables
+	Kernel   Kernel           // namespaces, links, addresses, routes, sysctls
 	// Root prefixes RunDir, StateDir and EtcNetns; "" in production. Unit
 	// tests point it at a temporary directory.
 	Root string
@@ -48,7 +49,7 @@ type Manager struct {
 // NewManager returns a Manager for the real system: the host's wall on the
 // iptables variant of fw, the inner walls on nftables where the kernel has it.
 func NewManager(log *slog.Logger, fw *firewall.IPTables) *Manager {
-	m := &Manager{Log: log, Firewall: fw, Inner: newInnerWall(fw.Mode)}
+	m := &Manager{Log: log, Firewall: fw, Inner: newInnerWall(fw.Mode), Kernel: linuxKernel{log}}
 	if nft.Available() {
 		m.HostWall = nftHostWall{}
 	}
@@ -61,9 +62,4 @@ func (m *Manager) path(parts ...string) string {
 
 // FirewallMode is the iptables variant of the host's wall: "nft" or
 // "legacy" ("" for a backend that is not iptables, in unit tests).
-func (m *Manager) FirewallMode() string {
-	if ipt, ok := m.Firewall.(*firewall.IPTables); ok {
-		return ipt.Mode
-	}
-	return ""
-}
+func (m *Manager) FirewallMode() string { return m.Firewall.Variant() }

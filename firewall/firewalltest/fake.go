@@ -1,18 +1,25 @@
-package firewall
+// Package firewalltest holds an in-memory firewall.Backend for the unit
+// tests of firewall and of the packages that use it.
+package firewalltest
 
 import (
 	"fmt"
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/nszone/nszone/firewall"
 )
 
 // Fake is an in-memory Backend for unit tests. Like the kernel it rejects
 // a jump to a chain that does not exist and the deletion of a chain that is
 // still referenced, and a failed script changes nothing.
 type Fake struct {
+	// Mode is what Variant returns: "" (no iptables) unless a test sets
+	// "nft" or "legacy" to exercise code for those hosts.
+	Mode   string
 	mu     sync.Mutex // Apply reads both families side by side
-	tables map[Key]*fakeTable
+	tables map[firewall.Key]*fakeTable
 	// Writes counts successful Restore calls.
 	Writes int
 }
@@ -22,7 +29,7 @@ type fakeTable struct {
 	rules map[string][]string // chain -> rules ("-A CHAIN ...")
 }
 
-var _ Backend = (*Fake)(nil)
+var _ firewall.Backend = (*Fake)(nil)
 
 var builtins = map[string][]string{
 	"filter": {"INPUT", "FORWARD", "OUTPUT"},
@@ -30,9 +37,9 @@ var builtins = map[string][]string{
 }
 
 // NewFake returns a Fake with empty built-in chains.
-func NewFake() *Fake { return &Fake{tables: map[Key]*fakeTable{}} }
+func NewFake() *Fake { return &Fake{tables: map[firewall.Key]*fakeTable{}} }
 
-func (f *Fake) table(k Key) *fakeTable {
+func (f *Fake) table(k firewall.Key) *fakeTable {
 	t := f.tables[k]
 	if t == nil {
 		t = &fakeTable{rules: map[string][]string{}}
@@ -53,16 +60,23 @@ func (t *fakeTable) clone() *fakeTable {
 	return c
 }
 
+// Variant implements Backend.
+func (f *Fake) Variant() string { return f.Mode }
+
 // Save implements Backend.
-func (f *Fake) Save(fam Family, tables []string) (string, error) {
+func (f *Fake) Save(fam firewall.Family, tables []string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var b strings.Builder
 	for _, table := range tables {
-		t := f.table(Key{fam, table})
+		t := f.table(firewall.Key{Family: fam, Table: table})
 		b.WriteString("*" + table + "\n")
-		for _, c := range t.order {
-			fmt.Fprintf(&b, ":%s - [0:0]\n", c)
+		for i, c := range t.order {
+			policy := "-" // as iptables-save: built-in chains show their policy
+			if i < len(builtins[table]) {
+				policy = "ACCEPT"
+			}
+			fmt.Fprintf(&b, ":%s %s [0:0]\n", c, policy)
 		}
 		for _, c := range t.order {
 			for _, r := range t.rules[c] {
@@ -75,10 +89,10 @@ func (f *Fake) Save(fam Family, tables []string) (string, error) {
 }
 
 // Add appends a rule as another tool would (for tests of coexistence).
-func (f *Fake) Add(fam Family, table, chain, rule string) {
+func (f *Fake) Add(fam firewall.Family, table, chain, rule string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t := f.table(Key{fam, table})
+	t := f.table(firewall.Key{Family: fam, Table: table})
 	if _, ok := t.rules[chain]; !ok {
 		t.order = append(t.order, chain)
 	}
@@ -87,10 +101,10 @@ func (f *Fake) Add(fam Family, table, chain, rule string) {
 
 // Restore implements Backend for the subset of iptables-restore nszone
 // writes. Like the kernel, a script that fails changes nothing.
-func (f *Fake) Restore(fam Family, script string) error {
+func (f *Fake) Restore(fam firewall.Family, script string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	changed := map[Key]*fakeTable{}
+	changed := map[firewall.Key]*fakeTable{}
 	var t *fakeTable
 	for _, line := range strings.Split(strings.TrimSpace(script), "\n") {
 		fields := strings.Fields(line)
@@ -99,7 +113,7 @@ func (f *Fake) Restore(fam Family, script string) error {
 		}
 		switch {
 		case strings.HasPrefix(line, "*"):
-			k := Key{fam, line[1:]}
+			k := firewall.Key{Family: fam, Table: line[1:]}
 			t = f.table(k).clone()
 			changed[k] = t
 		case t == nil:
@@ -117,7 +131,7 @@ func (f *Fake) Restore(fam Family, script string) error {
 			if _, ok := t.rules[c]; !ok {
 				return fmt.Errorf("fake: %q: no chain %s", line, c)
 			}
-			if tgt := target(fields); tgt != "" && strings.HasPrefix(tgt, Prefix) {
+			if tgt := target(fields); tgt != "" && strings.HasPrefix(tgt, firewall.Prefix) {
 				if _, ok := t.rules[tgt]; !ok {
 					return fmt.Errorf("fake: %q: jump to missing chain %s", line, tgt)
 				}
@@ -159,14 +173,12 @@ func (f *Fake) Restore(fam Family, script string) error {
 }
 
 // Chains lists the user chains of a table, sorted.
-func (f *Fake) Chains(fam Family, table string) []string {
+func (f *Fake) Chains(fam firewall.Family, table string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	t := f.table(Key{fam, table})
+	t := f.table(firewall.Key{Family: fam, Table: table})
 	var out []string
-	for _, c := range t.order[len(builtins[table]):] {
-		out = append(out, c)
-	}
+	out = append(out, t.order[len(builtins[table]):]...)
 	sort.Strings(out)
 	return out
 }

@@ -1,0 +1,67 @@
+package zones
+
+import (
+	"net/netip"
+
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/firewall/nft"
+	"github.com/nszone/nszone/veth"
+)
+
+// Kernel is everything the reconciler asks of the host besides the rules of
+// its walls (Manager.Firewall, HostWall and Inner): namespaces, links,
+// addresses, routes, sysctls and processes. The real one (kernel_linux.go)
+// is veth's netlink plumbing; zonestest.Kernel keeps the same state in
+// memory for unit tests of Up, Down, Plan and Status.
+type Kernel interface {
+	// NamespaceID identifies the namespace pinned as name: an error wrapping
+	// fs.ErrNotExist without a pin, veth.ErrStalePin when nothing is mounted on it.
+	NamespaceID(name string) (veth.NsID, error)
+	// Namespaces lists the names pinned in veth.PinDir.
+	Namespaces() ([]string, error)
+	// NamespaceHasAlias reports whether namespace name holds a link with alias.
+	NamespaceHasAlias(name, alias string) (bool, error)
+	// CreateNamespace pins a new namespace as name, marked with alias; without
+	// ipv6 it has IPv6 turned off.
+	CreateNamespace(name, alias string, ipv6 bool) (veth.NsID, error)
+	// DeleteNamespace unpins namespace name; no pin is success.
+	DeleteNamespace(name string) error
+
+	// LinkExists reports whether the host has a link called name.
+	LinkExists(name string) (bool, error)
+	// LinksWithAlias lists the host's links whose alias starts with prefix, name -> alias.
+	LinksWithAlias(prefix string) (map[string]string, error)
+	// EnsurePair makes p's veth pair, addresses and routes as p says.
+	EnsurePair(p veth.Pair) (changed bool, err error)
+	// InspectPair says what of p is missing or different; nothing when whole.
+	InspectPair(p veth.Pair) ([]string, error)
+	// DeletePair deletes the host link hostName, only when it carries alias.
+	DeletePair(hostName, alias string) error
+
+	// DefaultRouteLink names the links of the host's default routes.
+	DefaultRouteLink() (v4, v6 string, err error)
+	// LinkAddrs lists the addresses of the host's link name.
+	LinkAddrs(name string) ([]netip.Prefix, error)
+	// HostAddrs lists the host's own addresses.
+	HostAddrs() ([]netip.Addr, error)
+	// HostPrefixes lists the host's routes and address prefixes.
+	HostPrefixes() ([]netip.Prefix, error)
+	// Sysctl reads a host sysctl ("net.ipv4.ip_forward"); a missing key
+	// wraps fs.ErrNotExist.
+	Sysctl(key string) (string, error)
+	// SetSysctl writes a host sysctl.
+	SetSysctl(key, value string) error
+
+	// ProcessesIn lists the processes in namespace id.
+	ProcessesIn(id veth.NsID) []Process
+	// ForeignDrops finds other programs' nftables chains that drop zone traffic.
+	ForeignDrops() ([]nft.Foreign, error)
+	// MissingTables says which of keys' iptables-nft tables do not exist.
+	MissingTables(keys []firewall.Key) ([]firewall.Key, error)
+	// DeleteTableIfEmpty deletes an iptables-nft table holding nothing, or
+	// says why it stays.
+	DeleteTableIfEmpty(k firewall.Key) (why string, err error)
+	// HostComments reads the rule comments of chains of one iptables-nft
+	// table, chain -> comments in order: exec's quick look at the host's wall.
+	HostComments(f firewall.Family, table string, chains []string) (map[string][]string, error)
+}

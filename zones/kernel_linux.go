@@ -1,0 +1,112 @@
+package zones
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/firewall/nft"
+	"github.com/nszone/nszone/veth"
+)
+
+// linuxKernel is the real Kernel: veth's netlink plumbing, /proc, and
+// firewall/nft's reads of the host's nftables ruleset.
+type linuxKernel struct{ log *slog.Logger }
+
+var _ Kernel = linuxKernel{}
+
+func (k linuxKernel) NamespaceID(name string) (veth.NsID, error) { return veth.PinID(name) }
+
+func (k linuxKernel) Namespaces() ([]string, error) {
+	entries, err := os.ReadDir(veth.PinDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("listing %s: %w", veth.PinDir, err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out, nil
+}
+
+func (k linuxKernel) NamespaceHasAlias(name, alias string) (bool, error) {
+	return veth.NamespaceHasAlias(name, alias)
+}
+
+func (k linuxKernel) CreateNamespace(name, alias string, ipv6 bool) (veth.NsID, error) {
+	return veth.CreateNamedWithAlias(name, alias, ipv6, k.log)
+}
+
+func (k linuxKernel) DeleteNamespace(name string) error { return veth.DeleteNamed(name, k.log) }
+
+func (k linuxKernel) LinkExists(name string) (bool, error) { return veth.LinkExists(name) }
+
+func (k linuxKernel) LinksWithAlias(prefix string) (map[string]string, error) {
+	return veth.LinksWithAliasPrefix(prefix)
+}
+
+func (k linuxKernel) EnsurePair(p veth.Pair) (bool, error) { return veth.EnsurePair(p, k.log) }
+
+func (k linuxKernel) InspectPair(p veth.Pair) ([]string, error) { return veth.InspectPair(p) }
+
+func (k linuxKernel) DeletePair(hostName, alias string) error {
+	return veth.DeletePair(hostName, alias, k.log)
+}
+
+func (k linuxKernel) DefaultRouteLink() (string, string, error) { return veth.DefaultRouteLink() }
+
+func (k linuxKernel) LinkAddrs(name string) ([]netip.Prefix, error) { return veth.LinkAddrs(name) }
+
+func (k linuxKernel) HostAddrs() ([]netip.Addr, error) { return veth.HostAddrs() }
+
+func (k linuxKernel) HostPrefixes() ([]netip.Prefix, error) { return veth.HostPrefixes() }
+
+func (k linuxKernel) Sysctl(key string) (string, error) { return veth.GetSysctl(key) }
+
+func (k linuxKernel) SetSysctl(key, value string) error { return veth.SetSysctl(key, value) }
+
+// ProcessesIn finds every process whose network namespace is id, through
+// /proc/*/ns/net: whoever started them, with nszone or not.
+func (k linuxKernel) ProcessesIn(id veth.NsID) []Process {
+	if id == (veth.NsID{}) {
+		return nil
+	}
+	entries, _ := os.ReadDir("/proc")
+	var out []Process
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
+			continue
+		}
+		if uint64(st.Dev) != id.Dev || st.Ino != id.Ino {
+			continue
+		}
+		comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
+		out = append(out, Process{PID: pid, Command: strings.TrimSpace(string(comm))})
+	}
+	return out
+}
+
+func (k linuxKernel) ForeignDrops() ([]nft.Foreign, error) { return nft.ForeignDrops() }
+
+func (k linuxKernel) MissingTables(keys []firewall.Key) ([]firewall.Key, error) {
+	return nft.MissingTables(keys)
+}
+
+func (k linuxKernel) DeleteTableIfEmpty(key firewall.Key) (string, error) {
+	return nft.DeleteTableIfEmpty(key)
+}
+
+func (k linuxKernel) HostComments(f firewall.Family, table string, chains []string) (map[string][]string, error) {
+	return nft.HostComments(f, table, chains)
+}

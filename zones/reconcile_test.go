@@ -1,0 +1,371 @@
+package zones_test
+
+// Unit tests of the reconciler on zonestest's host in memory: no root, no
+// kernel. Each zones file of testdata/reconcile is applied in turn; the
+// host is then rendered as text and compared with the file's golden
+// (go test ./zones -update rewrites them), plan must find nothing to do,
+// and a second up must change nothing. The files are then visited in
+// random orders: where every zone's subnets are fixed, the state after a
+// file does not depend on what came before, but for the sysctls and
+// iptables-nft tables, which only the last down gives back.
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/config/zonesfile"
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/zones"
+	"github.com/nszone/nszone/zones/zonestest"
+)
+
+// updating says -update was given: rewrite the golden files. The flag may
+// be defined by this package's internal tests already.
+func updating() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
+
+func init() {
+	if flag.Lookup("update") == nil {
+		flag.Bool("update", false, "rewrite the golden files")
+	}
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// host is a simulated machine with a zones.Manager on it.
+type host struct {
+	*zonestest.Machine
+	m    *zones.Manager
+	root string
+}
+
+func newHost(t *testing.T) *host {
+	t.Helper()
+	root := t.TempDir()
+	for name, content := range map[string]string{
+		"etc/resolv.conf":   "nameserver 192.168.1.1\nsearch example.org\n",
+		"etc/nsswitch.conf": "passwd: files\nhosts: files mdns4_minimal [NOTFOUND=return] dns myhostname\n",
+	} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"run", "var/lib"} { // as on any host
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mc := zonestest.New()
+	return &host{Machine: mc, m: mc.Manager(root, quiet), root: root}
+}
+
+// render is the machine and the files nszone keeps, as text.
+func (h *host) render(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(h.Render())
+	err := filepath.WalkDir(h.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == h.root {
+			return err
+		}
+		rel, _ := filepath.Rel(h.root, p)
+		switch {
+		case strings.HasPrefix(rel, "etc/resolv.conf"), strings.HasPrefix(rel, "etc/nsswitch.conf"):
+		case d.IsDir():
+			fmt.Fprintf(&b, "dir %s\n", rel)
+		case strings.HasPrefix(rel, "etc/netns/"):
+			data, _ := os.ReadFile(p)
+			for _, l := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+				fmt.Fprintf(&b, "file %s: %s\n", rel, l)
+			}
+		default:
+			fmt.Fprintf(&b, "file %s\n", rel) // records: their content is the rendered state's source
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func load(t *testing.T, name string) *config.File {
+	t.Helper()
+	f, err := zonesfile.Load(filepath.Join("testdata", "reconcile", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func files(t *testing.T) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join("testdata", "reconcile", "*.yaml"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no zones files in testdata/reconcile: %v", err)
+	}
+	for i := range names {
+		names[i] = filepath.Base(names[i])
+	}
+	return names
+}
+
+// up applies name and checks what must hold after every up: plan finds
+// nothing, and a second up changes nothing.
+func (h *host) up(t *testing.T, name string) {
+	t.Helper()
+	f := load(t, name)
+	if _, err := h.m.Up(f, nil); err != nil {
+		t.Fatalf("up %s: %v", name, err)
+	}
+	plan, err := h.m.PlanDetail(f)
+	if err != nil {
+		t.Fatalf("plan after up %s: %v", name, err)
+	}
+	if plan.Changed {
+		t.Fatalf("plan after up %s is not empty:\n%s", name, strings.Join(plan.Report().Lines, "\n"))
+	}
+	rep, err := h.m.Up(f, nil)
+	if err != nil || rep.Changed {
+		t.Fatalf("second up %s: changed=%v err=%v\n%s", name, rep != nil && rep.Changed, err, strings.Join(rep.Lines, "\n"))
+	}
+	st, err := h.m.Status(f, nil)
+	if err != nil {
+		t.Fatalf("status after up %s: %v", name, err)
+	}
+	for _, z := range st.Zones {
+		if z.State != zones.StateUp {
+			t.Errorf("after up %s: zone %s is %s: %v", name, z.Name, z.State, z.Missing)
+		}
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "reconcile", strings.TrimSuffix(name, ".yaml")+".golden")
+	if updating() {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./zones -update and review the file)", err)
+	}
+	if got != string(want) {
+		t.Errorf("after up %s the host differs from %s:\n%s", name, path, diff(string(want), got))
+	}
+}
+
+// diff lists the lines only one side has: enough to see what moved.
+func diff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	for _, l := range w {
+		if !slices.Contains(g, l) {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	for _, l := range g {
+		if !slices.Contains(w, l) {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	return b.String()
+}
+
+func TestReconcileSequence(t *testing.T) {
+	h := newHost(t)
+	before := h.render(t)
+	for _, name := range files(t) {
+		h.up(t, name)
+		golden(t, name, h.render(t))
+	}
+	h.downAll(t, before)
+}
+
+// downAll takes every zone away and checks the host is as it was.
+func (h *host) downAll(t *testing.T, before string) {
+	t.Helper()
+	l, err := h.m.Lock(true) // as the command does: its release takes /run/nszone away
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.m.Down(&config.File{}, nil, true)
+	l.Unlock()
+	if err != nil {
+		t.Fatalf("down --all: %v", err)
+	}
+	if got := h.render(t); got != before {
+		t.Errorf("down --all did not give the host back as it was:\n%s", diff(before, got))
+	}
+}
+
+// sticky drops what only the last down gives back (nszone's directories
+// among it).
+func sticky(state string) string {
+	var out []string
+	for _, l := range strings.Split(state, "\n") {
+		if !strings.HasPrefix(l, "sysctl ") && !strings.HasPrefix(l, "iptables-nft table ") && !strings.HasPrefix(l, "dir ") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestReconcileAnyOrder(t *testing.T) {
+	names := files(t)
+	want := map[string]string{}
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join("testdata", "reconcile", strings.TrimSuffix(name, ".yaml")+".golden"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[name] = sticky(string(b))
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	for range 8 {
+		h := newHost(t)
+		before := h.render(t)
+		order := slices.Clone(names)
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		order = append(order, order[rng.IntN(len(order))]) // and one file twice
+		for _, name := range order {
+			h.up(t, name)
+			if got := sticky(h.render(t)); got != want[name] {
+				t.Fatalf("order %v: after %s the host differs from its golden:\n%s", order, name, diff(want[name], got))
+			}
+		}
+		h.downAll(t, before)
+	}
+}
+
+// Damage of every kind is seen by status and plan and repaired by up.
+func TestReconcileRepairs(t *testing.T) {
+	damages := []struct {
+		name   string
+		damage func(h *host)
+		state  string // of zone wan afterwards
+	}{
+		{"inner wall gone", func(h *host) { h.DamageInner("wan") }, zones.StateDegraded},
+		{"host link deleted", func(h *host) { h.DeleteLink("nsz-wan") }, zones.StateDegraded},
+		{"iptables flushed", func(h *host) { flush(h) }, zones.StateDegraded},
+		{"nftables host wall gone", func(h *host) { h.DamageHostWall() }, zones.StateDegraded},
+		{"stale pin after a reboot", func(h *host) { h.StalePin("wan") }, zones.StateDegraded},
+		{"resolv.conf removed", func(h *host) {
+			os.Remove(filepath.Join(h.root, "etc/netns/wan/resolv.conf"))
+		}, zones.StateDegraded},
+	}
+	for _, d := range damages {
+		t.Run(d.name, func(t *testing.T) {
+			h := newHost(t)
+			f := load(t, "01-four-zones.yaml")
+			h.up(t, "01-four-zones.yaml")
+			want := h.render(t)
+			d.damage(h)
+			st, err := h.m.Status(f, []string{"wan"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Zones[0].State; got != d.state {
+				t.Fatalf("status says %s (missing %v), want %s", got, st.Zones[0].Missing, d.state)
+			}
+			if _, err := h.m.Ready("wan"); err == nil && d.state == zones.StateDegraded && d.name != "iptables flushed" {
+				t.Errorf("exec would start in a zone whose %s", d.name)
+			}
+			plan, err := h.m.PlanDetail(f)
+			if err != nil || !plan.Changed {
+				t.Fatalf("plan sees nothing to repair: %v", err)
+			}
+			h.up(t, "01-four-zones.yaml")
+			if got := h.render(t); sticky(got) != sticky(want) {
+				t.Errorf("up did not repair:\n%s", diff(want, got))
+			}
+		})
+	}
+}
+
+// flush empties the host's iptables tables, as `iptables -F; iptables -X`.
+func flush(h *host) {
+	for _, fam := range firewall.Families {
+		for _, table := range []string{"filter", "nat"} {
+			script := "*" + table + "\n"
+			for _, c := range []string{"INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING"} {
+				if table == "filter" && (c == "PREROUTING" || c == "POSTROUTING") || table == "nat" && c == "FORWARD" {
+					continue
+				}
+				script += ":" + c + " ACCEPT [0:0]\n"
+			}
+			for _, c := range h.Firewall.Chains(fam, table) {
+				script += ":" + c + " - [0:0]\n"
+			}
+			for _, c := range h.Firewall.Chains(fam, table) {
+				script += "-X " + c + "\n"
+			}
+			if err := h.Firewall.Restore(fam, script+"COMMIT\n"); err != nil {
+				panic(err)
+			}
+		}
+	}
+}
+
+// Nothing named like a zone that nszone did not make is taken over.
+func TestReconcileRefusesForeign(t *testing.T) {
+	t.Run("namespace", func(t *testing.T) {
+		h := newHost(t)
+		h.AddForeignNamespace("wan")
+		before := h.render(t)
+		_, err := h.m.Up(load(t, "01-four-zones.yaml"), nil)
+		if !errors.Is(err, zones.ErrNotOwned) {
+			t.Fatalf("up: %v, want ErrNotOwned", err)
+		}
+		if got := h.render(t); got != before {
+			t.Errorf("a refused up changed the host:\n%s", diff(before, got))
+		}
+	})
+	t.Run("link", func(t *testing.T) {
+		h := newHost(t)
+		h.AddLink("nsz-lan", "", "192.0.2.1/24")
+		_, err := h.m.Up(load(t, "01-four-zones.yaml"), nil)
+		if !errors.Is(err, zones.ErrNotOwned) {
+			t.Fatalf("up: %v, want ErrNotOwned", err)
+		}
+	})
+}
+
+// A zone that leaves the file stays while programs run in it.
+func TestReconcileKeepsZoneWithPrograms(t *testing.T) {
+	h := newHost(t)
+	h.up(t, "01-four-zones.yaml")
+	h.StartProcess("web", zones.Process{PID: 4242, Command: "httpd"})
+	rep, err := h.m.Up(load(t, "02-narrowed.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(rep.Lines, func(l string) bool { return strings.Contains(l, "httpd[4242]") }) {
+		t.Errorf("up does not say why web stays:\n%s", strings.Join(rep.Lines, "\n"))
+	}
+	if _, err := h.Kernel().NamespaceID("web"); err != nil {
+		t.Errorf("web was taken away under its program: %v", err)
+	}
+}

@@ -1,0 +1,90 @@
+package zonestest
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/zones"
+)
+
+// Inner is the Machine's zones.InnerWall: each zone namespace's rules, in
+// `iptables -S` text.
+type Inner struct{ m *Machine }
+
+var _ zones.InnerWall = Inner{}
+
+func (w Inner) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, _ bool, _ *slog.Logger) (bool, error) {
+	want := firewall.BuildInner(policy, lan).String()
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	if ns := w.m.namespaces[zone]; ns == nil || ns.stale {
+		return false, fmt.Errorf("inner wall of %s: %w", zone, w.m.notExist(zone))
+	}
+	if cur, ok := w.m.inner[zone]; ok && cur == want {
+		return false, nil
+	}
+	w.m.inner[zone] = want
+	return true, nil
+}
+
+func (w Inner) Missing(zone string, policy firewall.Zone, lan []netip.Prefix) []string {
+	want := firewall.BuildInner(policy, lan).String()
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	if cur, ok := w.m.inner[zone]; !ok || cur != want {
+		return []string{"inner wall: rules inside the zone"}
+	}
+	return nil
+}
+
+// Wall is the Machine's zones.HostWall: the nftables tables' rules.
+type Wall struct{ m *Machine }
+
+var _ zones.HostWall = Wall{}
+
+func (w Wall) Apply(p firewall.Policy, _ *slog.Logger) (bool, error) {
+	want := firewall.HostRules(p)
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	if equalRules(w.m.hostWall, want, func(firewall.Rule) bool { return true }) {
+		return false, nil
+	}
+	w.m.hostWall = want
+	return true, nil
+}
+
+// Missing compares the dispatch rules and zone's own, as the real check does.
+func (w Wall) Missing(p firewall.Policy, zone string) []string {
+	want := firewall.HostRules(p)
+	mine := func(r firewall.Rule) bool {
+		return r.Comment == firewall.Comment || r.Comment == firewall.Comment+"-"+zone
+	}
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	if !equalRules(w.m.hostWall, want, mine) {
+		return []string{"host wall: zone " + zone + "'s nftables rules"}
+	}
+	return nil
+}
+
+func equalRules(a, b map[firewall.Family][]firewall.Rule, keep func(firewall.Rule) bool) bool {
+	for _, f := range firewall.Families {
+		if !slices.Equal(texts(a[f], keep), texts(b[f], keep)) {
+			return false
+		}
+	}
+	return true
+}
+
+func texts(rules []firewall.Rule, keep func(firewall.Rule) bool) []string {
+	var out []string
+	for _, r := range rules {
+		if keep(r) {
+			out = append(out, r.Text())
+		}
+	}
+	return out
+}
