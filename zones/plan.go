@@ -179,35 +179,42 @@ func dnsText(d []string) string {
 	return strings.Join(d, ", ")
 }
 
-// recordDiff names the fields in which the recorded zone differs from the wanted one.
+// recordDiff says how the recorded zone differs from the wanted one, from
+// the fields changedFields finds: what the user wrote first (link, allow,
+// dns, ...), then, when only derived details differ, their stored names.
 func recordDiff(old, new *Record) []string {
-	var out []string
-	if old.Pair != new.Pair {
-		out = append(out, fmt.Sprintf("link %s/%s -> %s/%s", old.Pair.Zone4, v6Text(old.Pair), new.Pair.Zone4, v6Text(new.Pair)))
+	var out, details []string
+	once := map[string]bool{}
+	for _, f := range changedFields(old, new) {
+		top, _, _ := strings.Cut(f, ".")
+		switch {
+		case top == "link":
+			if !once[top] {
+				out = append(out, fmt.Sprintf("link %s/%s -> %s/%s", old.Pair.Zone4, v6Text(old.Pair), new.Pair.Zone4, v6Text(new.Pair)))
+			}
+		case f == "allow":
+			out = append(out, fmt.Sprintf("allow %s -> %s", allowText(old.Allow), allowText(new.Allow)))
+		case f == "dns":
+			out = append(out, fmt.Sprintf("dns %s -> %s", dnsText(old.DNS), dnsText(new.DNS)))
+		case f == "dns_openings":
+			out = append(out, fmt.Sprintf("dns openings %v -> %v", old.Openings, new.Openings))
+		case f == "policy.uplink":
+			out = append(out, fmt.Sprintf("uplink %q -> %q", old.Policy.Uplink, new.Policy.Uplink))
+		case f == "ipv6":
+			out = append(out, fmt.Sprintf("ipv6 %v -> %v", old.IPv6, new.IPv6))
+		case f == "access.confine" && old.Access.ConfineOr() != new.Access.ConfineOr():
+			out = append(out, fmt.Sprintf("confine %s -> %s (for programs started from now on)", old.Access.ConfineOr(), new.Access.ConfineOr()))
+		case top == "access" && f != "access.confine":
+			if !once[top] {
+				out = append(out, "who may enter without sudo: "+DescribeAccess(new.Access))
+			}
+		default:
+			details = append(details, f)
+		}
+		once[top] = true
 	}
-	if fmt.Sprint(old.Allow) != fmt.Sprint(new.Allow) {
-		out = append(out, fmt.Sprintf("allow %s -> %s", allowText(old.Allow), allowText(new.Allow)))
-	}
-	if fmt.Sprint(old.DNS) != fmt.Sprint(new.DNS) {
-		out = append(out, fmt.Sprintf("dns %s -> %s", dnsText(old.DNS), dnsText(new.DNS)))
-	}
-	if fmt.Sprint(old.Openings) != fmt.Sprint(new.Openings) {
-		out = append(out, fmt.Sprintf("dns openings %v -> %v", old.Openings, new.Openings))
-	}
-	if old.Policy.Uplink != new.Policy.Uplink {
-		out = append(out, fmt.Sprintf("uplink %q -> %q", old.Policy.Uplink, new.Policy.Uplink))
-	}
-	if old.IPv6 != new.IPv6 {
-		out = append(out, fmt.Sprintf("ipv6 %v -> %v", old.IPv6, new.IPv6))
-	}
-	if a, b := old.Access.ConfineOr(), new.Access.ConfineOr(); a != b {
-		out = append(out, fmt.Sprintf("confine %s -> %s (for programs started from now on)", a, b))
-	}
-	if !old.Access.Equal(new.Access) && old.Access.ConfineOr() == new.Access.ConfineOr() {
-		out = append(out, "who may enter without sudo: "+DescribeAccess(new.Access))
-	}
-	if len(out) == 0 && !recordEqual(old, new) {
-		out = append(out, "policy details (lan list or openings)")
+	if len(out) == 0 && len(details) > 0 {
+		out = append(out, "policy details ("+strings.Join(details, ", ")+")")
 	}
 	return out
 }

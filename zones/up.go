@@ -499,13 +499,6 @@ func (m *Manager) removeZone(name string, rec *Record) error {
 	return removeFile(m.recordPath(name))
 }
 
-func recordEqual(a, b *Record) bool {
-	return a.Name == b.Name && a.Netns == b.Netns && a.Pair == b.Pair && a.IPv6 == b.IPv6 &&
-		policyEqual(a.Policy, b.Policy) && slices.Equal(a.Allow, b.Allow) &&
-		slices.Equal(a.DNS, b.DNS) && slices.Equal(a.Openings, b.Openings) && slices.Equal(a.LAN, b.LAN) &&
-		a.Access.Equal(b.Access)
-}
-
 // unknownAccounts warns of users: and groups: names this host does not
 // know: nobody enters through them until the account exists.
 func unknownAccounts(zone string, a config.Access) []string {
@@ -539,14 +532,6 @@ func DescribeAccess(a config.Access) string {
 		parts = append(parts, "no_new_privs")
 	}
 	return strings.Join(parts, "; ")
-}
-
-func policyEqual(a, b firewall.Zone) bool {
-	return a.Name == b.Name && a.HostIf == b.HostIf && a.Uplink == b.Uplink && a.Net4 == b.Net4 &&
-		a.Net6 == b.Net6 && a.IPv6 == b.IPv6 && a.Internet == b.Internet && a.LAN == b.LAN &&
-		a.Host == b.Host && slices.Equal(a.ToHostIfs, b.ToHostIfs) && slices.Equal(a.Pinholes, b.Pinholes) &&
-		slices.Equal(a.HostAddrs, b.HostAddrs) && slices.Equal(a.ToZoneAddrs, b.ToZoneAddrs) &&
-		slices.Equal(a.FromZoneAddrs, b.FromZoneAddrs) && slices.Equal(a.ZoneNets, b.ZoneNets)
 }
 
 func describe(ps []Process) string {

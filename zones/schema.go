@@ -1,0 +1,243 @@
+package zones
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"reflect"
+	"strings"
+
+	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/veth"
+)
+
+// A record on disk is nszone's own schema, not the Go types it is made of:
+// nszone-enter of the same or another version reads it, and so does the
+// next nszone after an upgrade with zones up.
+//
+// The json names below must never change. Add a field with a new name;
+// raise RecordVersion when a field's meaning changes, and keep reading the
+// versions before it (as version 0 is read below).
+
+// RecordVersion is the version of the records this nszone writes.
+const RecordVersion = 1
+
+type storedRecord struct {
+	Version  int            `json:"version"`
+	Name     string         `json:"name"`
+	Netns    storedNsID     `json:"netns"`
+	Link     storedLink     `json:"link"`
+	Policy   storedPolicy   `json:"policy"`
+	Allow    []string       `json:"allow"`
+	DNS      []string       `json:"dns"`
+	Openings []string       `json:"dns_openings,omitempty"`
+	IPv6     bool           `json:"ipv6"`
+	LAN      []netip.Prefix `json:"lan"`
+	Access   storedAccess   `json:"access"`
+}
+
+type storedNsID struct {
+	Dev uint64 `json:"dev"`
+	Ino uint64 `json:"ino"`
+}
+
+type storedLink struct {
+	Zone     string       `json:"zone"`
+	HostName string       `json:"host_interface"`
+	PeerName string       `json:"zone_interface"`
+	Alias    string       `json:"alias"`
+	Host4    netip.Prefix `json:"host4"`
+	Zone4    netip.Prefix `json:"zone4"`
+	Host6    netip.Prefix `json:"host6"`
+	Zone6    netip.Prefix `json:"zone6"`
+	MTU      int          `json:"mtu,omitempty"`
+}
+
+type storedPolicy struct {
+	Name          string          `json:"name"`
+	HostIf        string          `json:"host_interface"`
+	Uplink        string          `json:"uplink"`
+	Net4          netip.Prefix    `json:"net4"`
+	Net6          netip.Prefix    `json:"net6"`
+	IPv6          bool            `json:"ipv6"`
+	Internet      bool            `json:"internet"`
+	LAN           bool            `json:"lan"`
+	Host          bool            `json:"host"`
+	ToHostIfs     []string        `json:"to_host_interfaces,omitempty"`
+	Pinholes      []storedPinhole `json:"pinholes,omitempty"`
+	HostAddrs     []netip.Addr    `json:"host_addrs,omitempty"`
+	ToZoneAddrs   []netip.Addr    `json:"to_zone_addrs,omitempty"`
+	FromZoneAddrs []netip.Addr    `json:"from_zone_addrs,omitempty"`
+	ZoneNets      []netip.Prefix  `json:"zone_nets,omitempty"`
+}
+
+type storedPinhole struct {
+	Dst    netip.Prefix `json:"dst"`
+	Proto  string       `json:"proto,omitempty"`
+	PortLo uint16       `json:"port_lo,omitempty"`
+	PortHi uint16       `json:"port_hi,omitempty"`
+}
+
+type storedAccess struct {
+	Users      []string `json:"users,omitempty"`
+	Groups     []string `json:"groups,omitempty"`
+	NoNewPrivs bool     `json:"no_new_privs,omitempty"`
+	Confine    string   `json:"confine,omitempty"`
+}
+
+func (r *Record) stored() storedRecord {
+	p, z := r.Pair, r.Policy
+	s := storedRecord{Version: RecordVersion, Name: r.Name, Netns: storedNsID(r.Netns),
+		Link: storedLink{Zone: p.Zone, HostName: p.HostName, PeerName: p.PeerName, Alias: p.Alias,
+			Host4: p.Host4, Zone4: p.Zone4, Host6: p.Host6, Zone6: p.Zone6, MTU: p.MTU},
+		Policy: storedPolicy{Name: z.Name, HostIf: z.HostIf, Uplink: z.Uplink, Net4: z.Net4, Net6: z.Net6,
+			IPv6: z.IPv6, Internet: z.Internet, LAN: z.LAN, Host: z.Host, ToHostIfs: z.ToHostIfs,
+			HostAddrs: z.HostAddrs, ToZoneAddrs: z.ToZoneAddrs, FromZoneAddrs: z.FromZoneAddrs, ZoneNets: z.ZoneNets},
+		Allow: r.Allow, DNS: r.DNS, Openings: r.Openings, IPv6: r.IPv6, LAN: r.LAN, Access: storedAccess(r.Access)}
+	for _, ph := range z.Pinholes {
+		s.Policy.Pinholes = append(s.Policy.Pinholes, storedPinhole(ph))
+	}
+	return s
+}
+
+func (s storedRecord) record() *Record {
+	l, z := s.Link, s.Policy
+	r := &Record{Name: s.Name, Netns: veth.NsID(s.Netns),
+		Pair: veth.Pair{Zone: l.Zone, HostName: l.HostName, PeerName: l.PeerName, Alias: l.Alias,
+			Host4: l.Host4, Zone4: l.Zone4, Host6: l.Host6, Zone6: l.Zone6, MTU: l.MTU},
+		Policy: firewall.Zone{Name: z.Name, HostIf: z.HostIf, Uplink: z.Uplink, Net4: z.Net4, Net6: z.Net6,
+			IPv6: z.IPv6, Internet: z.Internet, LAN: z.LAN, Host: z.Host, ToHostIfs: z.ToHostIfs,
+			HostAddrs: z.HostAddrs, ToZoneAddrs: z.ToZoneAddrs, FromZoneAddrs: z.FromZoneAddrs, ZoneNets: z.ZoneNets},
+		Allow: s.Allow, DNS: s.DNS, Openings: s.Openings, IPv6: s.IPv6, LAN: s.LAN, Access: config.Access(s.Access)}
+	for _, ph := range z.Pinholes {
+		r.Policy.Pinholes = append(r.Policy.Pinholes, firewall.Pinhole(ph))
+	}
+	return r
+}
+
+// MarshalJSON writes the record in the stored schema.
+func (r *Record) MarshalJSON() ([]byte, error) { return json.Marshal(r.stored()) }
+
+// UnmarshalJSON reads a record of this version or an older one.
+func (r *Record) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch v.Version {
+	case 0:
+		var old recordV0
+		if err := json.Unmarshal(b, &old); err != nil {
+			return err
+		}
+		*r = *old.stored().record()
+	case RecordVersion:
+		var s storedRecord
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*r = *s.record()
+	default:
+		return fmt.Errorf("record version %d is newer than this nszone knows (%d): was a newer nszone run?", v.Version, RecordVersion)
+	}
+	return nil
+}
+
+// recordV0 is the record of nszone before RecordVersion 1: the Go field
+// names of veth.Pair and firewall.Zone as they were then, spelled out so
+// that renaming a Go field cannot change how an old record reads.
+type recordV0 struct {
+	Name  string `json:"name"`
+	Netns struct {
+		Dev uint64 `json:"Dev"`
+		Ino uint64 `json:"Ino"`
+	} `json:"netns"`
+	Pair struct {
+		Zone     string       `json:"Zone"`
+		HostName string       `json:"HostName"`
+		PeerName string       `json:"PeerName"`
+		Alias    string       `json:"Alias"`
+		Host4    netip.Prefix `json:"Host4"`
+		Zone4    netip.Prefix `json:"Zone4"`
+		Host6    netip.Prefix `json:"Host6"`
+		Zone6    netip.Prefix `json:"Zone6"`
+		MTU      int          `json:"MTU"`
+	} `json:"pair"`
+	Policy struct {
+		Name          string         `json:"Name"`
+		HostIf        string         `json:"HostIf"`
+		Uplink        string         `json:"Uplink"`
+		Net4          netip.Prefix   `json:"Net4"`
+		Net6          netip.Prefix   `json:"Net6"`
+		IPv6          bool           `json:"IPv6"`
+		Internet      bool           `json:"Internet"`
+		LAN           bool           `json:"LAN"`
+		Host          bool           `json:"Host"`
+		ToHostIfs     []string       `json:"ToHostIfs"`
+		HostAddrs     []netip.Addr   `json:"HostAddrs"`
+		ToZoneAddrs   []netip.Addr   `json:"ToZoneAddrs"`
+		FromZoneAddrs []netip.Addr   `json:"FromZoneAddrs"`
+		ZoneNets      []netip.Prefix `json:"ZoneNets"`
+		Pinholes      []struct {
+			Dst    netip.Prefix `json:"Dst"`
+			Proto  string       `json:"Proto"`
+			PortLo uint16       `json:"PortLo"`
+			PortHi uint16       `json:"PortHi"`
+		} `json:"Pinholes"`
+	} `json:"policy"`
+	Allow    []string       `json:"allow"`
+	DNS      []string       `json:"dns"`
+	Openings []string       `json:"dns_openings"`
+	IPv6     bool           `json:"ipv6"`
+	LAN      []netip.Prefix `json:"lan"`
+	Access   storedAccess   `json:"access"` // its names were already these
+}
+
+func (o recordV0) stored() storedRecord {
+	p, z := o.Pair, o.Policy
+	s := storedRecord{Version: RecordVersion, Name: o.Name, Netns: storedNsID{Dev: o.Netns.Dev, Ino: o.Netns.Ino},
+		Link: storedLink{Zone: p.Zone, HostName: p.HostName, PeerName: p.PeerName, Alias: p.Alias,
+			Host4: p.Host4, Zone4: p.Zone4, Host6: p.Host6, Zone6: p.Zone6, MTU: p.MTU},
+		Policy: storedPolicy{Name: z.Name, HostIf: z.HostIf, Uplink: z.Uplink, Net4: z.Net4, Net6: z.Net6,
+			IPv6: z.IPv6, Internet: z.Internet, LAN: z.LAN, Host: z.Host, ToHostIfs: z.ToHostIfs,
+			HostAddrs: z.HostAddrs, ToZoneAddrs: z.ToZoneAddrs, FromZoneAddrs: z.FromZoneAddrs, ZoneNets: z.ZoneNets},
+		Allow: o.Allow, DNS: o.DNS, Openings: o.Openings, IPv6: o.IPv6, LAN: o.LAN, Access: o.Access}
+	for _, ph := range z.Pinholes {
+		s.Policy.Pinholes = append(s.Policy.Pinholes, storedPinhole{Dst: ph.Dst, Proto: ph.Proto, PortLo: ph.PortLo, PortHi: ph.PortHi})
+	}
+	return s
+}
+
+// changedFields names, by their stored names ("policy.internet",
+// "link.zone4"), the fields in which two records differ as stored: the one
+// comparison behind recordEqual and plan's list of changes. A field added
+// to the schema takes part without more code. An empty list and a missing
+// one are the same, as they are on disk.
+func changedFields(a, b *Record) []string {
+	return diffValues(reflect.ValueOf(a.stored()), reflect.ValueOf(b.stored()), "")
+}
+
+func diffValues(a, b reflect.Value, path string) []string {
+	switch {
+	case a.Kind() == reflect.Struct && strings.HasPrefix(a.Type().Name(), "stored"):
+		var out []string
+		for i := range a.NumField() {
+			name, _, _ := strings.Cut(a.Type().Field(i).Tag.Get("json"), ",")
+			if path != "" {
+				name = path + "." + name
+			}
+			out = append(out, diffValues(a.Field(i), b.Field(i), name)...)
+		}
+		return out
+	case a.Kind() == reflect.Slice && a.Len() == 0 && b.Len() == 0:
+		return nil
+	case !reflect.DeepEqual(a.Interface(), b.Interface()):
+		return []string{path}
+	}
+	return nil
+}
+
+func recordEqual(a, b *Record) bool { return len(changedFields(a, b)) == 0 }
