@@ -52,6 +52,44 @@ type Zone struct {
 	Subnet  netip.Prefix // optional fixed IPv4 link subnet (at least /30); invalid when unset
 	Subnet6 netip.Prefix // optional fixed IPv6 link subnet (at least /126); invalid when unset
 	Access  Access
+	// Publish lists the zone's services reachable from outside it.
+	Publish []Publish
+	// Via is the interface the zone's internet traffic must leave by
+	// (a VPN's wg0, tun0); "" for the uplink. ViaLine is its line.
+	Via     string
+	ViaLine int
+}
+
+// Publish is one publish: entry: a port of the host's forwarded to a port
+// of the zone.
+type Publish struct {
+	Raw  string // as written in the file
+	Line int
+	// Addr is the host address it is published on: invalid for every
+	// address of the host's, 127.0.0.1 or ::1 for the host itself only.
+	Addr     netip.Addr
+	HostPort uint16
+	ZonePort uint16
+	Proto    string // "tcp", "udp", or "" for both
+}
+
+// Protos lists the protocols p forwards.
+func (p Publish) Protos() []string {
+	if p.Proto == "" {
+		return []string{"tcp", "udp"}
+	}
+	return []string{p.Proto}
+}
+
+// LoopbackOnly reports whether p is reachable from the host itself only.
+func (p Publish) LoopbackOnly() bool { return p.Addr.IsValid() && p.Addr.IsLoopback() }
+
+// Overlaps reports whether p and q would take the same port of the host's.
+func (p Publish) Overlaps(q Publish) bool {
+	if p.HostPort != q.HostPort || (p.Proto != "" && q.Proto != "" && p.Proto != q.Proto) {
+		return false
+	}
+	return !p.Addr.IsValid() || !q.Addr.IsValid() || p.Addr == q.Addr
 }
 
 // Access says who may enter a zone without sudo, through the setuid helper

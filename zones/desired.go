@@ -166,6 +166,14 @@ func (m *Manager) desired(f *config.File, names []string, fc *facts, recs map[st
 
 func buildZone(f *config.File, z *config.Zone, net4, net6 netip.Prefix, fc *facts) (*desiredZone, error) {
 	d := &desiredZone{cfg: z, lan: fc.lan}
+	// TODO(issue 15): the walls, forwarding and routing for these; until
+	// then a file asking for them is refused rather than half applied.
+	if len(z.Publish) > 0 {
+		return nil, &config.Error{File: f.Path, Line: z.Publish[0].Line, Msg: fmt.Sprintf("zone %q: publish: is not applied by this nszone yet", z.Name)}
+	}
+	if z.Via != "" {
+		return nil, &config.Error{File: f.Path, Line: z.ViaLine, Msg: fmt.Sprintf("zone %q: via: is not applied by this nszone yet", z.Name)}
+	}
 	d.pair = veth.Pair{Zone: z.Name, HostName: HostIf(z.Name), PeerName: peerName, Alias: alias(z.Name)}
 	d.pair.Host4, d.pair.Zone4 = hostAndZone(net4)
 	if net6.IsValid() {

@@ -191,6 +191,9 @@ func (d *decoder) file(root *yaml.Node) (*config.File, error) {
 	if err := d.references(f); err != nil {
 		return nil, err
 	}
+	if err := d.published(f); err != nil {
+		return nil, err
+	}
 	if err := d.overlaps(f, "subnet", func(z *config.Zone) netip.Prefix { return z.Subnet }); err != nil {
 		return nil, err
 	}
@@ -283,7 +286,7 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (config.Zone, error)
 	if err != nil {
 		return z, err
 	}
-	if err := d.known(pairs, where, "allow", "confine", "dns", "groups", "ipv6", "no_new_privs", "subnet", "subnet6", "users"); err != nil {
+	if err := d.known(pairs, where, "allow", "confine", "dns", "groups", "ipv6", "no_new_privs", "publish", "subnet", "subnet6", "users", "via"); err != nil {
 		return z, err
 	}
 	// ipv6 first: allow, dns and subnet6 are checked against it.
@@ -312,6 +315,11 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (config.Zone, error)
 				err = d.errf(p.val.Line, "confine %s must be one of %s, got %s", where, strings.Join(config.Confinements, ", "), describe(p.val))
 			}
 			z.Access.Confine = p.val.Value
+		case "publish":
+			z.Publish, err = d.publish(&z, p.val)
+		case "via":
+			z.Via, err = d.via(&z, p.val)
+			z.ViaLine = p.val.Line
 		case "no_new_privs":
 			if p.val.Kind != yaml.ScalarNode || p.val.Tag != "!!bool" {
 				err = d.errf(p.val.Line, "no_new_privs %s must be true or false, got %s", where, describe(p.val))
@@ -321,6 +329,9 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (config.Zone, error)
 		if err != nil {
 			return z, err
 		}
+	}
+	if z.Via != "" && !slices.ContainsFunc(z.Allow, func(t config.Term) bool { return t.Kind == config.TermInternet }) {
+		return z, d.errf(z.ViaLine, "via %s in zone %q carries the zone's internet traffic, but its allow list has no internet", z.Via, name)
 	}
 	return z, nil
 }
