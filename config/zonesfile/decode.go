@@ -330,8 +330,13 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (config.Zone, error)
 			return z, err
 		}
 	}
-	if z.Via != "" && !slices.ContainsFunc(z.Allow, func(t config.Term) bool { return t.Kind == config.TermInternet }) {
+	switch {
+	case z.Via != "" && !slices.ContainsFunc(z.Allow, func(t config.Term) bool { return t.Kind == config.TermInternet }):
 		return z, d.errf(z.ViaLine, "via %s in zone %q carries the zone's internet traffic, but its allow list has no internet", z.Via, name)
+	case z.Via != "" && z.DNS.Auto:
+		// The host's resolvers are reached outside the tunnel: the classic
+		// DNS leak of a VPN.
+		return z, d.errf(z.ViaLine, "via %s in zone %q needs a dns: list of servers reached through %s (dns: auto would ask the host's resolvers outside it)", z.Via, name, z.Via)
 	}
 	return z, nil
 }

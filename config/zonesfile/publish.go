@@ -50,8 +50,13 @@ func parsePublish(s string) (config.Publish, error) {
 	case len(parts) > 3:
 		return p, fmt.Errorf("invalid publish entry %q (an IPv6 address goes in brackets: \"[::1]:8080:80\")", s)
 	}
+	if p.Addr == netip.IPv6Loopback() {
+		// The kernel drops IPv6 packets from or to ::1 on any link but lo,
+		// so no rule can carry them into a zone (IPv4 has route_localnet).
+		return p, fmt.Errorf("publish entry %q: the kernel cannot forward [::1] into a zone; publish on 127.0.0.1 for the host only", s)
+	}
 	if p.Addr.IsValid() && (p.Addr.IsMulticast() || p.Addr.IsUnspecified() || p.Addr.IsLinkLocalUnicast()) {
-		return p, fmt.Errorf("publish entry %q: %s is no address to publish on (want one of the host's, 127.0.0.1 or [::1], or none for all)", s, p.Addr)
+		return p, fmt.Errorf("publish entry %q: %s is no address to publish on (want one of the host's, 127.0.0.1, or none for all)", s, p.Addr)
 	}
 	var err error
 	if p.ZonePort, err = parsePort(parts[len(parts)-1], s); err != nil {
