@@ -10,6 +10,7 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -158,9 +159,9 @@ func (m *Manager) leftovers(recs map[string]*Record) ([]string, error) {
 			out = append(out, zone)
 		}
 	}
-	entries, err := os.ReadDir(veth.PinDir)
+	entries, err := os.ReadDir(netns.PinDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("listing %s: %w", veth.PinDir, err)
+		return nil, fmt.Errorf("listing %s: %w", netns.PinDir, err)
 	}
 	for _, e := range entries {
 		zone := e.Name()

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
-	"github.com/nszone/nszone/veth"
+	"github.com/nszone/nszone/netns"
 )
 
 // InnerWall enforces a zone's policy a second time, inside the zone's own
@@ -59,7 +59,7 @@ func (w *nftWall) Missing(zone string, policy firewall.Zone, lan []netip.Prefix)
 type iptablesWall struct{ mode string }
 
 func (w *iptablesWall) backend(zone string) firewall.Backend {
-	return &firewall.IPTables{Mode: w.mode, Start: func(c *exec.Cmd) error { return veth.StartIn(zone, c) }}
+	return &firewall.IPTables{Mode: w.mode, Start: func(c *exec.Cmd) error { return netns.StartIn(zone, c) }}
 }
 
 func (w *iptablesWall) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, _ bool, log *slog.Logger) (bool, error) {

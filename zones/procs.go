@@ -6,7 +6,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/nszone/nszone/veth"
+	"github.com/nszone/nszone/netns"
 )
 
 // Process is a program running inside a zone.
@@ -17,8 +17,8 @@ type Process struct {
 
 // processesIn finds every process whose network namespace is id, through
 // /proc/*/ns/net: whoever started them, with nszone or not.
-func processesIn(id veth.NsID) []Process {
-	if id == (veth.NsID{}) {
+func processesIn(id netns.NsID) []Process {
+	if id == (netns.NsID{}) {
 		return nil
 	}
 	entries, _ := os.ReadDir("/proc")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -64,18 +65,18 @@ func checkNames(f *config.File, names []string) error {
 // owned reports whether the namespace pinned as zone is nszone's: it
 // matches the record, or (after a crash lost the record) it holds the
 // zone's marked veth end. ok is false with a nil error when there is no pin.
-func owned(zone string, rec *Record) (id veth.NsID, exists bool, err error) {
-	id, err = veth.PinID(zone)
+func owned(zone string, rec *Record) (id netns.NsID, exists bool, err error) {
+	id, err = netns.PinID(zone)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return veth.NsID{}, false, nil
-	case errors.Is(err, veth.ErrStalePin):
+		return netns.NsID{}, false, nil
+	case errors.Is(err, netns.ErrStalePin):
 		if rec != nil {
-			return veth.NsID{}, true, nil // ours, from before a reboot or crash: recreated
+			return netns.NsID{}, true, nil // ours, from before a reboot or crash: recreated
 		}
-		return veth.NsID{}, true, fmt.Errorf("%s/%s exists but is no mounted namespace: %w", veth.PinDir, zone, ErrNotOwned)
+		return netns.NsID{}, true, fmt.Errorf("%s/%s exists but is no mounted namespace: %w", netns.PinDir, zone, ErrNotOwned)
 	case err != nil:
-		return veth.NsID{}, false, fmt.Errorf("reading namespace %s: %w", zone, err)
+		return netns.NsID{}, false, fmt.Errorf("reading namespace %s: %w", zone, err)
 	}
 	if rec != nil && rec.Netns == id {
 		return id, true, nil
@@ -83,7 +84,7 @@ func owned(zone string, rec *Record) (id veth.NsID, exists bool, err error) {
 	if has, err := veth.NamespaceHasAlias(zone, alias(zone)); err == nil && has {
 		return id, true, nil
 	}
-	return id, true, fmt.Errorf("network namespace %s/%s exists and is not nszone's (remove it or rename the zone): %w", veth.PinDir, zone, ErrNotOwned)
+	return id, true, fmt.Errorf("network namespace %s/%s exists and is not nszone's (remove it or rename the zone): %w", netns.PinDir, zone, ErrNotOwned)
 }
 
 // checkLink refuses a host interface named like the zone's that nszone did not make.
@@ -117,7 +118,7 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range []string{m.path(StateDir), m.path(EtcNetns), veth.PinDir} {
+	for _, d := range []string{m.path(StateDir), m.path(EtcNetns), netns.PinDir} {
 		if err := m.ensureDir(h, d); err != nil {
 			return nil, err
 		}
@@ -175,7 +176,7 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	// zone allowed to reach them, or gone.
 	for _, name := range sortedKeys(p.keep) {
 		r := p.keep[name]
-		if _, err := veth.PinID(name); err != nil {
+		if _, err := netns.PinID(name); err != nil {
 			continue
 		}
 		if changed, err := m.applyInner(name, r.Policy, r.LAN, false); err != nil {
@@ -345,14 +346,14 @@ func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
 		return err
 	}
 	created := false
-	if exists && id == (veth.NsID{}) { // a stale pin of ours
-		if err := veth.DeleteNamed(name, m.Log); err != nil {
+	if exists && id == (netns.NsID{}) { // a stale pin of ours
+		if err := netns.DeleteNamed(name, m.Log); err != nil {
 			return err
 		}
 		exists = false
 	}
 	if !exists {
-		if id, err = veth.CreateNamedWithAlias(name, alias(name), d.cfg.IPv6, m.Log); err != nil {
+		if id, err = netns.CreateNamed(name, veth.SetUpNamespace(alias(name), d.cfg.IPv6), m.Log); err != nil {
 			return fmt.Errorf("creating zone %s: %w", name, err)
 		}
 		created = true
@@ -473,7 +474,7 @@ func (m *Manager) removeZone(name string, rec *Record) error {
 	if _, exists, err := owned(name, rec); err != nil && !errors.Is(err, ErrNotOwned) {
 		errs = append(errs, err)
 	} else if exists && err == nil {
-		if err := veth.DeleteNamed(name, m.Log); err != nil {
+		if err := netns.DeleteNamed(name, m.Log); err != nil {
 			errs = append(errs, fmt.Errorf("removing namespace of zone %s: %w", name, err))
 		}
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/follow"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/sdnotify"
-	"github.com/nszone/nszone/veth"
 	"github.com/nszone/nszone/zones"
 )
 
@@ -107,7 +107,7 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 				continue
 			}
 			zctx, cancel := context.WithCancel(ctx)
-			ch, err := follow.Ruleset(zctx, name, veth.PinDir+"/"+name, o.log)
+			ch, err := follow.Ruleset(zctx, name, netns.PinDir+"/"+name, o.log)
 			if err != nil {
 				cancel()
 				continue // not there (yet): the next convergence tries again

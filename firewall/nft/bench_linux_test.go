@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -27,7 +28,7 @@ func fresh(b *testing.B, apply func(zone string) error) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		zone := fmt.Sprintf("nftb%d", i)
-		if _, err := veth.CreateNamed(zone, true, nil); err != nil {
+		if _, err := netns.CreateNamed(zone, veth.SetUpNamespace("", true), nil); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
@@ -36,7 +37,7 @@ func fresh(b *testing.B, apply func(zone string) error) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := veth.DeleteNamed(zone, nil); err != nil {
+		if err := netns.DeleteNamed(zone, nil); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
@@ -95,7 +96,7 @@ func iptablesModes(b *testing.B, fn func(b *testing.B, backend func(zone string)
 				b.Skipf("iptables-%s not installed", mode)
 			}
 			fn(b, func(zone string) firewall.Backend {
-				return &firewall.IPTables{Mode: mode, Start: func(c *exec.Cmd) error { return veth.StartIn(zone, c) }}
+				return &firewall.IPTables{Mode: mode, Start: func(c *exec.Cmd) error { return netns.StartIn(zone, c) }}
 			})
 		})
 	}

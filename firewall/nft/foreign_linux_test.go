@@ -13,7 +13,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/nszone/nszone/veth"
+	"github.com/nszone/nszone/netns"
 )
 
 // encodeExprs is a rule's NFTA_RULE_EXPRESSIONS as the kernel sends it.
@@ -243,12 +243,12 @@ func TestForeignDropsCases(t *testing.T) {
 					t.Fatalf("nft list ruleset lacks %q:\n%s", s, ruleset)
 				}
 			}
-			h, err := veth.OpenNamed(ns)
+			h, err := netns.OpenNamed(ns)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer h.Close()
-			got, err := foreignDropsIn(int(h))
+			got, err := foreignDropsIn(h.Fd())
 			if err != nil {
 				t.Fatal(err)
 			}

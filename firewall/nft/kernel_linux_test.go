@@ -20,6 +20,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/internal/kerneltest"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 	"golang.org/x/sys/unix"
 )
@@ -31,14 +32,14 @@ func rootTest(tb testing.TB) { tb.Helper(); kerneltest.Root(tb) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// newNS makes a namespace pinned at veth.PinDir/name, gone after the test.
+// newNS makes a namespace pinned at netns.PinDir/name, gone after the test.
 func newNS(tb testing.TB, name string) {
 	tb.Helper()
-	if _, err := veth.CreateNamed(name, true, nil); err != nil {
+	if _, err := netns.CreateNamed(name, veth.SetUpNamespace("", true), nil); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
-		if err := veth.DeleteNamed(name, nil); err != nil {
+		if err := netns.DeleteNamed(name, nil); err != nil {
 			tb.Error(err)
 		}
 	})
@@ -50,7 +51,7 @@ func run(tb testing.TB, name string, args ...string) string {
 	cmd := exec.Command(args[0], args[1:]...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := veth.StartIn(name, cmd)
+	err := netns.StartIn(name, cmd)
 	if err == nil {
 		err = cmd.Wait()
 	}
@@ -72,12 +73,12 @@ func needNft(tb testing.TB) {
 // write.
 func zoneGeneration(tb testing.TB, name string) uint32 {
 	tb.Helper()
-	ns, err := veth.OpenNamed(name)
+	ns, err := netns.OpenNamed(name)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer ns.Close()
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: int(ns)})
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: ns.Fd()})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -235,12 +236,12 @@ func TestApplyAndRepair(t *testing.T) {
 // expressions and all, as the nftables package decodes them.
 func kernelHolds(t *testing.T, zone string, want []wantChain) {
 	t.Helper()
-	ns, err := veth.OpenNamed(zone)
+	ns, err := netns.OpenNamed(zone)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	c, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,10 +266,10 @@ func kernelHolds(t *testing.T, zone string, want []wantChain) {
 func TestApplyIPv4OnlyZone(t *testing.T) {
 	rootTest(t)
 	const zone = "nftv4"
-	if _, err := veth.CreateNamed(zone, false, nil); err != nil {
+	if _, err := netns.CreateNamed(zone, veth.SetUpNamespace("", false), nil); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { veth.DeleteNamed(zone, nil) })
+	t.Cleanup(func() { netns.DeleteNamed(zone, nil) })
 	z := sampleZones()[3]
 	z.Name = zone
 	rules := firewall.InnerRules(z, defaultLAN)
@@ -419,12 +420,12 @@ func TestWallBehaviour(t *testing.T) {
 // delTable deletes the table through netlink (no nft binary needed).
 func delTable(tb testing.TB, zone string) {
 	tb.Helper()
-	ns, err := veth.OpenNamed(zone)
+	ns, err := netns.OpenNamed(zone)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer ns.Close()
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	c, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -438,7 +439,7 @@ func delTable(tb testing.TB, zone string) {
 func listenTCP(tb testing.TB, ns, addr string) {
 	tb.Helper()
 	var l net.Listener
-	err := veth.RunIn(ns, func() (err error) {
+	err := netns.RunIn(ns, func() (err error) {
 		l, err = net.Listen("tcp", addr)
 		return err
 	})
@@ -462,7 +463,7 @@ func listenTCP(tb testing.TB, ns, addr string) {
 func listenUDP(tb testing.TB, ns, addr string) {
 	tb.Helper()
 	var pc net.PacketConn
-	err := veth.RunIn(ns, func() (err error) {
+	err := netns.RunIn(ns, func() (err error) {
 		pc, err = net.ListenPacket("udp", addr)
 		return err
 	})
@@ -485,7 +486,7 @@ func listenUDP(tb testing.TB, ns, addr string) {
 // dialTCP connects from namespace ns and reads the greeting.
 func dialTCP(ns, addr string, timeout time.Duration) error {
 	var c net.Conn
-	err := veth.RunIn(ns, func() (err error) {
+	err := netns.RunIn(ns, func() (err error) {
 		c, err = net.DialTimeout("tcp", addr, timeout)
 		return err
 	})
@@ -505,7 +506,7 @@ func dialTCP(ns, addr string, timeout time.Duration) error {
 // returns the error the socket then reports.
 func udpError(ns, addr string) error {
 	var c net.Conn
-	if err := veth.RunIn(ns, func() (err error) {
+	if err := netns.RunIn(ns, func() (err error) {
 		c, err = net.Dial("udp", addr)
 		return err
 	}); err != nil {

@@ -53,22 +53,22 @@ import (
 	"github.com/google/nftables/userdata"
 	"github.com/mdlayher/netlink"
 	"github.com/nszone/nszone/firewall"
-	"github.com/nszone/nszone/veth"
+	"github.com/nszone/nszone/netns"
 	"golang.org/x/sys/unix"
 )
 
 // Apply makes the inner wall of zone (its namespace pinned at
-// veth.PinDir/zone) hold exactly rules, as firewall.InnerRules gives them,
+// netns.PinDir/zone) hold exactly rules, as firewall.InnerRules gives them,
 // and reports whether it had to write. A rule of a form it cannot translate
 // is an error before anything is read or written. On an error nothing was
 // changed: the write is one atomic batch.
 func Apply(zone string, rules map[firewall.Family][]firewall.Rule, log *slog.Logger) (changed bool, err error) {
-	ns, err := veth.OpenNamed(zone)
+	ns, err := netns.OpenNamed(zone)
 	if err != nil {
 		return false, fmt.Errorf("zone %s: %w", zone, err)
 	}
 	defer ns.Close()
-	changed, err = apply(int(ns), innerSpec, rules, log)
+	changed, err = apply(ns.Fd(), innerSpec, rules, log)
 	if err != nil {
 		return false, fmt.Errorf("zone %s: %w", zone, err)
 	}
@@ -79,12 +79,12 @@ func Apply(zone string, rules map[firewall.Family][]firewall.Rule, log *slog.Log
 // in words ("inner wall: chain output has 3 rules, want 27"); empty means it
 // is in place, exactly. It writes nothing.
 func Missing(zone string, rules map[firewall.Family][]firewall.Rule) ([]string, error) {
-	ns, err := veth.OpenNamed(zone)
+	ns, err := netns.OpenNamed(zone)
 	if err != nil {
 		return nil, fmt.Errorf("zone %s: %w", zone, err)
 	}
 	defer ns.Close()
-	gaps, err := missing(int(ns), innerSpec, rules)
+	gaps, err := missing(ns.Fd(), innerSpec, rules)
 	if err != nil {
 		return nil, fmt.Errorf("zone %s: %w", zone, err)
 	}
