@@ -107,7 +107,12 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 				continue
 			}
 			zctx, cancel := context.WithCancel(ctx)
-			ch, err := follow.Ruleset(zctx, name, netns.PinDir+"/"+name, o.log)
+			ns, err := netns.OpenNamed(name)
+			var ch <-chan follow.Event
+			if err == nil {
+				ch, err = follow.Ruleset(zctx, name, ns, o.log)
+				ns.Close() // the subscription's socket holds the namespace
+			}
 			if err != nil {
 				cancel()
 				continue // not there (yet): the next convergence tries again

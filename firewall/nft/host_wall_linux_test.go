@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/nszone/nszone/firewall"
-	"github.com/nszone/nszone/netns"
 )
 
 // hostPolicy is a host wall of every kind of zone, on interfaces nsz-NAME.
@@ -53,12 +52,7 @@ func TestHostWallKernel(t *testing.T) {
 	rootTest(t)
 	needNft(t)
 	const name = "nfthost"
-	newNS(t, name)
-	ns, err := netns.OpenNamed(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := newNS(t, name)
 	rules := firewall.HostRules(hostPolicy())
 	for _, f := range firewall.Families {
 		sp, fr := hostSpec(f), map[firewall.Family][]firewall.Rule{f: rules[f]}
