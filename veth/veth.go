@@ -21,8 +21,9 @@ import (
 	"github.com/nszone/nszone/netns"
 )
 
-// ErrNotOwned: an interface of the wanted name exists without nszone's alias.
-var ErrNotOwned = errors.New("not owned by nszone")
+// ErrNotOwned: a link, or a namespace, of the wanted name exists without
+// nszone's alias. It is nszone's one such error: zones.ErrNotOwned is this.
+var ErrNotOwned = errors.New("not nszone's")
 
 // Pair describes one zone's veth pair.
 type Pair struct {

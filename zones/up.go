@@ -21,7 +21,7 @@ import (
 
 // ErrNotOwned is returned for a namespace or interface named like a zone
 // that nszone did not create: it is never taken over or deleted.
-var ErrNotOwned = errors.New("not nszone's")
+var ErrNotOwned = veth.ErrNotOwned
 
 // UnknownZoneError is a zone named on the command line that the file lacks.
 type UnknownZoneError struct{ Zone, File string }
