@@ -32,8 +32,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/sandbox"
-	"github.com/nszone/nszone/veth"
 )
 
 // leakHelperEnv makes this test binary a sender instead of a test run: the
@@ -502,7 +502,7 @@ func (s *leakStream) alive(zone string) bool {
 	default:
 	}
 	var a, b unix.Stat_t
-	if unix.Stat(fmt.Sprintf("/proc/%d/ns/net", s.cmd.Process.Pid), &a) != nil || unix.Stat(veth.PinDir+"/"+zone, &b) != nil {
+	if unix.Stat(fmt.Sprintf("/proc/%d/ns/net", s.cmd.Process.Pid), &a) != nil || unix.Stat(netns.PinDir+"/"+zone, &b) != nil {
 		return false
 	}
 	return a.Dev == b.Dev && a.Ino == b.Ino
@@ -587,7 +587,7 @@ func leakListen(t testing.TB, ns string, o leakListenOpts) *leakSink {
 	if ns == leakHost {
 		err = open()
 	} else {
-		err = veth.RunIn(ns, open)
+		err = netns.RunIn(ns, open)
 	}
 	if err != nil {
 		t.Fatalf("listeners in %s: %v", s.where, err)
@@ -806,7 +806,7 @@ func leakStartTap(t testing.TB, ns, ifname string) *leakTap {
 	if ns == leakHost {
 		err = open()
 	} else {
-		err = veth.RunIn(ns, open)
+		err = netns.RunIn(ns, open)
 	}
 	if err != nil {
 		t.Fatalf("tap on %s: %v", tp.where, err)
@@ -1205,7 +1205,7 @@ func leakIfAddrs(t testing.TB, ns, ifname string, linkLocal bool) []netip.Addr {
 	if ns == leakHost {
 		err = get()
 	} else {
-		err = veth.RunIn(ns, get)
+		err = netns.RunIn(ns, get)
 	}
 	if err != nil {
 		t.Fatalf("addresses of %s in %q: %v", ifname, ns, err)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nszone/nszone/netns"
 )
 
 // nftChanges are the nf_tables notifications that change the ruleset. The
@@ -131,23 +133,19 @@ func genDetail(data []byte, changes int) string {
 	return s + ")"
 }
 
-// Ruleset follows the nftables ruleset of the network namespace pinned at
-// path (a zone's, where nszone's inner wall is), until ctx is done or the
+// Ruleset follows the nftables ruleset of the network namespace ns, named
+// name (a zone's, where nszone's inner wall is), until ctx is done or the
 // subscription breaks; each committed batch is one Event whose Detail names
-// the namespace. The socket holds the namespace while it is open: the
-// caller stops following a namespace that is taken away.
-func Ruleset(ctx context.Context, name, path string, log *slog.Logger) (<-chan Event, error) {
+// the namespace. The caller may close ns once Ruleset returns: the socket
+// holds the namespace while it is open, and the caller stops following a
+// namespace that is taken away.
+func Ruleset(ctx context.Context, name string, ns *netns.Handle, log *slog.Logger) (<-chan Event, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	c, err := dialNft(ns.Fd())
 	if err != nil {
-		return nil, fmt.Errorf("following the ruleset of %s: %w", path, err)
-	}
-	defer unix.Close(fd)
-	c, err := dialNft(fd)
-	if err != nil {
-		return nil, fmt.Errorf("following the ruleset of %s: %w", path, err)
+		return nil, fmt.Errorf("following the ruleset of %s: %w", name, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	out := make(chan Event, 16)

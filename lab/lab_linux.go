@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/sandbox"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,7 +45,7 @@ type Lab struct {
 // machine is one lab namespace and a netlink handle bound to it.
 type machine struct {
 	name string
-	ns   netns.NsHandle
+	ns   *netns.Handle
 	h    *netlink.Handle
 }
 
@@ -113,7 +115,7 @@ func (l *Lab) Describe() string {
 func (l *Lab) onClose(f func() error) { l.undo = append(l.undo, f) }
 
 func (l *Lab) build() error {
-	hostNS, err := netns.GetFromPath("/proc/self/ns/net")
+	hostNS, err := netns.Current()
 	if err != nil {
 		return fmt.Errorf("opening the host namespace: %w", err)
 	}
@@ -138,7 +140,7 @@ func (l *Lab) build() error {
 		return err
 	}
 	// Forwarding only in the router: the host's is nszone's business.
-	if err := runIn(router.ns, func() error {
+	if err := router.ns.Do(func() error {
 		return errors.Join(writeSysctl("net/ipv4/ip_forward", "1"), writeSysctl("net/ipv6/conf/all/forwarding", "1"))
 	}); err != nil {
 		return fmt.Errorf("enabling forwarding in %s: %w", RouterNS, err)
@@ -207,11 +209,14 @@ func (l *Lab) build() error {
 // newMachine creates a pinned namespace with loopback up and DAD off, so
 // that IPv6 addresses work at once.
 func (l *Lab) newMachine(name string) (machine, error) {
-	ns, err := newPinnedNetns(name)
-	if err != nil {
+	if _, err := netns.CreateNamed(name, nil, nil); err != nil {
 		return machine{}, err
 	}
-	l.onClose(func() error { return removePin(name) })
+	l.onClose(func() error { return netns.DeleteNamed(name, nil) })
+	ns, err := netns.OpenNamed(name)
+	if err != nil {
+		return machine{}, fmt.Errorf("opening namespace %s: %w", name, err)
+	}
 	l.onClose(ns.Close)
 	l.log.Debug("created namespace", "netns", name)
 	h, err := handleIn(ns)
@@ -220,7 +225,7 @@ func (l *Lab) newMachine(name string) (machine, error) {
 	}
 	l.onClose(func() error { h.Close(); return nil })
 	m := machine{name: name, ns: ns, h: h}
-	if err := runIn(ns, func() error {
+	if err := ns.Do(func() error {
 		return errors.Join(writeSysctl("net/ipv6/conf/default/accept_dad", "0"), writeSysctl("net/ipv6/conf/all/accept_dad", "0"))
 	}); err != nil {
 		return machine{}, fmt.Errorf("turning off DAD in %s: %w", name, err)
@@ -230,7 +235,7 @@ func (l *Lab) newMachine(name string) (machine, error) {
 
 // addVeth creates the veth pair name (in m) and peer (in peerM).
 func (l *Lab) addVeth(m machine, name string, peerM machine, peer string) error {
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: peer, PeerNamespace: netlink.NsFd(int(peerM.ns))}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: peer, PeerNamespace: netlink.NsFd(peerM.ns.Fd())}
 	if err := m.h.LinkAdd(veth); err != nil {
 		return fmt.Errorf("creating veth %s in %s (peer %s in %s): %w", name, m.name, peer, peerM.name, err)
 	}
@@ -307,7 +312,7 @@ func (l *Lab) configure(m machine, name string, addrs []netip.Prefix, gws []neti
 func (l *Lab) startServers(m machine, body string, zone records) error {
 	var httpL, tcp net.Listener
 	var udp net.PacketConn
-	err := runIn(m.ns, func() error {
+	err := m.ns.Do(func() error {
 		var err error
 		// ":port" listens on both families, like "[::]:port" with V6ONLY off.
 		if httpL, err = net.Listen("tcp", ":80"); err != nil {
@@ -334,5 +339,25 @@ func (l *Lab) startServers(m machine, body string, zone records) error {
 	s := serve(l.log.With("netns", m.name), body, zone, httpL, udp, tcp)
 	l.onClose(s.Close)
 	l.log.Debug("started servers", "netns", m.name, "http", httpL.Addr(), "dns", udp.LocalAddr())
+	return nil
+}
+
+// handleIn opens a netlink handle whose socket lives in ns. It is made inside
+// ns by ns.Do: netlink.NewHandleAt would switch a pool thread there and back.
+func handleIn(ns *netns.Handle) (*netlink.Handle, error) {
+	var h *netlink.Handle
+	err := ns.Do(func() (err error) {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
+	})
+	return h, err
+}
+
+// writeSysctl sets a sysctl, named by its path under /proc/sys (e.g.
+// "net/ipv4/ip_forward"), in the calling thread's network namespace.
+func writeSysctl(key, value string) error {
+	if err := os.WriteFile(filepath.Join("/proc/sys", key), []byte(value), 0o644); err != nil {
+		return fmt.Errorf("setting %s=%s: %w", key, value, err)
+	}
 	return nil
 }

@@ -215,38 +215,3 @@ func TestStartRollsBack(t *testing.T) {
 		t.Errorf("router pin left behind: %v", err)
 	}
 }
-
-// TestRunInLeavesNoThread runs many short jobs in a namespace at once, so that
-// some land on the main thread if onDyingThread let them.
-func TestRunInLeavesNoThread(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: run scripts/test")
-	}
-	ns, err := newPinnedNetns("lab_threads")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ns.Close()
-		if err := removePin("lab_threads"); err != nil {
-			t.Error(err)
-		}
-	}()
-	errc := make(chan error)
-	for range 200 {
-		go func() {
-			errc <- runIn(ns, func() error {
-				if got, err := nsOf(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())); err != nil || got == homeNS {
-					return fmt.Errorf("not in the namespace: %v", err)
-				}
-				return nil
-			})
-		}()
-	}
-	for range 200 {
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
-	}
-	checkThreads(t)
-}

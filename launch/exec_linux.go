@@ -16,6 +16,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nszone/nszone/netns"
 )
 
 // mustBind are the zone files that decide where DNS goes: unlike other
@@ -94,7 +96,7 @@ func run(o Options) error {
 	cwd, _ := os.Getwd()
 
 	// 2. The zone's network.
-	if err := enterNetns(o.NetnsPath); err != nil {
+	if err := netns.Enter(o.NetnsPath); err != nil {
 		return setupErr(err)
 	}
 	log.Debug("entered network namespace", "netns", o.NetnsPath)
@@ -280,21 +282,6 @@ func knownSingleInstances() string {
 }
 
 func setupErr(err error) *ExitError { return &ExitError{Code: ExitSetup, Err: err} }
-
-func enterNetns(path string) error {
-	if path == "" {
-		return errors.New("entering network namespace: no namespace given")
-	}
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("opening network namespace %s: %w", path, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("entering network namespace %s: %w", path, err)
-	}
-	return nil
-}
 
 // remountSys replaces /sys by a sysfs mounted from inside the zone, which
 // lists the zone's interfaces, as `ip netns exec` does. Mounts below /sys

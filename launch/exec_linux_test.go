@@ -9,15 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/sandbox"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -83,49 +82,31 @@ type zone struct {
 func newZone(t *testing.T) *zone {
 	t.Helper()
 	needSandbox(t)
-	z := &zone{root: t.TempDir(), netns: "/run/netns/ztest", etc: "/etc/netns/ztest"}
+	z := &zone{root: t.TempDir(), netns: netns.PinDir + "/ztest", etc: "/etc/netns/ztest"}
 	if err := unix.Mount("zone-test", z.root, "tmpfs", 0, "mode=0755"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		unix.Unmount(z.netns, unix.MNT_DETACH)
-		os.Remove(z.netns)
+		netns.DeleteNamed("ztest", nil)
 		os.RemoveAll(z.etc)
 		unix.Unmount(z.root, unix.MNT_DETACH)
 	})
 	if err := os.MkdirAll(z.etc, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(z.netns, nil, 0o444); err != nil {
-		t.Fatal(err)
-	}
-
-	// Pin a new network namespace as iproute2 does. The thread is never
-	// unlocked: it dies with the goroutine instead of going back to the pool.
-	errc := make(chan error)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
+	// Pin a new network namespace as iproute2 does, zdummy0 in it.
+	if _, err := netns.CreateNamed("ztest", func() error {
+		h, err := netlink.NewHandle()
+		if err != nil {
+			return err
 		}
-		errc <- unix.Mount(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), z.netns, "", unix.MS_BIND, "")
-	}()
-	if err := <-errc; err != nil {
+		defer h.Close()
+		if err := addLink(h, "zdummy0"); err != nil {
+			return fmt.Errorf("adding zdummy0: %w", err)
+		}
+		return nil
+	}, nil); err != nil {
 		t.Fatalf("pinning a network namespace: %v", err)
-	}
-	ns, err := netns.GetFromPath(z.netns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := addLink(h, "zdummy0"); err != nil {
-		t.Fatalf("adding zdummy0: %v", err)
 	}
 	z.write(t, "resolv.conf", "nameserver 192.0.2.53\n")
 	z.write(t, "nsswitch.conf", "hosts: files dns\n")

@@ -14,79 +14,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nszone/nszone/sandbox"
+	"github.com/nszone/nszone/internal/kerneltest"
+	"github.com/nszone/nszone/netns"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// homeNS is the network namespace of the test process: the sandbox's.
-var homeNS NsID
+func TestMain(m *testing.M) { kerneltest.Main(m, "veth tests") }
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 && !sandbox.Active() {
-		if err := sandbox.Reexec(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		if !sandbox.Active() {
-			fmt.Fprintln(os.Stderr, "veth tests: not in a sandbox, refusing to run as root")
-			os.Exit(1)
-		}
-	}
-	var err error
-	if homeNS, err = nsIDOf("/proc/self/ns/net"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
-}
-
-// rootTest skips without root and, after the test, checks that no thread
-// was left in another network namespace.
+// rootTest skips without root in the sandbox and, after the test, checks
+// that no thread was left in another network namespace.
 func rootTest(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: run scripts/test")
-	}
-	t.Cleanup(func() { checkThreads(t) })
-}
-
-func nsIDOf(path string) (NsID, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return NsID{}, fmt.Errorf("stat %s: %w", path, err)
-	}
-	return NsID{Dev: st.Dev, Ino: st.Ino}, nil
-}
-
-// strayThreads lists this process's threads that are not in homeNS.
-func strayThreads() []string {
-	tasks, _ := os.ReadDir("/proc/self/task")
-	var out []string
-	for _, task := range tasks {
-		id, err := nsIDOf("/proc/self/task/" + task.Name() + "/ns/net")
-		if err == nil && id != homeNS { // an error: the thread just exited
-			out = append(out, task.Name())
-		}
-	}
-	return out
-}
-
-// checkThreads fails the test when a thread stays in another namespace. A
-// dying thread may still be exiting, so it waits a little before failing.
-func checkThreads(t *testing.T) {
-	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		stray := strayThreads()
-		if len(stray) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("threads %v of process %d stay in another network namespace", stray, os.Getpid())
-			return
-		}
-	}
+	kerneltest.Root(t)
 }
 
 func testLog(t *testing.T) *slog.Logger {
@@ -101,14 +41,14 @@ func (w tWriter) Write(b []byte) (int, error) {
 }
 
 // newZone creates a namespace and removes it after the test.
-func newZone(t *testing.T, name string, ipv6 bool) NsID {
+func newZone(t *testing.T, name string, ipv6 bool) netns.NsID {
 	t.Helper()
-	id, err := CreateNamed(name, ipv6, testLog(t))
+	id, err := netns.CreateNamed(name, SetUpNamespace("", ipv6), testLog(t))
 	if err != nil {
 		t.Fatalf("CreateNamed(%s): %v", name, err)
 	}
 	t.Cleanup(func() {
-		if err := DeleteNamed(name, nil); err != nil {
+		if err := netns.DeleteNamed(name, nil); err != nil {
 			t.Errorf("DeleteNamed(%s): %v", name, err)
 		}
 	})
@@ -152,7 +92,7 @@ func mustInspect(t *testing.T, p Pair) []string {
 // zoneHandle is a netlink handle in the zone's namespace, for checks.
 func zoneHandle(t *testing.T, zone string) *netlink.Handle {
 	t.Helper()
-	ns, err := OpenNamed(zone)
+	ns, err := netns.OpenNamed(zone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +105,9 @@ func zoneHandle(t *testing.T, zone string) *netlink.Handle {
 	return h
 }
 
-// ping sends ICMP echo requests to dst from the namespace ns (netns.None():
-// the test's own) and waits for a reply; no ping binary needed.
-func ping(ns netns.NsHandle, dst netip.Addr) error {
+// ping sends ICMP echo requests to dst from the namespace ns (nil: the
+// test's own) and waits for a reply; no ping binary needed.
+func ping(ns *netns.Handle, dst netip.Addr) error {
 	network, request, reply := "ip4:icmp", byte(8), byte(0)
 	if dst.Is6() {
 		network, request, reply = "ip6:ipv6-icmp", 128, 129
@@ -178,8 +118,8 @@ func ping(ns netns.NsHandle, dst netip.Addr) error {
 		return err
 	}
 	var err error
-	if ns.IsOpen() {
-		err = inNamespace(ns, listen) // the socket stays in ns
+	if ns != nil {
+		err = ns.Do(listen) // the socket stays in ns
 	} else {
 		err = listen()
 	}
@@ -239,7 +179,7 @@ type monitor struct {
 	h     *netlink.Handle
 }
 
-func newMonitor(t *testing.T, ns netns.NsHandle, where string) *monitor {
+func newMonitor(t *testing.T, ns *netns.Handle, where string) *monitor {
 	t.Helper()
 	m := &monitor{fd: -1, where: where}
 	open := func() error {
@@ -264,8 +204,8 @@ func newMonitor(t *testing.T, ns netns.NsHandle, where string) *monitor {
 		return err
 	}
 	var err error
-	if ns.IsOpen() {
-		err = inNamespace(ns, open)
+	if ns != nil {
+		err = ns.Do(open)
 	} else {
 		err = open()
 	}

@@ -7,13 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/nszone/nszone/netns"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +23,7 @@ const v6DefaultMetric = 1024
 // pairCtx holds what one EnsurePair or InspectPair works with.
 type pairCtx struct {
 	p          Pair
-	ns         netns.NsHandle
+	ns         *netns.Handle
 	host, zone *netlink.Handle // handles in the current and in the zone's namespace
 	inZone     string          // "in zone NAME", for messages
 }
@@ -44,7 +43,7 @@ func openPair(p Pair) (*pairCtx, error) {
 	}
 	c := &pairCtx{p: p, inZone: "in zone " + p.Zone}
 	var err error
-	if c.ns, err = OpenNamed(p.Zone); err != nil {
+	if c.ns, err = netns.OpenNamed(p.Zone); err != nil {
 		return nil, fmt.Errorf("opening namespace of zone %s: %w", p.Zone, err)
 	}
 	if c.zone, err = handleIn(c.ns); err == nil {
@@ -113,7 +112,7 @@ func EnsurePair(p Pair, log *slog.Logger) (changed bool, err error) {
 // error wrapping ErrNotOwned.
 func InspectPair(p Pair) ([]string, error) {
 	c, err := openPair(p)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrStalePin) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, netns.ErrStalePin) {
 		return []string{"namespace " + p.Zone + " missing"}, nil
 	}
 	if err != nil {
@@ -197,7 +196,7 @@ func (c *pairCtx) paired(hl, zl netlink.Link) (bool, error) {
 	if h.ParentIndex != z.Index || z.ParentIndex != h.Index {
 		return false, nil
 	}
-	nsid, err := c.host.GetNetNsIdByFd(int(c.ns))
+	nsid, err := c.host.GetNetNsIdByFd(c.ns.Fd())
 	if err != nil {
 		return false, fmt.Errorf("reading the netns id of zone %s: %w", c.p.Zone, err)
 	}
@@ -278,10 +277,10 @@ func (c *pairCtx) createPair(log *slog.Logger) error {
 			}
 			hl = l
 		}
-		host, err := hostNS()
+		host, err := netns.Current()
 		if err == nil {
 			defer host.Close()
-			err = c.zone.LinkSetNsFd(hl, int(host))
+			err = c.zone.LinkSetNsFd(hl, host.Fd())
 		}
 		if err != nil {
 			return fmt.Errorf("moving veth %s from zone %s to the host: %w", p.HostName, p.Zone, err)
@@ -372,7 +371,7 @@ func (c *pairCtx) sysctlFixes(inZone bool) ([]fix, error) {
 	}
 	run := func(fn func() error) error { return fn() }
 	if inZone {
-		run = func(fn func() error) error { return inNamespace(c.ns, fn) }
+		run = func(fn func() error) error { return c.ns.Do(fn) }
 	}
 	if err := run(read); err != nil {
 		return nil, fmt.Errorf("reading IPv6 settings of %s %s: %w", name, where, err)
@@ -604,10 +603,10 @@ func LinksWithAliasPrefix(prefix string) (map[string]string, error) {
 	return out, nil
 }
 
-// NamespaceHasAlias reports whether the namespace pinned at PinDir/name holds
+// NamespaceHasAlias reports whether the namespace pinned at netns.PinDir/name holds
 // a link whose alias is alias: nszone's mark on a namespace it made.
 func NamespaceHasAlias(name, alias string) (bool, error) {
-	ns, err := OpenNamed(name)
+	ns, err := netns.OpenNamed(name)
 	if err != nil {
 		return false, err
 	}
@@ -653,14 +652,4 @@ func addrOf(ip net.IP) netip.Addr {
 
 func ipNet(pf netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: pf.Addr().AsSlice(), Mask: net.CIDRMask(pf.Bits(), pf.Addr().BitLen())}
-}
-
-// hostNS opens the calling thread's network namespace, the host's, with the
-// goroutine held on its thread: between reading the thread id and opening
-// /proc/self/task/TID/ns/net it must not move to another thread, whose
-// namespace or very existence may differ.
-func hostNS() (netns.NsHandle, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	return netns.Get()
 }

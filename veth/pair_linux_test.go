@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nszone/nszone/netns"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,7 +25,7 @@ func TestEnsurePair(t *testing.T) {
 	if m := mustInspect(t, p); len(m) > 0 {
 		t.Fatalf("InspectPair after EnsurePair: %q", m)
 	}
-	ns, err := OpenNamed(p.Zone)
+	ns, err := netns.OpenNamed(p.Zone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,9 +45,9 @@ func TestEnsurePair(t *testing.T) {
 
 	// It works: echo both ways, both families.
 	for _, c := range []struct {
-		from netns.NsHandle
+		from *netns.Handle
 		to   netip.Addr
-	}{{ns, p.Host4.Addr()}, {ns, p.Host6.Addr()}, {netns.None(), p.Zone4.Addr()}, {netns.None(), p.Zone6.Addr()}} {
+	}{{ns, p.Host4.Addr()}, {ns, p.Host6.Addr()}, {nil, p.Zone4.Addr()}, {nil, p.Zone6.Addr()}} {
 		if err := ping(c.from, c.to); err != nil {
 			t.Errorf("ping %s: %v", c.to, err)
 		}
@@ -63,7 +63,7 @@ func TestEnsurePair(t *testing.T) {
 	}
 
 	// Again: nothing to do, nothing written in either namespace.
-	hostMon, zoneMon := newMonitor(t, netns.None(), "host"), newMonitor(t, ns, "zone")
+	hostMon, zoneMon := newMonitor(t, nil, "host"), newMonitor(t, ns, "zone")
 	settle(t, hostMon, zoneMon)
 	hh := hostHandle(t)
 	beforeHost, beforeZone := snapshot(t, hh), snapshot(t, zh)
@@ -148,7 +148,7 @@ func TestInspectPair(t *testing.T) {
 			t.Errorf("%s: not repaired: %q", c.name, m)
 		}
 	}
-	if err := DeleteNamed(p.Zone, nil); err != nil {
+	if err := netns.DeleteNamed(p.Zone, nil); err != nil {
 		t.Fatal(err)
 	}
 	if m := mustInspect(t, p); !slices.Equal(m, []string{"namespace t-insp missing"}) {
@@ -294,15 +294,15 @@ func TestEnsurePairNewNamespace(t *testing.T) {
 	p := testPair("t-re", 6, true)
 	t.Cleanup(func() { _ = DeletePair(p.HostName, p.Alias, nil) })
 	mustEnsure(t, p, true)
-	old, err := OpenNamed(p.Zone)
+	old, err := netns.OpenNamed(p.Zone)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	if err := DeleteNamed(p.Zone, testLog(t)); err != nil {
+	if err := netns.DeleteNamed(p.Zone, testLog(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := CreateNamed(p.Zone, true, testLog(t)); err != nil {
+	if _, err := netns.CreateNamed(p.Zone, SetUpNamespace("", true), testLog(t)); err != nil {
 		t.Fatal(err)
 	}
 	if m := mustInspect(t, p); !slices.Equal(m, []string{"link eth0 missing in zone t-re"}) {
@@ -310,7 +310,7 @@ func TestEnsurePairNewNamespace(t *testing.T) {
 	}
 	mustEnsure(t, p, true)
 	mustEnsure(t, p, false)
-	ns, err := OpenNamed(p.Zone)
+	ns, err := netns.OpenNamed(p.Zone)
 	if err != nil {
 		t.Fatal(err)
 	}

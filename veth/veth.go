@@ -1,13 +1,13 @@
-// Package veth puts a zone's plumbing into the kernel: the network namespace
-// pinned under /run/netns, the veth pair that joins it to the host, the pair's
-// addresses and routes, and the sysctls that keep IPv6 as configured.
+// Package veth puts a zone's links into the kernel: the veth pair that joins
+// the zone's namespace to the host, the pair's addresses and routes, the
+// zone's loopback, and the sysctls that keep IPv6 as configured; and it
+// reads the host's links, addresses and routes. The namespaces themselves
+// are package netns's.
 //
-// It exists so that the rest of nszone never switches namespaces itself. Work
-// in a zone goes through netlink handles bound to its namespace; what must run
-// inside one (creating it, writing its /proc/sys) runs on a locked OS thread
-// that exits afterwards, so no thread ever returns to Go's pool in a foreign
-// namespace. Every operation reads first and writes only what differs, and
-// links are only changed or deleted when they carry nszone's alias.
+// Work in a zone goes through netlink handles bound to its namespace, made
+// and used with netns, which alone switches threads. Every operation reads
+// first and writes only what differs, and links are only changed or deleted
+// when they carry nszone's alias.
 package veth
 
 import (
@@ -17,24 +17,13 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+
+	"github.com/nszone/nszone/netns"
 )
 
-// PinDir holds the files that pin named network namespaces, as for `ip netns`.
-const PinDir = "/run/netns"
-
-var (
-	// ErrExists: a namespace of that name is already pinned.
-	ErrExists = errors.New("exists")
-	// ErrStalePin: the pin file exists but no network namespace is mounted on it.
-	ErrStalePin = errors.New("stale pin")
-	// ErrNotOwned: an interface of the wanted name exists without nszone's alias.
-	ErrNotOwned = errors.New("not owned by nszone")
-)
-
-// NsID identifies a namespace (st_dev/st_ino of its nsfs file).
-type NsID struct{ Dev, Ino uint64 }
-
-func (id NsID) String() string { return fmt.Sprintf("%d:%d", id.Dev, id.Ino) }
+// ErrNotOwned: a link, or a namespace, of the wanted name exists without
+// nszone's alias. It is nszone's one such error: zones.ErrNotOwned is this.
+var ErrNotOwned = errors.New("not nszone's")
 
 // Pair describes one zone's veth pair.
 type Pair struct {
@@ -51,7 +40,7 @@ type Pair struct {
 func (p Pair) v6() bool { return p.Host6.IsValid() }
 
 func (p Pair) validate() error {
-	if err := checkPinName(p.Zone); err != nil {
+	if err := netns.CheckName(p.Zone); err != nil {
 		return err
 	}
 	for _, n := range []string{p.HostName, p.PeerName} {
@@ -97,14 +86,6 @@ func checkSubnet(host, zone netip.Prefix, is4 bool) error {
 	}
 	if host.Masked() != zone.Masked() || host.Addr() == zone.Addr() {
 		return fmt.Errorf("%s and %s must be two addresses of one subnet", host, zone)
-	}
-	return nil
-}
-
-// checkPinName keeps a namespace name to one path element under PinDir.
-func checkPinName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\x00") || len(name) > 255 {
-		return fmt.Errorf("invalid namespace name %q", name)
 	}
 	return nil
 }

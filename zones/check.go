@@ -18,6 +18,7 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -142,10 +143,10 @@ func (m *Manager) Check(f *config.File, names []string, p Prober) (*CheckReport,
 		}
 		// A pin that is gone or points at another namespace is no zone of
 		// ours to probe from (or into): every probe there is an error.
-		if id, err := veth.PinID(name); err != nil {
-			env.badNetns[name] = fmt.Sprintf("namespace %s/%s: %v", veth.PinDir, name, err)
+		if id, err := netns.PinID(name); err != nil {
+			env.badNetns[name] = fmt.Sprintf("namespace %s/%s: %v", netns.PinDir, name, err)
 		} else if id != r.Netns {
-			env.badNetns[name] = fmt.Sprintf("namespace %s/%s is not the one nszone made", veth.PinDir, name)
+			env.badNetns[name] = fmt.Sprintf("namespace %s/%s is not the one nszone made", netns.PinDir, name)
 		}
 	}
 	env.internet = resolveTargets(orDefault(f.Check.Internet, DefaultCheckInternet))
@@ -177,7 +178,7 @@ func (m *Manager) Check(f *config.File, names []string, p Prober) (*CheckReport,
 		}
 		var ports echoPorts
 		var stop func()
-		err := veth.RunIn(name, func() (err error) {
+		err := netns.RunIn(name, func() (err error) {
 			ports.tcp, ports.udp, stop, err = p.Listen(recs[name].IPv6, zoneNets)
 			return err
 		})
@@ -643,7 +644,7 @@ func runProbes(probes []*probe, prober Prober) {
 			var perr error
 			// The socket is made on a thread inside the zone, and keeps the
 			// zone's namespace for the whole attempt.
-			if err := veth.RunIn(p.zone, func() error {
+			if err := netns.RunIn(p.zone, func() error {
 				perr = prober.Attempt(p.proto, p.dst, p.dnsName)
 				return nil
 			}); err != nil {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
-	"github.com/nszone/nszone/veth"
+	"github.com/nszone/nszone/netns"
 )
 
 // ErrNotUp is returned by Ready for a zone that is not (wholly) up.
@@ -55,7 +55,7 @@ func (m *Manager) Ready(zone string) (*Entry, error) {
 	if len(g.open) > 0 {
 		return nil, fmt.Errorf("%w in zone %s: it is %w, missing %s (run nszone up to repair)", ErrNotUp, zone, ErrDegraded, summary(g.open))
 	}
-	e := &Entry{Netns: veth.PinDir + "/" + zone, Etc: m.path(EtcNetns, zone), Access: rec.Access}
+	e := &Entry{Netns: netns.PinDir + "/" + zone, Etc: m.path(EtcNetns, zone), Access: rec.Access}
 	if len(g.closed) > 0 {
 		// Closed, not open: the program starts, and is told why it may
 		// not reach what it should.
@@ -68,7 +68,7 @@ func (m *Manager) Ready(zone string) (*Entry, error) {
 // zone's record alone.
 type Admission struct {
 	Access config.Access // who may enter without sudo, as the zone was brought up
-	Netns  veth.NsID     // the zone's namespace, as up made it
+	Netns  netns.NsID    // the zone's namespace, as up made it
 	Record string        // the record both were read from
 	// Digest is the SHA-256 of the record as read: read again, the same
 	// digest is the same record, every field of it.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
-	"github.com/nszone/nszone/veth"
+	"github.com/nszone/nszone/netns"
 )
 
 // InnerWall enforces a zone's policy a second time, inside the zone's own
@@ -37,7 +37,9 @@ type nftWall struct {
 }
 
 func (w *nftWall) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, fresh bool, log *slog.Logger) (bool, error) {
-	changed, err := nft.Apply(zone, firewall.InnerRules(policy, lan), log)
+	changed, err := inZone(zone, func(ns *netns.Handle) (bool, error) {
+		return nft.Apply(ns, firewall.InnerRules(policy, lan), log)
+	})
 	if err != nil || !changed || fresh {
 		return changed, err
 	}
@@ -48,18 +50,35 @@ func (w *nftWall) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, f
 }
 
 func (w *nftWall) Missing(zone string, policy firewall.Zone, lan []netip.Prefix) []string {
-	gaps, err := nft.Missing(zone, firewall.InnerRules(policy, lan))
+	gaps, err := inZone(zone, func(ns *netns.Handle) ([]string, error) {
+		return nft.Missing(ns, firewall.InnerRules(policy, lan))
+	})
 	if err != nil {
 		return []string{fmt.Sprintf("inner wall (reading it: %v)", err)}
 	}
 	return gaps
 }
 
+// inZone calls fn with the zone's namespace open; errors name the zone.
+func inZone[T any](zone string, fn func(*netns.Handle) (T, error)) (T, error) {
+	ns, err := netns.OpenNamed(zone)
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("zone %s: %w", zone, err)
+	}
+	defer ns.Close()
+	v, err := fn(ns)
+	if err != nil {
+		return v, fmt.Errorf("zone %s: %w", zone, err)
+	}
+	return v, nil
+}
+
 // iptablesWall runs iptables-save and iptables-restore inside the zone.
 type iptablesWall struct{ mode string }
 
 func (w *iptablesWall) backend(zone string) firewall.Backend {
-	return &firewall.IPTables{Mode: w.mode, Start: func(c *exec.Cmd) error { return veth.StartIn(zone, c) }}
+	return &firewall.IPTables{Mode: w.mode, Start: func(c *exec.Cmd) error { return netns.StartIn(zone, c) }}
 }
 
 func (w *iptablesWall) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, _ bool, log *slog.Logger) (bool, error) {

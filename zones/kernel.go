@@ -5,6 +5,7 @@ import (
 
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -15,15 +16,15 @@ import (
 // memory for unit tests of Up, Down, Plan and Status.
 type Kernel interface {
 	// NamespaceID identifies the namespace pinned as name: an error wrapping
-	// fs.ErrNotExist without a pin, veth.ErrStalePin when nothing is mounted on it.
-	NamespaceID(name string) (veth.NsID, error)
-	// Namespaces lists the names pinned in veth.PinDir.
+	// fs.ErrNotExist without a pin, netns.ErrStalePin when nothing is mounted on it.
+	NamespaceID(name string) (netns.NsID, error)
+	// Namespaces lists the names pinned in netns.PinDir.
 	Namespaces() ([]string, error)
 	// NamespaceHasAlias reports whether namespace name holds a link with alias.
 	NamespaceHasAlias(name, alias string) (bool, error)
 	// CreateNamespace pins a new namespace as name, marked with alias; without
 	// ipv6 it has IPv6 turned off.
-	CreateNamespace(name, alias string, ipv6 bool) (veth.NsID, error)
+	CreateNamespace(name, alias string, ipv6 bool) (netns.NsID, error)
 	// DeleteNamespace unpins namespace name; no pin is success.
 	DeleteNamespace(name string) error
 
@@ -53,7 +54,7 @@ type Kernel interface {
 	SetSysctl(key, value string) error
 
 	// ProcessesIn lists the processes in namespace id.
-	ProcessesIn(id veth.NsID) []Process
+	ProcessesIn(id netns.NsID) []Process
 	// ForeignDrops finds other programs' nftables chains that drop zone traffic.
 	ForeignDrops() ([]nft.Foreign, error)
 	// MissingTables says which of keys' iptables-nft tables do not exist.

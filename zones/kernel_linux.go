@@ -12,6 +12,7 @@ import (
 
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -21,12 +22,12 @@ type linuxKernel struct{ log *slog.Logger }
 
 var _ Kernel = linuxKernel{}
 
-func (k linuxKernel) NamespaceID(name string) (veth.NsID, error) { return veth.PinID(name) }
+func (k linuxKernel) NamespaceID(name string) (netns.NsID, error) { return netns.PinID(name) }
 
 func (k linuxKernel) Namespaces() ([]string, error) {
-	entries, err := os.ReadDir(veth.PinDir)
+	entries, err := os.ReadDir(netns.PinDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("listing %s: %w", veth.PinDir, err)
+		return nil, fmt.Errorf("listing %s: %w", netns.PinDir, err)
 	}
 	var out []string
 	for _, e := range entries {
@@ -39,11 +40,11 @@ func (k linuxKernel) NamespaceHasAlias(name, alias string) (bool, error) {
 	return veth.NamespaceHasAlias(name, alias)
 }
 
-func (k linuxKernel) CreateNamespace(name, alias string, ipv6 bool) (veth.NsID, error) {
-	return veth.CreateNamedWithAlias(name, alias, ipv6, k.log)
+func (k linuxKernel) CreateNamespace(name, alias string, ipv6 bool) (netns.NsID, error) {
+	return netns.CreateNamed(name, veth.SetUpNamespace(alias, ipv6), k.log)
 }
 
-func (k linuxKernel) DeleteNamespace(name string) error { return veth.DeleteNamed(name, k.log) }
+func (k linuxKernel) DeleteNamespace(name string) error { return netns.DeleteNamed(name, k.log) }
 
 func (k linuxKernel) LinkExists(name string) (bool, error) { return veth.LinkExists(name) }
 
@@ -73,8 +74,8 @@ func (k linuxKernel) SetSysctl(key, value string) error { return veth.SetSysctl(
 
 // ProcessesIn finds every process whose network namespace is id, through
 // /proc/*/ns/net: whoever started them, with nszone or not.
-func (k linuxKernel) ProcessesIn(id veth.NsID) []Process {
-	if id == (veth.NsID{}) {
+func (k linuxKernel) ProcessesIn(id netns.NsID) []Process {
+	if id == (netns.NsID{}) {
 		return nil
 	}
 	entries, _ := os.ReadDir("/proc")

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
-	"github.com/nszone/nszone/veth"
+	"github.com/nszone/nszone/netns"
 )
 
 // PlanResult is what `plan` shows, as data: `nszone plan -o json` prints it.
@@ -106,7 +106,7 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 	for _, name := range sortedKeys(p.want) {
 		d, rec := p.want[name], p.recs[name]
 		r := d.record()
-		pz := PlanZone{Name: name, Netns: veth.PinDir + "/" + name, HostIf: d.pair.HostName, Addresses: []string{},
+		pz := PlanZone{Name: name, Netns: netns.PinDir + "/" + name, HostIf: d.pair.HostName, Addresses: []string{},
 			Allow: nonNil(r.Allow), DNS: nonNil(r.DNS), DNSOpenings: nonNil(slices.Clone(d.openings)), Changes: []string{}}
 		for _, a := range []netip.Prefix{d.pair.Zone4, d.pair.Zone6} {
 			if a.IsValid() {
@@ -117,7 +117,7 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 		case rec == nil:
 			pz.Action = PlanAdd
 			rep.add("+ zone %s: namespace %s/%s, link %s %s / %s, allow %s, dns %s",
-				name, veth.PinDir, name, d.pair.HostName, d.pair.Zone4, v6Text(d.pair), allowText(r.Allow), dnsText(r.DNS))
+				name, netns.PinDir, name, d.pair.HostName, d.pair.Zone4, v6Text(d.pair), allowText(r.Allow), dnsText(r.DNS))
 			if len(d.openings) > 0 {
 				rep.add("+ zone %s: DNS opening to %s (port 53 only)", name, strings.Join(d.openings, ", "))
 			}
@@ -140,7 +140,7 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 		rep.Zones = append(rep.Zones, pz)
 	}
 	for _, name := range p.remove {
-		pz := PlanZone{Name: name, Action: PlanRemove, Netns: veth.PinDir + "/" + name, HostIf: HostIf(name),
+		pz := PlanZone{Name: name, Action: PlanRemove, Netns: netns.PinDir + "/" + name, HostIf: HostIf(name),
 			Addresses: []string{}, Allow: []string{}, DNS: []string{}, DNSOpenings: []string{}, Changes: []string{}}
 		if rec := p.recs[name]; rec != nil {
 			pz.Allow, pz.DNS, pz.DNSOpenings = nonNil(rec.Allow), nonNil(rec.DNS), nonNil(rec.Openings)

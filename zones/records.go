@@ -13,6 +13,7 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -21,7 +22,7 @@ import (
 // points at every leftover.
 type Record struct {
 	Name     string         `json:"name"`
-	Netns    veth.NsID      `json:"netns"`
+	Netns    netns.NsID     `json:"netns"`
 	Pair     veth.Pair      `json:"pair"`
 	Policy   firewall.Zone  `json:"policy"`
 	Allow    []string       `json:"allow"`

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -103,7 +104,7 @@ func (r *Record) stored() storedRecord {
 
 func (s storedRecord) record() *Record {
 	l, z := s.Link, s.Policy
-	r := &Record{Name: s.Name, Netns: veth.NsID(s.Netns),
+	r := &Record{Name: s.Name, Netns: netns.NsID(s.Netns),
 		Pair: veth.Pair{Zone: l.Zone, HostName: l.HostName, PeerName: l.PeerName, Alias: l.Alias,
 			Host4: l.Host4, Zone4: l.Zone4, Host6: l.Host6, Zone6: l.Zone6, MTU: l.MTU},
 		Policy: firewall.Zone{Name: z.Name, HostIf: z.HostIf, Uplink: z.Uplink, Net4: z.Net4, Net6: z.Net6,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -107,7 +108,7 @@ func TestChangedFieldsNamesEachField(t *testing.T) {
 // the version written now has exactly the names of testdata/records/v1.json
 // (which must never change but by adding).
 func TestRecordVersions(t *testing.T) {
-	want := &Record{Name: "web", Netns: veth.NsID{Dev: 4, Ino: 4026532301},
+	want := &Record{Name: "web", Netns: netns.NsID{Dev: 4, Ino: 4026532301},
 		Pair: veth.Pair{Zone: "web", HostName: "nsz-web", PeerName: "eth0", Alias: "nszone:web",
 			Host4: netip.MustParsePrefix("10.250.0.13/30"), Zone4: netip.MustParsePrefix("10.250.0.14/30"),
 			Host6: netip.MustParsePrefix("fd6e:737a:7a6f:3::1/64"), Zone6: netip.MustParsePrefix("fd6e:737a:7a6f:3::2/64")},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -90,7 +91,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 		st.Firewall = "iptables-" + v
 	}
 	for _, name := range list {
-		zs := ZoneStatus{Name: name, Netns: veth.PinDir + "/" + name, HostIf: HostIf(name),
+		zs := ZoneStatus{Name: name, Netns: netns.PinDir + "/" + name, HostIf: HostIf(name),
 			InFile: f.Zone(name) != nil, Processes: []Process{}, DNS: []string{}, DNSOpenings: []string{}, Addresses: []string{}, Allow: []string{},
 			Users: []string{}, Groups: []string{}}
 		if z := f.Zone(name); z != nil {
@@ -239,9 +240,9 @@ func (m *Manager) zoneGaps(name string, rec *Record, hostNow []netip.Addr, nftWh
 	id, err := m.Kernel.NamespaceID(name)
 	switch {
 	case err != nil:
-		out = append(out, fmt.Sprintf("namespace pin %s/%s", veth.PinDir, name))
+		out = append(out, fmt.Sprintf("namespace pin %s/%s", netns.PinDir, name))
 	case id != rec.Netns:
-		out = append(out, fmt.Sprintf("namespace pin %s/%s (points at another namespace)", veth.PinDir, name))
+		out = append(out, fmt.Sprintf("namespace pin %s/%s (points at another namespace)", netns.PinDir, name))
 	default:
 		gaps, err := m.Kernel.InspectPair(rec.Pair)
 		if err != nil {

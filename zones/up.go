@@ -15,12 +15,13 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
 
 // ErrNotOwned is returned for a namespace or interface named like a zone
 // that nszone did not create: it is never taken over or deleted.
-var ErrNotOwned = errors.New("not nszone's")
+var ErrNotOwned = veth.ErrNotOwned
 
 // UnknownZoneError is a zone named on the command line that the file lacks.
 type UnknownZoneError struct{ Zone, File string }
@@ -64,18 +65,18 @@ func checkNames(f *config.File, names []string) error {
 // owned reports whether the namespace pinned as zone is nszone's: it
 // matches the record, or (after a crash lost the record) it holds the
 // zone's marked veth end. ok is false with a nil error when there is no pin.
-func (m *Manager) owned(zone string, rec *Record) (id veth.NsID, exists bool, err error) {
+func (m *Manager) owned(zone string, rec *Record) (id netns.NsID, exists bool, err error) {
 	id, err = m.Kernel.NamespaceID(zone)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return veth.NsID{}, false, nil
-	case errors.Is(err, veth.ErrStalePin):
+		return netns.NsID{}, false, nil
+	case errors.Is(err, netns.ErrStalePin):
 		if rec != nil {
-			return veth.NsID{}, true, nil // ours, from before a reboot or crash: recreated
+			return netns.NsID{}, true, nil // ours, from before a reboot or crash: recreated
 		}
-		return veth.NsID{}, true, fmt.Errorf("%s/%s exists but is no mounted namespace: %w", veth.PinDir, zone, ErrNotOwned)
+		return netns.NsID{}, true, fmt.Errorf("%s/%s exists but is no mounted namespace: %w", netns.PinDir, zone, ErrNotOwned)
 	case err != nil:
-		return veth.NsID{}, false, fmt.Errorf("reading namespace %s: %w", zone, err)
+		return netns.NsID{}, false, fmt.Errorf("reading namespace %s: %w", zone, err)
 	}
 	if rec != nil && rec.Netns == id {
 		return id, true, nil
@@ -83,7 +84,7 @@ func (m *Manager) owned(zone string, rec *Record) (id veth.NsID, exists bool, er
 	if has, err := m.Kernel.NamespaceHasAlias(zone, alias(zone)); err == nil && has {
 		return id, true, nil
 	}
-	return id, true, fmt.Errorf("network namespace %s/%s exists and is not nszone's (remove it or rename the zone): %w", veth.PinDir, zone, ErrNotOwned)
+	return id, true, fmt.Errorf("network namespace %s/%s exists and is not nszone's (remove it or rename the zone): %w", netns.PinDir, zone, ErrNotOwned)
 }
 
 // checkLink refuses a host interface named like the zone's that nszone did not make.
@@ -117,7 +118,7 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range []string{m.path(StateDir), m.path(EtcNetns), m.path(veth.PinDir)} {
+	for _, d := range []string{m.path(StateDir), m.path(EtcNetns), m.path(netns.PinDir)} {
 		if err := m.ensureDir(h, d); err != nil {
 			return nil, err
 		}
@@ -345,7 +346,7 @@ func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
 		return err
 	}
 	created := false
-	if exists && id == (veth.NsID{}) { // a stale pin of ours
+	if exists && id == (netns.NsID{}) { // a stale pin of ours
 		if err := m.Kernel.DeleteNamespace(name); err != nil {
 			return err
 		}

@@ -14,8 +14,8 @@ import (
 // What nszone-enter links is code a caller of a setuid-root program can
 // reach, and every package it links runs its initialisers as root before
 // main. It links only what it runs: its own rules (entry), the records and
-// the readiness check (zones, config, firewall, veth and their netlink and
-// iptables libraries) and the entry path (launch).
+// the readiness check (zones, config, firewall, netns, veth and their netlink
+// and iptables libraries) and the entry path (launch).
 
 // deniedPackages must never be among its dependencies, by package path
 // prefix, and why.
@@ -60,7 +60,7 @@ var allowedOutside = []string{
 }
 
 // allowedOwn are nszone's own packages it may link.
-var allowedOwn = []string{"entry", "config", "zones", "firewall", "firewall/nft", "veth", "launch", "cmd/nszone-enter"}
+var allowedOwn = []string{"entry", "config", "zones", "firewall", "firewall/nft", "netns", "veth", "launch", "cmd/nszone-enter"}
 
 // TestDependencies: nszone-enter's dependency list stays the small one
 // above, as `make install ENTER=1` builds it (static, linux).

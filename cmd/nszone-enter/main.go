@@ -23,7 +23,7 @@ import (
 	"github.com/nszone/nszone/entry"
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/launch"
-	"github.com/nszone/nszone/veth"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/zones"
 )
 
@@ -185,7 +185,7 @@ func (g *gate) prepare() (*zones.Entry, error) {
 	g.first = adm
 	// The namespace the record names, held from before Ready, which checks
 	// it, until the recheck.
-	pin := filepath.Join(veth.PinDir, g.zone)
+	pin := filepath.Join(netns.PinDir, g.zone)
 	if err := entry.RootOwned(pin); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w in zone %s: it is degraded, missing namespace pin %s (run nszone up to repair)", zones.ErrNotUp, g.zone, pin)
 	} else if err != nil {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/follow"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/sdnotify"
-	"github.com/nszone/nszone/veth"
 	"github.com/nszone/nszone/zones"
 )
 
@@ -107,7 +107,12 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 				continue
 			}
 			zctx, cancel := context.WithCancel(ctx)
-			ch, err := follow.Ruleset(zctx, name, veth.PinDir+"/"+name, o.log)
+			ns, err := netns.OpenNamed(name)
+			var ch <-chan follow.Event
+			if err == nil {
+				ch, err = follow.Ruleset(zctx, name, ns, o.log)
+				ns.Close() // the subscription's socket holds the namespace
+			}
 			if err != nil {
 				cancel()
 				continue // not there (yet): the next convergence tries again

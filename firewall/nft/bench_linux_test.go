@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
 
@@ -27,7 +28,7 @@ func fresh(b *testing.B, apply func(zone string) error) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		zone := fmt.Sprintf("nftb%d", i)
-		if _, err := veth.CreateNamed(zone, true, nil); err != nil {
+		if _, err := netns.CreateNamed(zone, veth.SetUpNamespace("", true), nil); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
@@ -36,7 +37,7 @@ func fresh(b *testing.B, apply func(zone string) error) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := veth.DeleteNamed(zone, nil); err != nil {
+		if err := netns.DeleteNamed(zone, nil); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
@@ -46,7 +47,13 @@ func fresh(b *testing.B, apply func(zone string) error) {
 func BenchmarkApply(b *testing.B) {
 	rootTest(b)
 	fresh(b, func(zone string) error {
-		changed, err := Apply(zone, benchRules(zone), quiet)
+		// Timed as zones applies it: the namespace opened by name first.
+		ns, err := netns.OpenNamed(zone)
+		if err != nil {
+			return err
+		}
+		defer ns.Close()
+		changed, err := Apply(ns, benchRules(zone), quiet)
 		if err == nil && !changed {
 			err = fmt.Errorf("zone %s: fresh apply changed nothing", zone)
 		}
@@ -57,14 +64,14 @@ func BenchmarkApply(b *testing.B) {
 func BenchmarkApplyUnchanged(b *testing.B) {
 	rootTest(b)
 	const zone = "nftbench"
-	newNS(b, zone)
+	ns := newNS(b, zone)
 	rules := benchRules(zone)
-	if _, err := Apply(zone, rules, quiet); err != nil {
+	if _, err := Apply(ns, rules, quiet); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if changed, err := Apply(zone, benchRules(zone), quiet); err != nil || changed {
+		if changed, err := Apply(ns, benchRules(zone), quiet); err != nil || changed {
 			b.Fatalf("changed=%v err=%v", changed, err)
 		}
 	}
@@ -73,14 +80,14 @@ func BenchmarkApplyUnchanged(b *testing.B) {
 func BenchmarkMissing(b *testing.B) {
 	rootTest(b)
 	const zone = "nftbench"
-	newNS(b, zone)
+	ns := newNS(b, zone)
 	rules := benchRules(zone)
-	if _, err := Apply(zone, rules, quiet); err != nil {
+	if _, err := Apply(ns, rules, quiet); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if gaps, err := Missing(zone, benchRules(zone)); err != nil || len(gaps) != 0 {
+		if gaps, err := Missing(ns, benchRules(zone)); err != nil || len(gaps) != 0 {
 			b.Fatalf("gaps=%q err=%v", gaps, err)
 		}
 	}
@@ -95,7 +102,7 @@ func iptablesModes(b *testing.B, fn func(b *testing.B, backend func(zone string)
 				b.Skipf("iptables-%s not installed", mode)
 			}
 			fn(b, func(zone string) firewall.Backend {
-				return &firewall.IPTables{Mode: mode, Start: func(c *exec.Cmd) error { return veth.StartIn(zone, c) }}
+				return &firewall.IPTables{Mode: mode, Start: func(c *exec.Cmd) error { return netns.StartIn(zone, c) }}
 			})
 		})
 	}

@@ -12,8 +12,6 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
-
-	"github.com/nszone/nszone/veth"
 )
 
 // encodeExprs is a rule's NFTA_RULE_EXPRESSIONS as the kernel sends it.
@@ -233,7 +231,7 @@ func TestForeignDropsCases(t *testing.T) {
 				}
 			}
 			ns := fmt.Sprintf("nftfor%d", i)
-			newNS(t, ns)
+			h := newNS(t, ns)
 			for _, cmd := range c.setup {
 				sh(t, ns, cmd)
 			}
@@ -243,12 +241,7 @@ func TestForeignDropsCases(t *testing.T) {
 					t.Fatalf("nft list ruleset lacks %q:\n%s", s, ruleset)
 				}
 			}
-			h, err := veth.OpenNamed(ns)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer h.Close()
-			got, err := foreignDropsIn(int(h))
+			got, err := foreignDropsIn(h.Fd())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/nszone/nszone/firewall"
-	"github.com/nszone/nszone/veth"
 )
 
 // hostPolicy is a host wall of every kind of zone, on interfaces nsz-NAME.
@@ -53,20 +52,15 @@ func TestHostWallKernel(t *testing.T) {
 	rootTest(t)
 	needNft(t)
 	const name = "nfthost"
-	newNS(t, name)
-	ns, err := veth.OpenNamed(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := newNS(t, name)
 	rules := firewall.HostRules(hostPolicy())
 	for _, f := range firewall.Families {
 		sp, fr := hostSpec(f), map[firewall.Family][]firewall.Rule{f: rules[f]}
 		t.Run(f.String(), func(t *testing.T) {
-			if changed, err := apply(int(ns), sp, fr, quiet); err != nil || !changed {
+			if changed, err := apply(ns.Fd(), sp, fr, quiet); err != nil || !changed {
 				t.Fatalf("first apply: changed=%v err=%v", changed, err)
 			}
-			if changed, err := apply(int(ns), sp, fr, quiet); err != nil || changed {
+			if changed, err := apply(ns.Fd(), sp, fr, quiet); err != nil || changed {
 				t.Fatalf("second apply: changed=%v err=%v", changed, err)
 			}
 			fam := sp.famName
@@ -83,33 +77,33 @@ func TestHostWallKernel(t *testing.T) {
 			for _, table := range []string{"filter", "nat"} {
 				run(t, name, bin, "-t", table, "-F")
 			}
-			if gaps, err := missing(int(ns), sp, fr); err != nil || len(gaps) != 0 {
+			if gaps, err := missing(ns.Fd(), sp, fr); err != nil || len(gaps) != 0 {
 				t.Fatalf("after %s -F: gaps %q %v", bin, gaps, err)
 			}
 			run(t, name, "nft", "flush", "chain", fam, Table, "NSZ-wan-out")
-			gaps, err := missing(int(ns), sp, fr)
+			gaps, err := missing(ns.Fd(), sp, fr)
 			if err != nil || len(gaps) != 1 || !strings.Contains(gaps[0], "chain NSZ-wan-out has 0 rules") {
 				t.Fatalf("after flushing NSZ-wan-out: gaps %q %v", gaps, err)
 			}
 			// A check of one zone looks at its chains and the dispatch
 			// chains only: wan's damage is wan's, not lan's.
-			if gaps, err := missingHost(int(ns), fr, "wan"); err != nil || len(gaps) != 1 || !strings.Contains(gaps[0], "chain NSZ-wan-out has 0 rules") {
+			if gaps, err := missingHost(ns.Fd(), fr, "wan"); err != nil || len(gaps) != 1 || !strings.Contains(gaps[0], "chain NSZ-wan-out has 0 rules") {
 				t.Errorf("wan's check after flushing NSZ-wan-out: gaps %q %v", gaps, err)
 			}
-			if gaps, err := missingHost(int(ns), fr, "lan"); err != nil || len(gaps) != 0 {
+			if gaps, err := missingHost(ns.Fd(), fr, "lan"); err != nil || len(gaps) != 0 {
 				t.Errorf("lan's check after flushing NSZ-wan-out: gaps %q %v", gaps, err)
 			}
 			run(t, name, "nft", "delete", "rule", fam, Table, "forward", "handle", forwardHandle(t, name, fam))
-			if gaps, err := missingHost(int(ns), fr, "lan"); err != nil || len(gaps) == 0 {
+			if gaps, err := missingHost(ns.Fd(), fr, "lan"); err != nil || len(gaps) == 0 {
 				t.Errorf("lan's check with a dispatch rule deleted: gaps %q %v", gaps, err)
 			}
-			if changed, err := apply(int(ns), sp, fr, quiet); err != nil || !changed {
+			if changed, err := apply(ns.Fd(), sp, fr, quiet); err != nil || !changed {
 				t.Fatalf("repair: changed=%v err=%v", changed, err)
 			}
-			if gaps, err := missing(int(ns), sp, fr); err != nil || len(gaps) != 0 {
+			if gaps, err := missing(ns.Fd(), sp, fr); err != nil || len(gaps) != 0 {
 				t.Fatalf("after the repair: gaps %q %v", gaps, err)
 			}
-			if changed, err := remove(int(ns), sp, quiet); err != nil || !changed {
+			if changed, err := remove(ns.Fd(), sp, quiet); err != nil || !changed {
 				t.Fatalf("remove: changed=%v err=%v", changed, err)
 			}
 			if out := run(t, name, "nft", "list", "tables"); strings.Contains(out, fmt.Sprintf("table %s %s\n", fam, Table)) {

@@ -42,7 +42,7 @@ func Root(tb testing.TB) {
 	}
 	tb.Cleanup(func() {
 		for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-			stray := strayThreads()
+			stray := StrayThreads()
 			if len(stray) == 0 {
 				return
 			}
@@ -54,7 +54,9 @@ func Root(tb testing.TB) {
 	})
 }
 
-func strayThreads() []string {
+// StrayThreads lists the threads of the process that are not in the
+// sandbox's network namespace.
+func StrayThreads() []string {
 	tasks, _ := os.ReadDir("/proc/self/task")
 	var out []string
 	for _, task := range tasks {

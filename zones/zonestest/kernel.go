@@ -8,6 +8,7 @@ import (
 
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 	"github.com/nszone/nszone/zones"
 )
@@ -17,15 +18,15 @@ type Kernel struct{ m *Machine }
 
 var _ zones.Kernel = Kernel{}
 
-func (k Kernel) NamespaceID(name string) (veth.NsID, error) {
+func (k Kernel) NamespaceID(name string) (netns.NsID, error) {
 	k.m.mu.Lock()
 	defer k.m.mu.Unlock()
 	ns := k.m.namespaces[name]
 	switch {
 	case ns == nil:
-		return veth.NsID{}, k.m.notExist(name)
+		return netns.NsID{}, k.m.notExist(name)
 	case ns.stale:
-		return veth.NsID{}, fmt.Errorf("%s/%s: %w", veth.PinDir, name, veth.ErrStalePin)
+		return netns.NsID{}, fmt.Errorf("%s/%s: %w", netns.PinDir, name, netns.ErrStalePin)
 	}
 	return ns.id, nil
 }
@@ -54,11 +55,11 @@ func (k Kernel) NamespaceHasAlias(name, alias string) (bool, error) {
 	return false, nil
 }
 
-func (k Kernel) CreateNamespace(name, alias string, ipv6 bool) (veth.NsID, error) {
+func (k Kernel) CreateNamespace(name, alias string, ipv6 bool) (netns.NsID, error) {
 	k.m.mu.Lock()
 	defer k.m.mu.Unlock()
 	if k.m.namespaces[name] != nil {
-		return veth.NsID{}, fmt.Errorf("creating namespace %s: %w", name, veth.ErrExists)
+		return netns.NsID{}, fmt.Errorf("creating namespace %s: %w", name, netns.ErrExists)
 	}
 	ns := &namespace{id: k.m.newID(), alias: alias, ipv6: ipv6}
 	k.m.namespaces[name] = ns
@@ -231,7 +232,7 @@ func (k Kernel) SetSysctl(key, value string) error {
 	return nil
 }
 
-func (k Kernel) ProcessesIn(id veth.NsID) []zones.Process {
+func (k Kernel) ProcessesIn(id netns.NsID) []zones.Process {
 	k.m.mu.Lock()
 	defer k.m.mu.Unlock()
 	return slices.Clone(k.m.processes[id])

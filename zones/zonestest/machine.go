@@ -18,6 +18,7 @@ import (
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/firewalltest"
 	"github.com/nszone/nszone/firewall/nft"
+	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 	"github.com/nszone/nszone/zones"
 )
@@ -37,7 +38,7 @@ type Machine struct {
 	defaultV6  string
 	routes     []netip.Prefix // the host's routes besides its links' own prefixes
 	sysctls    map[string]string
-	processes  map[veth.NsID][]zones.Process
+	processes  map[netns.NsID][]zones.Process
 	foreign    []nft.Foreign
 	nftTables  map[string]bool // iptables-nft tables that exist ("ip filter")
 	inner      map[string]string
@@ -46,7 +47,7 @@ type Machine struct {
 }
 
 type namespace struct {
-	id    veth.NsID
+	id    netns.NsID
 	alias string // the mark on its loopback; "" for a namespace of someone else
 	ipv6  bool
 	stale bool // a pin file with nothing mounted on it
@@ -73,7 +74,7 @@ func New() *Machine {
 			"net.ipv6.conf.eth0.accept_ra":       "1",
 			"net.ipv6.conf.default.disable_ipv6": "0",
 		},
-		processes: map[veth.NsID][]zones.Process{},
+		processes: map[netns.NsID][]zones.Process{},
 		nftTables: map[string]bool{"ip filter": true, "ip6 filter": true},
 		inner:     map[string]string{},
 		hostWall:  map[firewall.Family][]firewall.Rule{},
@@ -176,13 +177,13 @@ func (m *Machine) SetSysctl(key, value string) {
 	m.sysctls[key] = value
 }
 
-func (m *Machine) newID() veth.NsID {
+func (m *Machine) newID() netns.NsID {
 	m.nextIno++
-	return veth.NsID{Dev: 4, Ino: m.nextIno}
+	return netns.NsID{Dev: 4, Ino: m.nextIno}
 }
 
 func (m *Machine) notExist(name string) error {
-	return fmt.Errorf("%s/%s: %w", veth.PinDir, name, fs.ErrNotExist)
+	return fmt.Errorf("%s/%s: %w", netns.PinDir, name, fs.ErrNotExist)
 }
 
 // Render is the whole machine as text, in a stable order: what a golden
