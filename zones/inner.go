@@ -19,6 +19,9 @@ type InnerWall interface {
 	Apply(zone string, policy firewall.Zone, lan []netip.Prefix, fresh bool, log *slog.Logger) (bool, error)
 	// Missing says what of the wall is not in place; empty means whole.
 	Missing(zone string, policy firewall.Zone, lan []netip.Prefix) []string
+	// Generational reports whether the wall's rules move the namespace's
+	// nf_tables generation (see vouch.go).
+	Generational() bool
 }
 
 // newInnerWall prefers nftables over netlink (no process per zone and
@@ -48,6 +51,8 @@ func (w *nftWall) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, f
 	_, err = firewall.Apply(w.old.backend(zone), firewall.Ruleset{}, firewall.InnerTables, log)
 	return changed, err
 }
+
+func (w *nftWall) Generational() bool { return true }
 
 func (w *nftWall) Missing(zone string, policy firewall.Zone, lan []netip.Prefix) []string {
 	gaps, err := inZone(zone, func(ns *netns.Handle) ([]string, error) {
@@ -80,6 +85,8 @@ type iptablesWall struct{ mode string }
 func (w *iptablesWall) backend(zone string) firewall.Backend {
 	return &firewall.IPTables{Mode: w.mode, Start: func(c *exec.Cmd) error { return netns.StartIn(zone, c) }}
 }
+
+func (w *iptablesWall) Generational() bool { return false }
 
 func (w *iptablesWall) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, _ bool, log *slog.Logger) (bool, error) {
 	return firewall.Apply(w.backend(zone), firewall.BuildInner(policy, lan), firewall.InnerTables, log)

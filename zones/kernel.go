@@ -62,6 +62,9 @@ type Kernel interface {
 	// DeleteTableIfEmpty deletes an iptables-nft table holding nothing, or
 	// says why it stays.
 	DeleteTableIfEmpty(k firewall.Key) (why string, err error)
+	// Generation reads the nf_tables generation of zone's namespace, or of
+	// the host's for "".
+	Generation(zone string) (nft.Gen, error)
 	// HostComments reads the rule comments of chains of one iptables-nft
 	// table, chain -> comments in order: exec's quick look at the host's wall.
 	HostComments(f firewall.Family, table string, chains []string) (map[string][]string, error)

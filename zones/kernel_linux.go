@@ -108,6 +108,18 @@ func (k linuxKernel) DeleteTableIfEmpty(key firewall.Key) (string, error) {
 	return nft.DeleteTableIfEmpty(key)
 }
 
+func (k linuxKernel) Generation(zone string) (nft.Gen, error) {
+	if zone == "" {
+		return nft.Generation(0)
+	}
+	h, err := netns.OpenNamed(zone)
+	if err != nil {
+		return nft.Gen{}, err
+	}
+	defer h.Close()
+	return nft.Generation(h.Fd())
+}
+
 func (k linuxKernel) HostComments(f firewall.Family, table string, chains []string) (map[string][]string, error) {
 	return nft.HostComments(f, table, chains)
 }

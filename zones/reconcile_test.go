@@ -369,3 +369,53 @@ func TestReconcileKeepsZoneWithPrograms(t *testing.T) {
 		t.Errorf("web was taken away under its program: %v", err)
 	}
 }
+
+// exec reads the walls once; while nothing changes it trusts the kernel's
+// generations, and every damage sends it back to the full check.
+func TestExecVouch(t *testing.T) {
+	h := newHost(t)
+	h.up(t, "01-four-zones.yaml")
+	if _, err := h.m.Ready("wan"); err != nil {
+		t.Fatal(err)
+	}
+	reads := h.WallReads()
+	if reads == 0 {
+		t.Fatal("the first exec did not read the walls")
+	}
+	if _, err := h.m.Ready("wan"); err != nil {
+		t.Fatal(err)
+	}
+	if h.WallReads() != reads {
+		t.Fatal("an exec with nothing changed read the walls again")
+	}
+	damages := []struct {
+		name   string
+		damage func(h *host)
+		closed bool // exec starts, with a warning
+	}{
+		{"inner wall gone", func(h *host) { h.DamageInner("wan") }, false},
+		{"nftables host wall gone", func(h *host) { h.DamageHostWall() }, false},
+		{"host link deleted", func(h *host) { h.DeleteLink("nsz-wan") }, false},
+		{"iptables flushed", flush, true},
+		{"resolv.conf removed", func(h *host) { os.Remove(filepath.Join(h.root, "etc/netns/wan/resolv.conf")) }, false},
+	}
+	for _, d := range damages {
+		t.Run(d.name, func(t *testing.T) {
+			h := newHost(t)
+			h.up(t, "01-four-zones.yaml")
+			for range 2 {
+				if _, err := h.m.Ready("wan"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d.damage(h)
+			e, err := h.m.Ready("wan")
+			switch {
+			case d.closed && (err != nil || e.Warning == ""):
+				t.Errorf("exec after %s: err %v, warning %q; want a start with a warning", d.name, err, e.Warning)
+			case !d.closed && !errors.Is(err, zones.ErrNotUp):
+				t.Errorf("exec after %s: err %v, want a refusal", d.name, err)
+			}
+		})
+	}
+}

@@ -131,7 +131,7 @@ func (m *Manager) allocation(zone string) (Allocation, bool) {
 // removeEmptyDirs removes nszone's own subdirectories once nothing is left
 // in them; the top directories go only if nszone created them (hostRecord).
 func (m *Manager) removeEmptyDirs() {
-	for _, d := range []string{m.path(RunDir, "zones"), m.path(StateDir, "zones")} {
+	for _, d := range []string{m.path(RunDir, "zones"), m.path(RunDir, "vouch"), m.path(StateDir, "zones")} {
 		os.Remove(d) // fails, as it should, while anything is left
 	}
 }

@@ -237,6 +237,21 @@ func (m *Manager) zoneGaps(name string, rec *Record, hostNow []netip.Addr, nftWh
 			}
 		}
 	}
+	out = append(out, m.linkAndFileGaps(name, rec, true)...)
+	if up := rec.Policy.Uplink; up != "" {
+		if ok, err := m.Kernel.LinkExists(up); err == nil && !ok {
+			// Closed, not open: nothing leaves through a link that is gone.
+			notes = append(notes, fmt.Sprintf("uplink %s is gone: the zone reaches nothing beyond the host until nszone watch or up follows the new one", up))
+		}
+	}
+	return out, notes
+}
+
+// linkAndFileGaps is what of the zone's namespace pin, link, addresses,
+// routes and files is missing (what no nf_tables generation covers), and
+// with inner what of its inner wall.
+func (m *Manager) linkAndFileGaps(name string, rec *Record, inner bool) []string {
+	var out []string
 	id, err := m.Kernel.NamespaceID(name)
 	switch {
 	case err != nil:
@@ -249,12 +264,8 @@ func (m *Manager) zoneGaps(name string, rec *Record, hostNow []netip.Addr, nftWh
 			gaps = append(gaps, err.Error())
 		}
 		out = append(out, gaps...)
-		out = append(out, m.innerMissing(name, rec)...)
-	}
-	if up := rec.Policy.Uplink; up != "" {
-		if ok, err := m.Kernel.LinkExists(up); err == nil && !ok {
-			// Closed, not open: nothing leaves through a link that is gone.
-			notes = append(notes, fmt.Sprintf("uplink %s is gone: the zone reaches nothing beyond the host until nszone watch or up follows the new one", up))
+		if inner {
+			out = append(out, m.innerMissing(name, rec)...)
 		}
 	}
 	for _, f := range []string{"resolv.conf", "nsswitch.conf"} {
@@ -263,7 +274,7 @@ func (m *Manager) zoneGaps(name string, rec *Record, hostNow []netip.Addr, nftWh
 			out = append(out, p)
 		}
 	}
-	return out, notes
+	return out
 }
 
 func nonNil[T any](s []T) []T {

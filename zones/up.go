@@ -494,6 +494,9 @@ func (m *Manager) removeZone(name string, rec *Record) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	if err := removeFile(m.vouchPath(name)); err != nil {
+		return err
+	}
 	if err := removeFile(m.allocPath(name)); err != nil {
 		return err
 	}

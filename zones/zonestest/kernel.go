@@ -278,6 +278,21 @@ func (k Kernel) DeleteTableIfEmpty(key firewall.Key) (string, error) {
 	return "", nil
 }
 
+// Generation: the host's counts the iptables fake's writes too, as
+// iptables-nft's move the kernel's; a namespace's cookie is its inode here.
+func (k Kernel) Generation(zone string) (nft.Gen, error) {
+	k.m.mu.Lock()
+	defer k.m.mu.Unlock()
+	if zone == "" {
+		return nft.Gen{Cookie: 1, ID: k.m.hostGen + uint32(k.m.Firewall.Writes)}, nil
+	}
+	ns := k.m.namespaces[zone]
+	if ns == nil || ns.stale {
+		return nft.Gen{}, k.m.notExist(zone)
+	}
+	return nft.Gen{Cookie: ns.id.Ino, ID: ns.gen}, nil
+}
+
 // HostComments reads the comments out of the fake's iptables-save text.
 func (k Kernel) HostComments(f firewall.Family, table string, chains []string) (map[string][]string, error) {
 	out, err := k.m.Firewall.Save(f, []string{table})

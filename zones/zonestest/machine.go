@@ -44,13 +44,24 @@ type Machine struct {
 	inner      map[string]string
 	hostWall   map[firewall.Family][]firewall.Rule
 	nextIno    uint64
+	hostGen    uint32 // the host's nf_tables generation, but for the iptables fake's writes
+	wallReads  int    // how often a wall was read (Missing)
+}
+
+// WallReads counts the reads of both nftables walls, for tests of what
+// exec skips.
+func (m *Machine) WallReads() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.wallReads
 }
 
 type namespace struct {
 	id    netns.NsID
 	alias string // the mark on its loopback; "" for a namespace of someone else
 	ipv6  bool
-	stale bool // a pin file with nothing mounted on it
+	stale bool   // a pin file with nothing mounted on it
+	gen   uint32 // its nf_tables generation: one more with every write of its rules
 }
 
 type hostLink struct {
@@ -145,6 +156,9 @@ func (m *Machine) DamageInner(zone string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.inner, zone)
+	if ns := m.namespaces[zone]; ns != nil {
+		ns.gen++
+	}
 }
 
 // DamageHostWall removes the nftables host wall.
@@ -152,6 +166,7 @@ func (m *Machine) DamageHostWall() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.hostWall = map[firewall.Family][]firewall.Rule{}
+	m.hostGen++
 }
 
 // StartProcess records a program running in namespace name.

@@ -27,13 +27,17 @@ func (w Inner) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, _ bo
 		return false, nil
 	}
 	w.m.inner[zone] = want
+	w.m.namespaces[zone].gen++
 	return true, nil
 }
+
+func (w Inner) Generational() bool { return true }
 
 func (w Inner) Missing(zone string, policy firewall.Zone, lan []netip.Prefix) []string {
 	want := firewall.BuildInner(policy, lan).String()
 	w.m.mu.Lock()
 	defer w.m.mu.Unlock()
+	w.m.wallReads++
 	if cur, ok := w.m.inner[zone]; !ok || cur != want {
 		return []string{"inner wall: rules inside the zone"}
 	}
@@ -53,6 +57,7 @@ func (w Wall) Apply(p firewall.Policy, _ *slog.Logger) (bool, error) {
 		return false, nil
 	}
 	w.m.hostWall = want
+	w.m.hostGen++
 	return true, nil
 }
 
@@ -64,6 +69,7 @@ func (w Wall) Missing(p firewall.Policy, zone string) []string {
 	}
 	w.m.mu.Lock()
 	defer w.m.mu.Unlock()
+	w.m.wallReads++
 	if !equalRules(w.m.hostWall, want, mine) {
 		return []string{"host wall: zone " + zone + "'s nftables rules"}
 	}

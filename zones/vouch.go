@@ -1,0 +1,91 @@
+package zones
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"github.com/nszone/nszone/firewall/nft"
+)
+
+// A vouch lets exec skip reading the walls. The last full check that found
+// a zone whole records the nf_tables generation of the host's namespace and
+// of the zone's, each with the namespace's cookie, and the digest of the
+// zone's record. The kernel moves a namespace's generation with every change
+// to any of its rules, iptables-nft's included, so while both generations,
+// both namespaces and the record are the same, so are the walls: exec then
+// asks the kernel two numbers instead of reading every rule. Anything else
+// (another namespace pinned as the zone, a rule changed by anyone, an up
+// since) sends exec back to the full check. Hosts on iptables-legacy, whose
+// rules have no generation, always take the full check.
+type vouch struct {
+	Record string  `json:"record"` // sha256 of the record file, hex
+	Host   nft.Gen `json:"host"`
+	Zone   nft.Gen `json:"zone"`
+}
+
+func (m *Manager) vouchPath(zone string) string { return m.path(RunDir, "vouch", zone+".json") }
+
+// generations reads the rulesets' generations of the host and of zone; ok
+// is false where they cannot vouch for the walls.
+func (m *Manager) generations(zone string) (v vouch, ok bool) {
+	if m.Firewall.Variant() != "nft" || !m.Inner.Generational() {
+		return vouch{}, false
+	}
+	var err error
+	if v.Host, err = m.Kernel.Generation(""); err != nil {
+		return vouch{}, false
+	}
+	if v.Zone, err = m.Kernel.Generation(zone); err != nil {
+		return vouch{}, false
+	}
+	return v, true
+}
+
+// vouched reports whether the walls of zone are as the last full check
+// found them, the record being the one read (digest).
+func (m *Manager) vouched(zone, digest string) bool {
+	var v vouch
+	if err := readJSON(m.vouchPath(zone), &v); err != nil || v.Record != digest {
+		return false
+	}
+	now, ok := m.generations(zone)
+	now.Record = digest
+	return ok && now == v
+}
+
+// vouchFor records that a full check found zone whole: before holds the
+// generations read before the check; they must not have moved during it.
+func (m *Manager) vouchFor(zone, digest string, before vouch) {
+	after, ok := m.generations(zone)
+	if !ok || after.Host != before.Host || after.Zone != before.Zone {
+		return
+	}
+	after.Record = digest
+	if err := writeJSON(m.vouchPath(zone), after); err != nil {
+		m.Log.Debug("not vouching for the zone's walls", "zone", zone, "err", err)
+	}
+}
+
+
+// readRecord reads zone's record alone, and the digest of its file; a nil
+// record without error when the zone has none.
+func (m *Manager) readRecord(zone string) (*Record, string, error) {
+	path := m.recordPath(zone)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", nil
+	} else if err != nil {
+		return nil, "", err
+	}
+	var rec Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	sum := sha256.Sum256(data)
+	return &rec, hex.EncodeToString(sum[:]), nil
+}
