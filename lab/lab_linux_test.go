@@ -11,61 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nszone/nszone/internal/kerneltest"
 	"github.com/nszone/nszone/sandbox"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 && !sandbox.Active() {
-		if err := sandbox.Reexec(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-	}
-	var err error
-	if homeNS, err = nsOf("/proc/self/ns/net"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
-}
-
-// homeNS is the test process's network namespace: the sandbox's.
-var homeNS [2]uint64
-
-func nsOf(path string) ([2]uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return [2]uint64{}, err
-	}
-	return [2]uint64{st.Dev, st.Ino}, nil
-}
-
-// checkThreads fails the test if a thread of this process stays outside
-// homeNS. Threads that ran in a lab namespace are on their way out: give them
-// a moment.
-func checkThreads(t *testing.T) {
-	t.Helper()
-	var stray []string
-	for range 40 {
-		stray = nil
-		tasks, err := os.ReadDir("/proc/self/task")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, task := range tasks {
-			if ns, err := nsOf("/proc/self/task/" + task.Name() + "/ns/net"); err == nil && ns != homeNS {
-				stray = append(stray, task.Name())
-			}
-		}
-		if len(stray) == 0 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Errorf("threads %v of process %d stay in another network namespace", stray, os.Getpid())
-}
+func TestMain(m *testing.M) { kerneltest.Main(m, "lab tests") }
 
 func TestStartRefusesOutsideSandbox(t *testing.T) {
 	t.Setenv(sandbox.EnvMarker, "")
@@ -95,9 +47,7 @@ func run(t *testing.T, name string, args ...string) string {
 }
 
 func TestLab(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: run scripts/test")
-	}
+	kerneltest.Root(t)
 	resolvBefore, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +102,7 @@ func TestLab(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	checkThreads(t)
+	kerneltest.CheckThreads(t)
 	if err := l.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
@@ -192,9 +142,7 @@ func TestLab(t *testing.T) {
 // TestStartRollsBack makes Start fail halfway and checks that it leaves
 // nothing behind and does not touch what it did not create.
 func TestStartRollsBack(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: run scripts/test")
-	}
+	kerneltest.Root(t)
 	// A foreign file where the LAN's pin must go makes Start fail after the
 	// router namespace exists.
 	foreign := "/run/netns/" + LANNS
@@ -219,9 +167,7 @@ func TestStartRollsBack(t *testing.T) {
 // TestRunInLeavesNoThread runs many short jobs in a namespace at once, so that
 // some land on the main thread if onDyingThread let them.
 func TestRunInLeavesNoThread(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: run scripts/test")
-	}
+	kerneltest.Root(t)
 	ns, err := newPinnedNetns("lab_threads")
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +182,7 @@ func TestRunInLeavesNoThread(t *testing.T) {
 	for range 200 {
 		go func() {
 			errc <- runIn(ns, func() error {
-				if got, err := nsOf(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())); err != nil || got == homeNS {
+				if got, err := kerneltest.NSOf(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())); err != nil || got == kerneltest.Home() {
 					return fmt.Errorf("not in the namespace: %v", err)
 				}
 				return nil
@@ -248,5 +194,5 @@ func TestRunInLeavesNoThread(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkThreads(t)
+	kerneltest.CheckThreads(t)
 }

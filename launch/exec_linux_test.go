@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/nszone/nszone/internal/kerneltest"
 	"github.com/nszone/nszone/sandbox"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -31,7 +32,7 @@ const (
 
 // TestMain runs the tests as root in a sandbox (fresh network and mount
 // namespaces, tmpfs on /run/netns and /etc/netns), so nothing they do can
-// touch the host.
+// touch the host. The helper, started by a test, is already in it.
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "1" {
 		if !sandbox.Active() {
@@ -40,13 +41,7 @@ func TestMain(m *testing.M) {
 		}
 		helperMain()
 	}
-	if os.Geteuid() == 0 && !sandbox.Active() {
-		if err := sandbox.Reexec(); err != nil {
-			fmt.Fprintln(os.Stderr, "launch tests:", err)
-			os.Exit(1)
-		}
-	}
-	os.Exit(m.Run())
+	kerneltest.Main(m, "launch tests")
 }
 
 func helperMain() {
@@ -66,13 +61,6 @@ func helperMain() {
 	os.Exit(3)
 }
 
-func needSandbox(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 || !sandbox.Active() {
-		t.Skip("needs root in a sandbox: run scripts/test")
-	}
-}
-
 // zone is a throwaway zone as nszone makes them: a network namespace pinned
 // at /run/netns/ztest with the interface zdummy0, and /etc/netns/ztest. root
 // is a scratch tmpfs for the test's other files.
@@ -82,7 +70,7 @@ type zone struct {
 
 func newZone(t *testing.T) *zone {
 	t.Helper()
-	needSandbox(t)
+	kerneltest.Root(t)
 	z := &zone{root: t.TempDir(), netns: "/run/netns/ztest", etc: "/etc/netns/ztest"}
 	if err := unix.Mount("zone-test", z.root, "tmpfs", 0, "mode=0755"); err != nil {
 		t.Fatal(err)
@@ -102,6 +90,13 @@ func newZone(t *testing.T) *zone {
 
 	// Pin a new network namespace as iproute2 does. The thread is never
 	// unlocked: it dies with the goroutine instead of going back to the pool.
+	// It comes home first all the same: the main thread cannot die, and
+	// would stay in the zone.
+	home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(home)
 	errc := make(chan error)
 	go func() {
 		runtime.LockOSThread()
@@ -109,7 +104,8 @@ func newZone(t *testing.T) *zone {
 			errc <- err
 			return
 		}
-		errc <- unix.Mount(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), z.netns, "", unix.MS_BIND, "")
+		err := unix.Mount(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), z.netns, "", unix.MS_BIND, "")
+		errc <- errors.Join(err, unix.Setns(home, unix.CLONE_NEWNET))
 	}()
 	if err := <-errc; err != nil {
 		t.Fatalf("pinning a network namespace: %v", err)

@@ -14,80 +14,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nszone/nszone/sandbox"
+	"github.com/nszone/nszone/internal/kerneltest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// homeNS is the network namespace of the test process: the sandbox's.
-var homeNS NsID
+func TestMain(m *testing.M) { kerneltest.Main(m, "veth tests") }
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 && !sandbox.Active() {
-		if err := sandbox.Reexec(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		if !sandbox.Active() {
-			fmt.Fprintln(os.Stderr, "veth tests: not in a sandbox, refusing to run as root")
-			os.Exit(1)
-		}
-	}
-	var err error
-	if homeNS, err = nsIDOf("/proc/self/ns/net"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
-}
-
-// rootTest skips without root and, after the test, checks that no thread
-// was left in another network namespace.
-func rootTest(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: run scripts/test")
-	}
-	t.Cleanup(func() { checkThreads(t) })
-}
-
-func nsIDOf(path string) (NsID, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return NsID{}, fmt.Errorf("stat %s: %w", path, err)
-	}
-	return NsID{Dev: st.Dev, Ino: st.Ino}, nil
-}
-
-// strayThreads lists this process's threads that are not in homeNS.
-func strayThreads() []string {
-	tasks, _ := os.ReadDir("/proc/self/task")
-	var out []string
-	for _, task := range tasks {
-		id, err := nsIDOf("/proc/self/task/" + task.Name() + "/ns/net")
-		if err == nil && id != homeNS { // an error: the thread just exited
-			out = append(out, task.Name())
-		}
-	}
-	return out
-}
-
-// checkThreads fails the test when a thread stays in another namespace. A
-// dying thread may still be exiting, so it waits a little before failing.
-func checkThreads(t *testing.T) {
-	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		stray := strayThreads()
-		if len(stray) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("threads %v of process %d stay in another network namespace", stray, os.Getpid())
-			return
-		}
-	}
-}
+// rootTest: root only, in the sandbox, no thread left in another namespace.
+func rootTest(t *testing.T) { t.Helper(); kerneltest.Root(t) }
 
 func testLog(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -6,22 +6,21 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/nszone/nszone/internal/kerneltest"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
 func TestCreateNamed(t *testing.T) {
 	rootTest(t)
 	id := newZone(t, "t-create", true)
-	if id == homeNS || id == (NsID{}) {
-		t.Fatalf("CreateNamed returned %v, the sandbox's is %v", id, homeNS)
+	if home := NsID(kerneltest.Home()); id == home || id == (NsID{}) {
+		t.Fatalf("CreateNamed returned %v, the sandbox's is %v", id, home)
 	}
 	if got, err := PinID("t-create"); err != nil || got != id {
 		t.Fatalf("PinID = %v, %v; want %v", got, err, id)
@@ -169,40 +168,6 @@ func TestStalePin(t *testing.T) {
 	}
 	if _, err := PinID("t-never"); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("PinID of no pin: %v, want ErrNotExist", err)
-	}
-}
-
-// TestThreadCheck proves that checkThreads would see a leaked thread.
-func TestThreadCheck(t *testing.T) {
-	rootTest(t)
-	newZone(t, "t-leak", true)
-	ns, err := OpenNamed("t-leak")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	home, err := netns.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer home.Close()
-	entered, release, left := make(chan error), make(chan struct{}), make(chan error)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with us
-		entered <- netns.Set(ns)
-		<-release
-		// Come home all the same: were this the main thread, it could not exit.
-		left <- netns.Set(home)
-	}()
-	if err := <-entered; err != nil {
-		t.Fatal(err)
-	}
-	if len(strayThreads()) == 0 {
-		t.Error("a thread inside the zone went unnoticed")
-	}
-	close(release)
-	if err := <-left; err != nil {
-		t.Fatal(err)
 	}
 }
 
