@@ -5,12 +5,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/config/zonesfile"
 	"github.com/nszone/nszone/internal/kerneltest"
 	"github.com/nszone/nszone/sandbox"
 	"github.com/vishvananda/netlink"
@@ -63,6 +67,17 @@ func TestLab(t *testing.T) {
 		}
 	}()
 	t.Log("\n" + l.Describe())
+
+	// Zones, the lab's zones file, names these servers as check's targets.
+	f, err := zonesfile.Parse("zones.yaml", []byte(Zones))
+	if err != nil {
+		t.Fatalf("lab.Zones: %v", err)
+	}
+	hp := func(a netip.Addr) string { return netip.AddrPortFrom(a, 80).String() }
+	if want := (config.Check{Internet: []string{hp(l.InetServer4), hp(l.InetServer6)}, LAN: []string{hp(l.LANServer4), hp(l.LANServer6)},
+		DNS: []string{l.DNSName}}); !reflect.DeepEqual(f.Check, want) {
+		t.Errorf("lab.Zones: check %+v, want %+v", f.Check, want)
+	}
 
 	curl := []string{"-sS", "--max-time", "5"}
 	dig := []string{"+time=2", "+tries=2", "+short"}
