@@ -278,8 +278,8 @@ func privateTmp() error {
 	if err != nil {
 		return err
 	}
-	leakSelf = filepath.Join(testTmp, filepath.Base(self))
-	return os.WriteFile(leakSelf, b, 0o755)
+	senderExe = filepath.Join(testTmp, filepath.Base(self))
+	return os.WriteFile(senderExe, b, 0o755)
 }
 
 // cleanups run when the sandboxed tests end, last first.
@@ -293,4 +293,10 @@ func exec2(t testing.TB, name string, args ...string) *exec.Cmd {
 		t.Fatalf("starting %s: %v", name, err)
 	}
 	return c
+}
+
+// firstLine is the first line of s, for messages.
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return l
 }
