@@ -67,10 +67,10 @@ func TestLeakNoRootInZone(t *testing.T) {
 	}
 	for _, a := range attempts {
 		r := run(t, nobody, append([]string{"exec", "wan", "--"}, a...)...)
-		switch {
-		case r.code == 0:
+		switch r.code {
+		case 0:
 			t.Errorf("as nobody in wan, %q succeeded (exit 0): %s%s", a, r.out, r.err)
-		case r.code == 126 || r.code == 127:
+		case 126, 127:
 			t.Logf("as nobody in wan, %q could not be run (exit %d): %s", a, r.code, r.err)
 		default:
 			t.Logf("as nobody in wan, %q: exit %d: %s", a, r.code, firstLine(r.err))

@@ -5,12 +5,12 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -53,7 +53,7 @@ func setUp() (func(), error) {
 	}
 	cleanups = append(cleanups, func() { os.RemoveAll(dir) })
 	nszoneBin = filepath.Join(dir, "nszone")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin := "go" // this toolchain's: go test puts its bin directory first in PATH
 	enterBin = filepath.Join(dir, "nszone-enter")
 	build := exec.Command(gobin, "build", "-o", nszoneBin, "../cmd/nszone")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -112,8 +112,8 @@ func runExec(t testing.TB, c *exec.Cmd) result {
 	err := c.Run()
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
 			t.Fatalf("running %s: %v", c, err)
 		}
 		code = ee.ExitCode()

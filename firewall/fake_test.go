@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -163,10 +164,7 @@ func (f *Fake) Chains(fam Family, table string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	t := f.table(Key{fam, table})
-	var out []string
-	for _, c := range t.order[len(builtins[table]):] {
-		out = append(out, c)
-	}
+	out := slices.Clone(t.order[len(builtins[table]):])
 	sort.Strings(out)
 	return out
 }

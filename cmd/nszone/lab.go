@@ -100,7 +100,7 @@ func runLab(cmd *cobra.Command, o *options, shell bool) (err error) {
 		c := exec.Command(sh)
 		c.Stdin, c.Stdout, c.Stderr = os.Stdin, out, cmd.ErrOrStderr()
 		c.Env = append(os.Environ(), "NSZONE_CONFIG="+file, "PS1=[nszone lab] \\w# ")
-		c.Run() // the shell's own status is the user's business
+		_ = c.Run() // the shell's own status is the user's business
 		return nil
 	}
 	// check proves each zone's policy from inside it; a mismatch is its exit status 1.

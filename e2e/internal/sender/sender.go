@@ -250,7 +250,7 @@ func (s *sender) do(t Target, i int) error {
 		if _, err := c.Write(s.payload(t, i)); err != nil {
 			return err
 		}
-		c.SetReadDeadline(time.Now().Add(s.timeout))
+		_ = c.SetReadDeadline(time.Now().Add(s.timeout))
 		buf := make([]byte, 512)
 		n, err := c.Read(buf)
 		if err != nil {
@@ -266,7 +266,7 @@ func (s *sender) do(t Target, i int) error {
 			return err
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(s.timeout))
+		_ = c.SetDeadline(time.Now().Add(s.timeout))
 		_, err = c.Write(s.payload(t, i))
 		return err
 	case "icmp":

@@ -149,7 +149,7 @@ func (s *Sink) serveUDP(c net.PacketConn, port int, echo bool) {
 		s.grams = append(s.grams, datagram{port, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), string(buf[:n])})
 		s.mu.Unlock()
 		if echo {
-			c.WriteTo(append([]byte("echo "), buf[:n]...), from)
+			_, _ = c.WriteTo(append([]byte("echo "), buf[:n]...), from)
 		}
 	}
 }
@@ -167,11 +167,11 @@ func (s *Sink) serveTCP(l net.Listener, port int, echo bool) {
 		go func() {
 			defer c.Close()
 			if echo {
-				c.Write([]byte("hello from " + s.where + "\n"))
+				_, _ = c.Write([]byte("hello from " + s.where + "\n"))
 			}
-			c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-			buf := make([]byte, 512)
-			c.Read(buf)
+			// Read what the sender writes, for at most half a second.
+			_ = c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+			_, _ = c.Read(make([]byte, 512))
 		}()
 	}
 }
@@ -229,7 +229,7 @@ func (s *Sink) Conns() int {
 
 func (s *Sink) close() {
 	for _, c := range s.closers {
-		c()
+		_ = c()
 	}
 	s.closers = nil
 }
