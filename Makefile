@@ -40,7 +40,7 @@ SOURCES := $(shell find . -name '*.go' -not -name '*_test.go' -not -path './e2e/
 UNITS   := nszone.service nszone@.service
 MANPAGES = $(notdir $(wildcard docs/man/*.1))
 
-.PHONY: all build release completions units man docs install uninstall deb rpm pkgroot test clean
+.PHONY: all build release completions units man docs install uninstall deb rpm pkgroot test lint clean
 
 all: build
 
@@ -166,6 +166,9 @@ deb rpm: pkgroot
 
 test:
 	scripts/test
+
+lint:
+	scripts/lint
 
 clean:
 	rm -rf $(BUILDDIR)

@@ -5,27 +5,16 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/nszone/nszone/lab"
 )
 
-// checkZones has every class check knows: internet, lan, host, zone:NAME
-// (one direction), a pinhole, DNS through an opening and none at all. The
-// check: section names the lab's servers; nothing outside the sandbox is
-// ever probed.
-const checkZones = `version: 1
-zones:
-  wan:
-    allow: [internet]
-  lan:
-    allow: [lan]
-  offline:
-    allow: []
-  web:
-    allow: [host, "zone:lan", "192.168.50.10:80/tcp"]
-check:
-  internet: ["203.0.113.10:80", "[2001:db8:113::10]:80"]
-  lan: ["192.168.50.10:80", "[fd00:50::10]:80"]
-  dns: ["www.example"]
-`
+// checkZones is the lab's zones file with a zone more, so that it has every
+// class check knows: internet, lan, host, zone:NAME (one direction), a
+// pinhole, DNS through an opening and none at all. The check: section names
+// the lab's servers; nothing outside the sandbox is ever probed.
+var checkZones = strings.Replace(lab.Zones, "\ncheck:",
+	"\n  web:\n    allow: [host, \"zone:lan\", \"192.168.50.10:80/tcp\"]\ncheck:", 1)
 
 type checkResultJSON struct {
 	Class, Target, Proto, Expected, Observed, Note string

@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nszone/nszone/e2e/internal/sender"
+	"github.com/nszone/nszone/e2e/internal/sink"
 )
 
 // BenchmarkChurn replays a day of a living host in half a minute: addresses
@@ -65,8 +68,8 @@ func churnChanges(v4 string) []churnChange {
 	ip := func(args ...string) []string { return append([]string{"ip"}, args...) }
 	flush := func() [][]string {
 		var out [][]string
-		for _, bin := range leakIPTBins {
-			for table := range leakIPTTables {
+		for _, bin := range iptBins {
+			for table := range iptTables {
 				out = append(out, []string{bin, "-t", table, "-F"})
 			}
 			out = append(out, []string{bin, "-P", "FORWARD", "ACCEPT"}, []string{bin, "-P", "INPUT", "ACCEPT"})
@@ -115,12 +118,12 @@ func churnTargets() map[string][]string {
 	}
 	var hostT []string
 	for _, a := range host {
-		hp := netip.AddrPortFrom(a, leakHostPort).String()
+		hp := netip.AddrPortFrom(a, portHost).String()
 		hostT = append(hostT, "tcp:"+hp, "udp:"+hp)
 	}
 	l := theLab
-	lanT := udpTargets(leakUDPPort, l.LANServer4, l.LANServer6)
-	inetT := udpTargets(leakUDPPort, l.InetServer4, l.InetServer6)
+	lanT := udpTargets(portUDP, l.LANServer4, l.LANServer6)
+	inetT := udpTargets(portUDP, l.InetServer4, l.InetServer6)
 	return map[string][]string{
 		"wan":     append(slices.Clone(hostT), lanT...),
 		"lan":     append(slices.Clone(hostT), inetT...),
@@ -130,10 +133,10 @@ func churnTargets() map[string][]string {
 
 func churnOnce(b *testing.B, withWatch bool, gap time.Duration) {
 	b.StopTimer()
-	leakBegin(b)
+	guardHost(b)
 	file := writeZones(b, defaultZones)
 	mustRun(b, "up", "-c", file)
-	v4, _ := leakIPTFor(b)
+	v4, _ := iptablesFor(b)
 	b.Cleanup(func() {
 		// Whatever the churn left: its links, addresses, chain and uplink name.
 		if r := runCmd(b, nil, "ip", "link", "show", "wlan9"); r.code == 0 {
@@ -160,9 +163,9 @@ func churnOnce(b *testing.B, withWatch bool, gap time.Duration) {
 	if withWatch {
 		w = startTimedWatch(b, file)
 	}
-	hostSink := leakListen(b, leakHost, leakListenOpts{UDP: []int{leakHostPort}, TCP: []int{leakHostPort}})
-	lanSink := leakListen(b, "lab_lan", leakListenOpts{UDP: []int{leakUDPPort}})
-	inetSink := leakListen(b, "lab_inet", leakListenOpts{UDP: []int{leakUDPPort}})
+	hostSink := sink.Listen(b, atHost, sink.Options{UDP: []int{portHost}, TCP: []int{portHost}})
+	lanSink := sink.Listen(b, "lab_lan", sink.Options{UDP: []int{portUDP}})
+	inetSink := sink.Listen(b, "lab_inet", sink.Options{UDP: []int{portUDP}})
 	changes := churnChanges(v4)
 	if _, err := exec.LookPath("dockerd"); err == nil {
 		// A real dockerd, started after nszone and restarted during the churn.
@@ -174,8 +177,8 @@ func churnOnce(b *testing.B, withWatch bool, gap time.Duration) {
 	dur := time.Duration(len(changes)+3) * gap
 	tokens := map[string]string{}
 	for zone, targets := range churnTargets() {
-		tokens[zone] = leakToken("churn-" + zone)
-		leakStartStream(b, "netns:"+zone, tokens[zone], dur, targets...)
+		tokens[zone] = sender.Token("churn-" + zone)
+		startStream(b, "netns:"+zone, tokens[zone], dur, targets...)
 	}
 	stopExec := make(chan struct{})
 	var execMu sync.Mutex
@@ -211,7 +214,7 @@ func churnOnce(b *testing.B, withWatch bool, gap time.Duration) {
 	for _, c := range changes {
 		at = append(at, time.Now())
 		for _, cmd := range c.cmds {
-			leakHostCmd(b, false, cmd[0], cmd[1:]...)
+			hostCmd(b, false, cmd[0], cmd[1:]...)
 		}
 		if c.do != nil {
 			c.do()
@@ -223,15 +226,15 @@ func churnOnce(b *testing.B, withWatch bool, gap time.Duration) {
 	b.StopTimer()
 	close(stopExec)
 	execWG.Wait()
-	leakSettle()
+	waitInFlight()
 
-	leaks := hostSink.connCount()
+	leaks := hostSink.Conns()
 	for _, tok := range tokens {
-		leaks += hostSink.count(tok) + lanSink.count(tok) + inetSink.count(tok)
+		leaks += hostSink.Count(tok) + lanSink.Count(tok) + inetSink.Count(tok)
 	}
 	if leaks > 0 {
 		for zone, tok := range tokens {
-			b.Logf("zone %s: host %s lan %s inet %s", zone, hostSink.describe(tok), lanSink.describe(tok), inetSink.describe(tok))
+			b.Logf("zone %s: host %s lan %s inet %s", zone, hostSink.Describe(tok), lanSink.Describe(tok), inetSink.Describe(tok))
 		}
 	}
 	b.ReportMetric(float64(leaks), "leaks")

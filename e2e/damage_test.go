@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -184,26 +185,22 @@ func TestConcurrentCommands(t *testing.T) {
 	needSandbox(t)
 	file := writeZones(t, defaultZones)
 	t.Cleanup(func() { run(t, nil, "down", "--all") })
+	// Every command runs to its end, and every failure is reported.
+	failures := make([]error, 6)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var failures []string
-	for i := 0; i < 6; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
+	for i := range failures {
+		wg.Go(func() {
 			args := [][]string{{"up", "-c", file}, {"down", "-c", file}, {"exec", "wan", "--", "true"}}[i%3]
 			r := run(t, nil, args...)
 			// exec may find the zone down (1); up and down must succeed.
 			if args[0] != "exec" && r.code != 0 || args[0] == "exec" && r.code != 0 && r.code != 1 {
-				mu.Lock()
-				failures = append(failures, strings.Join(args, " ")+": "+r.err)
-				mu.Unlock()
+				failures[i] = errors.New(strings.Join(args, " ") + ": " + r.err)
 			}
-		}(i)
+		})
 	}
 	wg.Wait()
-	if len(failures) > 0 {
-		t.Errorf("concurrent commands failed: %v", failures)
+	if err := errors.Join(failures...); err != nil {
+		t.Errorf("concurrent commands failed:\n%v", err)
 	}
 	mustRun(t, "up", "-c", file)
 	for _, z := range status(t, "-c", file).Zones {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nszone/nszone/e2e/internal/sink"
 )
 
 // dockerd is the docker.io package's daemon, started inside the sandbox
@@ -18,7 +20,7 @@ import (
 // address) and puts its chains above nszone's jumps, as on a real host.
 type dockerd struct {
 	cmd  *exec.Cmd
-	out  leakSyncBuf
+	out  syncBuf
 	done chan struct{}
 }
 
@@ -52,7 +54,7 @@ func startDockerd(t testing.TB) *dockerd {
 
 func (d *dockerd) start(t testing.TB) {
 	t.Helper()
-	d.out = leakSyncBuf{}
+	d.out = syncBuf{}
 	d.done = make(chan struct{})
 	d.cmd = exec.Command("dockerd", "--host", "unix:///run/docker/docker.sock", "--pidfile", "/run/docker/docker.pid",
 		"--data-root", "/var/lib/docker", "--exec-root", "/run/docker", "--iptables=true")
@@ -89,11 +91,11 @@ func (d *dockerd) stop(t testing.TB) { endProcess(d.cmd.Process, d.done, 20*time
 // once. Docker's bridge address is one more host address no zone reaches,
 // and down leaves forwarding on while Docker needs it.
 func TestDocker(t *testing.T) {
-	leakBegin(t)
+	guardHost(t)
 	file := writeZones(t, defaultZones)
 	mustRun(t, "up", "-c", file)
 	d := startDockerd(t)
-	sink := leakListen(t, leakHost, leakListenOpts{UDP: []int{leakHostPort}, TCP: []int{leakHostPort}})
+	hostSink := sink.Listen(t, atHost, sink.Options{UDP: []int{portHost}, TCP: []int{portHost}})
 	docker0 := []livingAddr{{prefix: mustPrefix(t, "172.17.0.1/16"), dev: "docker0", what: "Docker's bridge"}}
 
 	st := status(t, "-c", file)
@@ -108,7 +110,7 @@ func TestDocker(t *testing.T) {
 	if leaks := forbiddenReachable(t); len(leaks) > 0 {
 		t.Errorf("under Docker: %v", leaks)
 	}
-	livingProbe(t, "Docker's bridge", sink, docker0)
+	livingProbe(t, "Docker's bridge", hostSink, docker0)
 
 	w := startWatch(t, file)
 	firstIsOurs := func() bool {
@@ -123,7 +125,7 @@ func TestDocker(t *testing.T) {
 	if ok, r := probe(t, "wan", curl("http://"+theLab.InetServer4.String()+"/")...); !ok {
 		t.Errorf("wan after dockerd restarted: %s", r.err)
 	}
-	livingProbe(t, "Docker's bridge, after its restart", sink, docker0)
+	livingProbe(t, "Docker's bridge, after its restart", hostSink, docker0)
 	w.stop(t, syscall.SIGTERM)
 	if out := mustRun(t, "down", "--all"); !strings.Contains(out, "Docker") {
 		t.Errorf("down under a running dockerd does not say it leaves forwarding on:\n%s", out)

@@ -125,18 +125,7 @@ func planOf(t *testing.T, file string) (planJSON, string) {
 // fields, and plan's JSON says what its text says.
 func TestEcosystemJSON(t *testing.T) {
 	needSandbox(t)
-	file := writeZones(t, `version: 1
-zones:
-  wan:
-    allow: [internet]
-  lan:
-    allow: [lan]
-  offline:
-    allow: []
-check:
-  internet: ["`+theLab.InetServer4.String()+`:80"]
-  lan: ["`+theLab.LANServer4.String()+`:80"]
-`)
+	file := writeZones(t, defaultZones)
 	t.Cleanup(func() { run(t, nil, "down", "--all") })
 
 	p, raw := planOf(t, file)

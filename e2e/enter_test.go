@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -604,7 +605,8 @@ func enterHeld(t *testing.T, a account, enter string, during func(), args ...str
 		t.Errorf("nszone-enter %v never blocked on stderr", args)
 	}
 	code := 0
-	if ee, ok := werr.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
 		code = ee.ExitCode()
 	}
 	return result{out.String(), strings.TrimLeft(string(b), "\x00"), code}

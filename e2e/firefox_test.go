@@ -78,7 +78,7 @@ func TestFirefoxSingleInstance(t *testing.T) {
 	// start runs argv as nobody with env, killed by its PID after limit.
 	start := func(limit time.Duration, argv ...string) *exec.Cmd {
 		c := exec.Command(argv[0], argv[1:]...)
-		var out leakSyncBuf
+		var out syncBuf
 		c.Stdout, c.Stderr = &out, &out
 		t.Cleanup(func() { t.Logf("%s said:\n%s", strings.Join(argv, " "), lastLines(out.String(), 15)) })
 		c.Env = append(cleanEnv(), env...)

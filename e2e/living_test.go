@@ -8,6 +8,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nszone/nszone/e2e/internal/sender"
+	"github.com/nszone/nszone/e2e/internal/sink"
 )
 
 // The host never stands still: addresses come and go (IPv6 privacy
@@ -40,14 +43,14 @@ func livingAdd(t testing.TB, addrs []livingAddr) {
 	made := map[string]bool{}
 	for _, a := range addrs {
 		if a.dev != "eth0" && !made[a.dev] {
-			leakDummy(t, a.dev)
+			addHostLink(t, a.dev)
 			made[a.dev] = true
 		}
 		args := []string{"addr", "add", a.prefix.String(), "dev", a.dev}
 		if a.prefix.Addr().Is6() {
 			args = append(args, "nodad")
 		}
-		leakHostCmd(t, true, "ip", args...)
+		hostCmd(t, true, "ip", args...)
 		if a.dev == "eth0" {
 			p := a.prefix.String()
 			t.Cleanup(func() { runCmd(t, nil, "ip", "addr", "del", p, "dev", "eth0") })
@@ -57,25 +60,25 @@ func livingAdd(t testing.TB, addrs []livingAddr) {
 
 // livingProbe sends TCP connections and datagrams from inside each zone to
 // every new address and reports what arrived at the host's sink.
-func livingProbe(t testing.TB, phase string, sink *leakSink, addrs []livingAddr) {
+func livingProbe(t testing.TB, phase string, hostSink *sink.Sink, addrs []livingAddr) {
 	t.Helper()
 	var targets []string
 	for _, a := range addrs {
-		hp := netip.AddrPortFrom(a.prefix.Addr(), leakHostPort).String()
+		hp := netip.AddrPortFrom(a.prefix.Addr(), portHost).String()
 		targets = append(targets, "tcp:"+hp, "udp:"+hp)
 	}
 	for _, zone := range []string{"wan", "lan", "offline"} {
-		conns := sink.connCount()
-		tok := leakToken("living-" + zone)
-		res := leakSend(t, "netns:"+zone, tok, 2, targets...)
-		leakSettle()
+		conns := hostSink.Conns()
+		tok := sender.Token("living-" + zone)
+		res := send(t, "netns:"+zone, tok, 2, targets...)
+		waitInFlight()
 		for tg, st := range res {
 			if strings.HasPrefix(tg, "tcp:") && st.OK > 0 {
 				t.Errorf("%s: zone %s connected to the host at %s", phase, zone, tg)
 			}
 		}
-		if n := sink.count(tok); n > 0 || sink.connCount() > conns {
-			t.Errorf("%s: zone %s reached the host's new addresses: %d datagrams, %d connections:\n%s", phase, zone, n, sink.connCount()-conns, sink.describe(tok))
+		if n := hostSink.Count(tok); n > 0 || hostSink.Conns() > conns {
+			t.Errorf("%s: zone %s reached the host's new addresses: %d datagrams, %d connections:\n%s", phase, zone, n, hostSink.Conns()-conns, hostSink.Describe(tok))
 		}
 	}
 }
@@ -85,10 +88,10 @@ func livingProbe(t testing.TB, phase string, sink *leakSink, addrs []livingAddr)
 // anything: no zone reaches any of them, and until the reload every zone
 // stays up and exec starts programs.
 func TestLivingHostWithoutWatch(t *testing.T) {
-	leakBegin(t)
+	guardHost(t)
 	file := writeZones(t, defaultZones)
 	mustRun(t, "up", "-c", file)
-	sink := leakListen(t, leakHost, leakListenOpts{UDP: []int{leakHostPort}, TCP: []int{leakHostPort}})
+	hostSink := sink.Listen(t, atHost, sink.Options{UDP: []int{portHost}, TCP: []int{portHost}})
 	addrs := livingAddrs()
 	livingAdd(t, addrs)
 
@@ -102,17 +105,17 @@ func TestLivingHostWithoutWatch(t *testing.T) {
 			t.Errorf("exec %s after new host addresses that open nothing: exit %d %s", zone, r.code, r.err)
 		}
 	}
-	livingProbe(t, "new addresses", sink, addrs)
+	livingProbe(t, "new addresses", hostSink, addrs)
 
-	leakFlushIPTables(t)
-	livingProbe(t, "new addresses and an iptables reload", sink, addrs)
+	flushIPTables(t)
+	livingProbe(t, "new addresses and an iptables reload", hostSink, addrs)
 	// Positive control: what the zones may do still leaves them (one-way:
 	// the reload took the NAT with it).
-	tok := leakToken("living-inet")
-	inetSink := leakListen(t, "lab_inet", leakListenOpts{UDP: []int{leakUDPPort}})
-	leakSend(t, "netns:wan", tok, 5, udpTargets(leakUDPPort, theLab.InetServer4)...)
-	leakSettle()
-	if inetSink.count(tok) == 0 {
+	tok := sender.Token("living-inet")
+	inetSink := sink.Listen(t, "lab_inet", sink.Options{UDP: []int{portUDP}})
+	send(t, "netns:wan", tok, 5, udpTargets(portUDP, theLab.InetServer4)...)
+	waitInFlight()
+	if inetSink.Count(tok) == 0 {
 		t.Errorf("positive control: wan's datagrams to the internet do not arrive after the reload")
 	}
 }
@@ -120,7 +123,7 @@ func TestLivingHostWithoutWatch(t *testing.T) {
 // watcher is a running nszone watch.
 type watcher struct {
 	cmd *exec.Cmd
-	out leakSyncBuf
+	out syncBuf
 }
 
 func startWatch(t testing.TB, file string) *watcher {
@@ -194,25 +197,25 @@ func innerWallHas(t testing.TB, zone, addr string) bool {
 // above nszone's is put below it again, the uplink switches and comes back,
 // and killing watch leaves the zones as they are.
 func TestWatchFollows(t *testing.T) {
-	leakBegin(t)
+	guardHost(t)
 	file := writeZones(t, defaultZones)
 	mustRun(t, "up", "-c", file)
 	w := startWatch(t, file)
-	sink := leakListen(t, leakHost, leakListenOpts{UDP: []int{leakHostPort}, TCP: []int{leakHostPort}})
+	hostSink := sink.Listen(t, atHost, sink.Options{UDP: []int{portHost}, TCP: []int{portHost}})
 
 	addrs := livingAddrs()
 	livingAdd(t, addrs)
 	eventually(t, "the inner walls list the host's new addresses", func() bool {
 		return innerWallHas(t, "wan", "198.51.100.7") && innerWallHas(t, "lan", "fd00:50::77") && allUp(t, file)
 	})
-	leakFlushIPTables(t)
+	flushIPTables(t)
 	eventually(t, "the host wall is back after an iptables reload", func() bool { return allUp(t, file) })
-	livingProbe(t, "with watch, after new addresses and an iptables reload", sink, addrs)
+	livingProbe(t, "with watch, after new addresses and an iptables reload", hostSink, addrs)
 	if ok, r := probe(t, "wan", curl("http://"+theLab.InetServer4.String()+"/")...); !ok {
 		t.Errorf("wan after watch repaired the reload: %s", r.err)
 	}
 
-	leakHostCmd(t, true, "nft", "flush", "ruleset")
+	hostCmd(t, true, "nft", "flush", "ruleset")
 	eventually(t, "every wall is back after nft flush ruleset", func() bool { return allUp(t, file) })
 	if leaks := forbiddenReachable(t); len(leaks) > 0 {
 		t.Errorf("after watch repaired a flushed ruleset: %v", leaks)
@@ -220,20 +223,20 @@ func TestWatchFollows(t *testing.T) {
 
 	// A zone's inner wall taken away inside the zone: watch follows each
 	// zone's ruleset too, and exec waits for the repair rather than refuse.
-	leakHostCmd(t, true, "ip", "netns", "exec", "wan", "nft", "delete", "table", "inet", "nszone")
+	hostCmd(t, true, "ip", "netns", "exec", "wan", "nft", "delete", "table", "inet", "nszone")
 	if r := run(t, nil, "exec", "wan", "--", "true"); r.code != 0 {
 		t.Errorf("exec while watch repairs the inner wall: exit %d %s", r.code, r.err)
 	}
 	eventually(t, "the inner wall is back", func() bool { return innerWallHas(t, "wan", "nszone-wan") && allUp(t, file) })
 
 	// Docker (re)starting puts its jump first in FORWARD.
-	v4, _ := leakIPTFor(t)
-	leakHostCmd(t, true, v4, "-N", "LIVING-DOCKER-USER")
+	v4, _ := iptablesFor(t)
+	hostCmd(t, true, v4, "-N", "LIVING-DOCKER-USER")
 	t.Cleanup(func() {
 		runCmd(t, nil, v4, "-D", "FORWARD", "-j", "LIVING-DOCKER-USER")
 		runCmd(t, nil, v4, "-X", "LIVING-DOCKER-USER")
 	})
-	leakHostCmd(t, true, v4, "-I", "FORWARD", "1", "-j", "LIVING-DOCKER-USER")
+	hostCmd(t, true, v4, "-I", "FORWARD", "1", "-j", "LIVING-DOCKER-USER")
 	eventually(t, "nszone's jump is first in FORWARD again", func() bool {
 		r := runCmd(t, nil, v4, "-S", "FORWARD")
 		lines := strings.Split(r.out, "\n")
@@ -273,7 +276,7 @@ func TestWatchFollows(t *testing.T) {
 	// Killed, watch changes nothing, and exec does not wait for it.
 	w.stop(t, syscall.SIGKILL)
 	if !allUp(t, file) {
-		t.Errorf("after watch was killed, status: %v", leakStates(t))
+		t.Errorf("after watch was killed, status: %v", zoneStates(t))
 	}
 	if r := run(t, nil, "exec", "wan", "--", "true"); r.code != 0 {
 		t.Errorf("exec after watch was killed: exit %d %s", r.code, r.err)
@@ -286,14 +289,14 @@ func TestWatchFollows(t *testing.T) {
 // TestWatchLegacy: on an iptables-legacy host no event tells of a flushed
 // wall; watch's periodic check finds and repairs it within seconds.
 func TestWatchLegacy(t *testing.T) {
-	leakBegin(t)
+	guardHost(t)
 	t.Setenv("NSZONE_IPTABLES", "legacy")
 	file := writeZones(t, defaultZones)
 	mustRun(t, "up", "-c", file)
 	startWatch(t, file)
 	for _, bin := range []string{"iptables-legacy", "ip6tables-legacy"} {
-		leakHostCmd(t, true, bin, "-F")
-		leakHostCmd(t, true, bin, "-t", "nat", "-F")
+		hostCmd(t, true, bin, "-F")
+		hostCmd(t, true, bin, "-t", "nat", "-F")
 	}
 	eventually(t, "the legacy wall is back", func() bool { return allUp(t, file) })
 	if ok, r := probe(t, "wan", curl("http://"+theLab.InetServer4.String()+"/")...); !ok {
@@ -306,11 +309,11 @@ func TestWatchLegacy(t *testing.T) {
 // check name the chain and the two rules that let zone traffic through,
 // and with those rules the zones work again. nszone edits nothing of it.
 func TestForeignNftables(t *testing.T) {
-	leakBegin(t)
+	guardHost(t)
 	file := writeZones(t, defaultZones)
-	leakHostCmd(t, true, "nft", "add table inet filter")
+	hostCmd(t, true, "nft", "add table inet filter")
 	t.Cleanup(func() { runCmd(t, nil, "nft", "delete", "table", "inet", "filter") })
-	leakHostCmd(t, true, "nft", "add chain inet filter forward { type filter hook forward priority 0; policy drop; }")
+	hostCmd(t, true, "nft", "add chain inet filter forward { type filter hook forward priority 0; policy drop; }")
 	const chain = "table inet filter, chain forward (hook forward)"
 	for _, args := range [][]string{{"plan", "-c", file}, {"up", "-c", file}} {
 		if out := mustRun(t, args...); !strings.Contains(out, chain) || !strings.Contains(out, `nft insert rule inet filter forward iifname "nsz-*" accept`) {
@@ -326,8 +329,8 @@ func TestForeignNftables(t *testing.T) {
 	if r := run(t, nil, "check", "-c", file); r.code != 1 || !strings.Contains(r.out, chain) {
 		t.Errorf("check with a dropping foreign chain: exit %d, want 1 and the chain named:\n%s", r.code, r.out)
 	}
-	leakHostCmd(t, true, "nft", `insert rule inet filter forward iifname "nsz-*" accept`)
-	leakHostCmd(t, true, "nft", `insert rule inet filter forward oifname "nsz-*" accept`)
+	hostCmd(t, true, "nft", `insert rule inet filter forward iifname "nsz-*" accept`)
+	hostCmd(t, true, "nft", `insert rule inet filter forward oifname "nsz-*" accept`)
 	if ok, r := probe(t, "wan", curl("http://"+theLab.InetServer4.String()+"/")...); !ok {
 		t.Errorf("wan with the two rules added: %s", r.err)
 	}
@@ -343,8 +346,8 @@ func TestForeignNftables(t *testing.T) {
 // make is named by status and exec, which do not advise an up that cannot
 // work.
 func TestForeignNamespace(t *testing.T) {
-	leakBegin(t)
-	leakHostCmd(t, true, "ip", "netns", "add", "wan")
+	guardHost(t)
+	hostCmd(t, true, "ip", "netns", "add", "wan")
 	t.Cleanup(func() { runCmd(t, nil, "ip", "netns", "del", "wan") })
 	file := writeZones(t, defaultZones)
 	z := statusZone(status(t, "-c", file), "wan")

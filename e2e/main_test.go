@@ -5,18 +5,20 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nszone/nszone/internal/kerneltest"
 	"github.com/nszone/nszone/lab"
 	"github.com/nszone/nszone/sandbox"
 )
@@ -25,74 +27,57 @@ var (
 	nszoneBin string   // built once per run
 	enterBin  string   // nszone-enter, static, not yet setuid (see installEnter)
 	theLab    *lab.Lab // the simulated network, shared by the tests
-	skipWhy   string
 )
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		skipWhy = "needs root: run scripts/test (the end-to-end tests sandbox themselves)"
-		os.Exit(m.Run())
-	}
-	if !sandbox.Active() {
-		if err := sandbox.Reexec(); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e:", err)
-			os.Exit(1)
+// The tests run as root only in the sandbox, after setUp; without root
+// they skip.
+func TestMain(m *testing.M) { kerneltest.Main(m, "e2e", kerneltest.Setup(setUp)) }
+
+// setUp builds nszone and starts the lab. Each step puts what undoes it in
+// cleanups; the teardown it returns runs them, last first.
+func setUp() (func(), error) {
+	teardown := func() {
+		for _, c := range slices.Backward(cleanups) {
+			c()
 		}
 	}
-	code := runSandboxed(m)
-	for _, c := range cleanups {
-		c()
-	}
-	os.Exit(code)
-}
-
-func runSandboxed(m *testing.M) int {
 	// A zone's /tmp and /var/tmp are its own (confine: desktop and strict):
 	// what the tests run inside zones (nszone's build, this test binary as
 	// a sender, scripts) lives on a tmpfs of the sandbox's elsewhere.
 	if err := privateTmp(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
+		return teardown, err
 	}
 	dir, err := os.MkdirTemp("", "nszone-e2e-")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
+		return teardown, err
 	}
-	defer os.RemoveAll(dir)
+	cleanups = append(cleanups, func() { os.RemoveAll(dir) })
 	nszoneBin = filepath.Join(dir, "nszone")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin := "go" // this toolchain's: go test puts its bin directory first in PATH
 	enterBin = filepath.Join(dir, "nszone-enter")
 	build := exec.Command(gobin, "build", "-o", nszoneBin, "../cmd/nszone")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: building nszone:", err)
-		return 1
+		return teardown, fmt.Errorf("building nszone: %w", err)
 	}
 	// As make install builds it: static, so no dynamic loader runs setuid.
 	build = exec.Command(gobin, "build", "-trimpath", "-o", enterBin, "../cmd/nszone-enter")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: building nszone-enter:", err)
-		return 1
+		return teardown, fmt.Errorf("building nszone-enter: %w", err)
 	}
 	if theLab, err = lab.Start(nil); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: starting the lab:", err)
-		return 1
+		return teardown, fmt.Errorf("starting the lab: %w", err)
 	}
-	defer theLab.Close()
-	if err := settle(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	return m.Run()
+	cleanups = append(cleanups, func() { theLab.Close() })
+	return teardown, settle()
 }
 
 func needSandbox(t testing.TB) {
 	t.Helper()
-	if skipWhy != "" {
-		t.Skip(skipWhy)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: run scripts/test (the end-to-end tests sandbox themselves)")
 	}
 	if !sandbox.Active() {
 		t.Fatal("not in the sandbox: refusing to touch this machine's network")
@@ -127,8 +112,8 @@ func runExec(t testing.TB, c *exec.Cmd) result {
 	err := c.Run()
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
 			t.Fatalf("running %s: %v", c, err)
 		}
 		code = ee.ExitCode()
@@ -293,11 +278,11 @@ func privateTmp() error {
 	if err != nil {
 		return err
 	}
-	leakSelf = filepath.Join(testTmp, filepath.Base(self))
-	return os.WriteFile(leakSelf, b, 0o755)
+	senderExe = filepath.Join(testTmp, filepath.Base(self))
+	return os.WriteFile(senderExe, b, 0o755)
 }
 
-// cleanups run when the sandboxed tests end.
+// cleanups run when the sandboxed tests end, last first.
 var cleanups []func()
 
 // exec2 starts a command and returns it running.
@@ -308,4 +293,10 @@ func exec2(t testing.TB, name string, args ...string) *exec.Cmd {
 		t.Fatalf("starting %s: %v", name, err)
 	}
 	return c
+}
+
+// firstLine is the first line of s, for messages.
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return l
 }

@@ -6,17 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nszone/nszone/lab"
 )
 
-const defaultZones = `version: 1
-zones:
-  wan:
-    allow: [internet]
-  lan:
-    allow: [lan]
-  offline:
-    allow: []
-`
+// defaultZones is the lab's zones file: the built-in default, with the
+// lab's servers as check's targets.
+var defaultZones = lab.Zones
 
 // probe runs a real client inside zone and reports whether it got through.
 func probe(t testing.TB, zone string, argv ...string) (bool, result) {

@@ -54,7 +54,7 @@ func (n *Namespace) check(path string) error {
 	if t, err := unix.IoctlRetInt(n.fd, unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
 		return fmt.Errorf("%s is not a network namespace", path)
 	}
-	n.Dev, n.Ino = uint64(st.Dev), uint64(st.Ino)
+	n.Dev, n.Ino = uint64(st.Dev), uint64(st.Ino) //nolint:unconvert // Dev is a uint32 on linux/mips*
 	return nil
 }
 

@@ -6,7 +6,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Backend reads and writes whole tables. The kernel-facing implementation
@@ -182,9 +183,8 @@ func Current(b Backend, tables []Key) (Ruleset, error) {
 func read(b Backend, tables []Key) (map[Key]*state, error) {
 	// The families are saved side by side: two processes, one wait.
 	texts := make([]string, len(Families))
-	errs := make([]error, len(Families))
 	names := make([][]string, len(Families))
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	for i, f := range Families {
 		for _, k := range tables {
 			if k.Family == f {
@@ -194,18 +194,18 @@ func read(b Backend, tables []Key) (map[Key]*state, error) {
 		if len(names[i]) == 0 {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			texts[i], errs[i] = b.Save(f, names[i])
-		}()
+		g.Go(func() (err error) {
+			if texts[i], err = b.Save(f, names[i]); err != nil {
+				return fmt.Errorf("reading %s rules: %w", f, err)
+			}
+			return nil
+		})
 	}
-	wg.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	out := map[Key]*state{}
 	for i, f := range Families {
-		if errs[i] != nil {
-			return nil, fmt.Errorf("reading %s rules: %w", f, errs[i])
-		}
 		sections := splitTables(texts[i])
 		for _, name := range names[i] {
 			k := Key{f, name}

@@ -2,12 +2,10 @@ package firewall
 
 import (
 	"net/netip"
-	"os"
 	"os/exec"
 	"testing"
 
 	"github.com/nszone/nszone/internal/kerneltest"
-	"github.com/nszone/nszone/sandbox"
 )
 
 // Kernel tests apply rules: only ever inside a sandbox.
@@ -17,9 +15,7 @@ func TestMain(m *testing.M) { kerneltest.Main(m, "firewall tests") }
 // reads it back: the kernel's canonical form must equal ours exactly, or
 // every up would rewrite everything.
 func TestKernelAgrees(t *testing.T) {
-	if os.Geteuid() != 0 || !sandbox.Active() {
-		t.Skip("needs root in the sandbox: run scripts/test")
-	}
+	kerneltest.Root(t)
 	for _, mode := range []string{"nft", "legacy"} {
 		t.Run(mode, func(t *testing.T) {
 			if _, err := exec.LookPath("iptables-" + mode + "-restore"); err != nil {

@@ -3,69 +3,24 @@ package lab
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nszone/nszone/sandbox"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
+
+	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/config/zonesfile"
+	"github.com/nszone/nszone/internal/kerneltest"
+	"github.com/nszone/nszone/sandbox"
 )
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() == 0 && !sandbox.Active() {
-		if err := sandbox.Reexec(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-	}
-	var err error
-	if homeNS, err = nsOf("/proc/self/ns/net"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(m.Run())
-}
-
-// homeNS is the test process's network namespace: the sandbox's.
-var homeNS [2]uint64
-
-func nsOf(path string) ([2]uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return [2]uint64{}, err
-	}
-	return [2]uint64{st.Dev, st.Ino}, nil
-}
-
-// checkThreads fails the test if a thread of this process stays outside
-// homeNS. Threads that ran in a lab namespace are on their way out: give them
-// a moment.
-func checkThreads(t *testing.T) {
-	t.Helper()
-	var stray []string
-	for range 40 {
-		stray = nil
-		tasks, err := os.ReadDir("/proc/self/task")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, task := range tasks {
-			if ns, err := nsOf("/proc/self/task/" + task.Name() + "/ns/net"); err == nil && ns != homeNS {
-				stray = append(stray, task.Name())
-			}
-		}
-		if len(stray) == 0 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Errorf("threads %v of process %d stay in another network namespace", stray, os.Getpid())
-}
+func TestMain(m *testing.M) { kerneltest.Main(m, "lab tests") }
 
 func TestStartRefusesOutsideSandbox(t *testing.T) {
 	t.Setenv(sandbox.EnvMarker, "")
@@ -95,9 +50,7 @@ func run(t *testing.T, name string, args ...string) string {
 }
 
 func TestLab(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: run scripts/test")
-	}
+	kerneltest.Root(t)
 	resolvBefore, err := os.ReadFile("/etc/resolv.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +66,17 @@ func TestLab(t *testing.T) {
 		}
 	}()
 	t.Log("\n" + l.Describe())
+
+	// Zones, the lab's zones file, names these servers as check's targets.
+	f, err := zonesfile.Parse("zones.yaml", []byte(Zones))
+	if err != nil {
+		t.Fatalf("lab.Zones: %v", err)
+	}
+	hp := func(a netip.Addr) string { return netip.AddrPortFrom(a, 80).String() }
+	if want := (config.Check{Internet: []string{hp(l.InetServer4), hp(l.InetServer6)}, LAN: []string{hp(l.LANServer4), hp(l.LANServer6)},
+		DNS: []string{l.DNSName}}); !reflect.DeepEqual(f.Check, want) {
+		t.Errorf("lab.Zones: check %+v, want %+v", f.Check, want)
+	}
 
 	curl := []string{"-sS", "--max-time", "5"}
 	dig := []string{"+time=2", "+tries=2", "+short"}
@@ -152,7 +116,7 @@ func TestLab(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	checkThreads(t)
+	kerneltest.CheckThreads(t)
 	if err := l.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
@@ -192,9 +156,7 @@ func TestLab(t *testing.T) {
 // TestStartRollsBack makes Start fail halfway and checks that it leaves
 // nothing behind and does not touch what it did not create.
 func TestStartRollsBack(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: run scripts/test")
-	}
+	kerneltest.Root(t)
 	// A foreign file where the LAN's pin must go makes Start fail after the
 	// router namespace exists.
 	foreign := "/run/netns/" + LANNS

@@ -89,7 +89,7 @@ func (p *busProxy) unlink() {
 	if p == nil || p.dir == nil {
 		return
 	}
-	unix.Unlinkat(int(p.dir.Fd()), filepath.Base(p.socket), 0)
+	_ = unix.Unlinkat(int(p.dir.Fd()), filepath.Base(p.socket), 0)
 	p.dir.Close()
 	p.dir = nil
 }
@@ -143,17 +143,17 @@ func startBusProxy(o Options, id *identity, zone string) (*busProxy, string, err
 		dir.Close()
 		return nil, "", fmt.Errorf("starting the session bus filter: %w", err)
 	}
-	go cmd.Wait() // reaped; it ends when the last copy of sync is closed
+	go func() { _ = cmd.Wait() }() // reaped; it ends when the last copy of sync is closed
 	w.Close()
 	// It writes one byte once it listens.
-	r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = r.SetReadDeadline(time.Now().Add(5 * time.Second))
 	b := make([]byte, 1)
 	if _, err := r.Read(b); err != nil {
 		r.Close()
 		p.unlink()
 		return nil, "", fmt.Errorf("the session bus filter did not start: %w", err)
 	}
-	r.SetReadDeadline(time.Time{})
+	_ = r.SetReadDeadline(time.Time{})
 	return p, "", nil
 }
 
@@ -273,7 +273,7 @@ func confineFS(o Options, id *identity, proxy *busProxy) error {
 			return err
 		}
 		if strings.HasPrefix(parent, runtimeDir+"/") {
-			os.Chown(parent, uid, gid) // pulse/: the user's, as on the host
+			_ = os.Chown(parent, uid, gid) // pulse/: the user's, as on the host
 		}
 		if k.dir {
 			if err := os.Mkdir(k.dst, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -403,7 +403,7 @@ func spawnInit(o Options, id *identity, cwd string, proxy *busProxy) error {
 	_, werr := w.Write(data)
 	w.Close()
 	if werr != nil {
-		proc.Kill()
+		_ = proc.Kill()
 		return setupErr(fmt.Errorf("starting the zone's init: %w", werr))
 	}
 	if proxy != nil {
@@ -420,14 +420,14 @@ func spawnInit(o Options, id *identity, cwd string, proxy *busProxy) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGINT)
 	if id != nil {
 		if err := dropPrivileges(id); err != nil {
-			proc.Kill()
+			_ = proc.Kill()
 			return setupErr(err)
 		}
 	}
 	go func() {
 		for s := range sigs {
 			if s != syscall.SIGINT { // the terminal sent it to the program too
-				proc.Signal(s)
+				_ = proc.Signal(s)
 			}
 		}
 	}()
@@ -508,7 +508,7 @@ func (initProc) run(path string, argv, env []string) error {
 	// The privilege drop cleared the death signal the parent asked for:
 	// ask again, so that a nszone exec killed takes its program with it,
 	// as it would have had it replaced itself by the program.
-	unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{Env: env, Files: []uintptr{0, 1, 2}})
@@ -517,7 +517,7 @@ func (initProc) run(path string, argv, env []string) error {
 	}
 	go func() {
 		for s := range sigs {
-			syscall.Kill(pid, s.(syscall.Signal))
+			_ = syscall.Kill(pid, s.(syscall.Signal))
 		}
 	}()
 	for {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/nszone/nszone/internal/kerneltest"
 	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/sandbox"
 	"github.com/vishvananda/netlink"
@@ -30,7 +31,7 @@ const (
 
 // TestMain runs the tests as root in a sandbox (fresh network and mount
 // namespaces, tmpfs on /run/netns and /etc/netns), so nothing they do can
-// touch the host.
+// touch the host. The helper, started by a test, is already in it.
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "1" {
 		if !sandbox.Active() {
@@ -39,13 +40,7 @@ func TestMain(m *testing.M) {
 		}
 		helperMain()
 	}
-	if os.Geteuid() == 0 && !sandbox.Active() {
-		if err := sandbox.Reexec(); err != nil {
-			fmt.Fprintln(os.Stderr, "launch tests:", err)
-			os.Exit(1)
-		}
-	}
-	os.Exit(m.Run())
+	kerneltest.Main(m, "launch tests")
 }
 
 func helperMain() {
@@ -65,13 +60,6 @@ func helperMain() {
 	os.Exit(3)
 }
 
-func needSandbox(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 || !sandbox.Active() {
-		t.Skip("needs root in a sandbox: run scripts/test")
-	}
-}
-
 // zone is a throwaway zone as nszone makes them: a network namespace pinned
 // at /run/netns/ztest with the interface zdummy0, and /etc/netns/ztest. root
 // is a scratch tmpfs for the test's other files.
@@ -81,7 +69,7 @@ type zone struct {
 
 func newZone(t *testing.T) *zone {
 	t.Helper()
-	needSandbox(t)
+	kerneltest.Root(t)
 	z := &zone{root: t.TempDir(), netns: netns.PinDir + "/ztest", etc: "/etc/netns/ztest"}
 	if err := unix.Mount("zone-test", z.root, "tmpfs", 0, "mode=0755"); err != nil {
 		t.Fatal(err)

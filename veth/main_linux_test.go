@@ -22,12 +22,8 @@ import (
 
 func TestMain(m *testing.M) { kerneltest.Main(m, "veth tests") }
 
-// rootTest skips without root in the sandbox and, after the test, checks
-// that no thread was left in another network namespace.
-func rootTest(t *testing.T) {
-	t.Helper()
-	kerneltest.Root(t)
-}
+// rootTest: root only, in the sandbox, no thread left in another namespace.
+func rootTest(t *testing.T) { t.Helper(); kerneltest.Root(t) }
 
 func testLog(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -29,6 +29,6 @@ func fault(point string) error {
 	if mode == "error" {
 		return fmt.Errorf("injected fault at %s", point)
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {} // the signal is on its way
 }

@@ -178,7 +178,7 @@ func (m *Manager) restoreHost() (notes []string, err error) {
 		if d == m.path(RunDir) {
 			continue
 		}
-		unix.Unmount(d, unix.MNT_DETACH) // /run/netns is a bind mount of itself, as iproute2 leaves it
+		_ = unix.Unmount(d, unix.MNT_DETACH) // /run/netns is a bind mount of itself, as iproute2 leaves it
 		if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			m.Log.Warn("leaving directory in place", "dir", d, "err", err)
 		}

@@ -89,7 +89,7 @@ func (k linuxKernel) ProcessesIn(id netns.NsID) []Process {
 		if syscall.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
 			continue
 		}
-		if uint64(st.Dev) != id.Dev || st.Ino != id.Ino {
+		if uint64(st.Dev) != id.Dev || st.Ino != id.Ino { //nolint:unconvert // Dev is a uint32 on linux/mips
 			continue
 		}
 		comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")

@@ -113,15 +113,14 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 				pz.Addresses = append(pz.Addresses, a.String())
 			}
 		}
-		switch {
-		case rec == nil:
+		if rec == nil {
 			pz.Action = PlanAdd
 			rep.add("+ zone %s: namespace %s/%s, link %s %s / %s, allow %s, dns %s",
 				name, netns.PinDir, name, d.pair.HostName, d.pair.Zone4, v6Text(d.pair), allowText(r.Allow), dnsText(r.DNS))
 			if len(d.openings) > 0 {
 				rep.add("+ zone %s: DNS opening to %s (port 53 only)", name, strings.Join(d.openings, ", "))
 			}
-		default:
+		} else {
 			r.Netns = rec.Netns
 			diffs := recordDiff(rec, r)
 			// up repairs what opens nothing too.

@@ -71,7 +71,6 @@ func (m *Manager) vouchFor(zone, digest string, before vouch) {
 	}
 }
 
-
 // readRecord reads zone's record alone, and the digest of its file; a nil
 // record without error when the zone has none.
 func (m *Manager) readRecord(zone string) (*Record, string, error) {

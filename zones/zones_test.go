@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -136,8 +137,8 @@ zones:
 		t.Errorf("ipv6: false zone got %v", v4.dns)
 	}
 	_, err = build("fixed")
-	cerr, ok := err.(*config.Error)
-	if !ok || cerr.Line != 14 || !strings.Contains(cerr.Msg, "not reachable") {
+	var cerr *config.Error
+	if !errors.As(err, &cerr) || cerr.Line != 14 || !strings.Contains(cerr.Msg, "not reachable") {
 		t.Errorf("unreachable explicit DNS: %v", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -113,7 +112,7 @@ func TestLinkedCode(t *testing.T) {
 // building as make install ENTER=1 does.
 func goCmd(t *testing.T, args ...string) string {
 	t.Helper()
-	c := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
+	c := exec.Command("go", args...) // go test puts its bin directory first in PATH
 	c.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	var stderr bytes.Buffer
 	c.Stderr = &stderr

@@ -112,7 +112,7 @@ func run(args []string, stderr io.Writer) int {
 	g := &gate{zone: a.zone, caller: c, groups: map[string]int{}}
 	e, err := g.prepare()
 	if err != nil {
-		audit.Refused(c, a.zone, err)
+		_ = audit.Refused(c, a.zone, err) // refused all the same when the log fails
 		fmt.Fprintf(stderr, "nszone: %v\n", err)
 		return exitRefused
 	}
@@ -133,9 +133,9 @@ func run(args []string, stderr io.Writer) int {
 		},
 	})
 	if logged {
-		audit.Failed(c, a.zone, err) // the entry was logged; its program did not start
+		_ = audit.Failed(c, a.zone, err) // the entry was logged; its program did not start
 	} else {
-		audit.Refused(c, a.zone, err)
+		_ = audit.Refused(c, a.zone, err)
 	}
 	fmt.Fprintf(stderr, "nszone: %v\n", err)
 	var ee *launch.ExitError

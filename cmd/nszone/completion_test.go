@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -109,7 +108,7 @@ func TestCompletionZoneNames(t *testing.T) {
 // call a real nszone binary for the zone names.
 func TestCompletionRoundTrip(t *testing.T) {
 	bin := t.TempDir()
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-buildvcs=false", "-o", filepath.Join(bin, "nszone"), ".")
+	build := exec.Command(goBin(), "build", "-buildvcs=false", "-o", filepath.Join(bin, "nszone"), ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

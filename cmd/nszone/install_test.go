@@ -15,7 +15,9 @@ import (
 // The tests here run make: install (into a temporary DESTDIR, never into
 // this machine's system directories) and release.
 
-func goBin() string { return filepath.Join(runtime.GOROOT(), "bin", "go") }
+// goBin is this toolchain's go command: go test puts its bin directory first
+// in PATH.
+func goBin() string { return "go" }
 
 func makeTarget(t *testing.T, args ...string) string {
 	t.Helper()

@@ -14,23 +14,6 @@ import (
 	"github.com/nszone/nszone/sandbox"
 )
 
-// labZones is the built-in default written out, so the lab shows the file a
-// user would write, with the lab's servers as the targets of nszone check.
-const labZones = `version: 1
-uplink: auto
-zones:
-  wan:
-    allow: [internet]
-  lan:
-    allow: [lan]
-  offline:
-    allow: []
-check:
-  internet: ["203.0.113.10:80", "[2001:db8:113::10]:80"]
-  lan: ["192.168.50.10:80", "[fd00:50::10]:80"]
-  dns: ["www.example"]
-`
-
 func labCmd(o *options) *cobra.Command {
 	var shell bool
 	c := &cobra.Command{
@@ -82,10 +65,10 @@ func runLab(cmd *cobra.Command, o *options, shell bool) (err error) {
 		}
 		defer os.RemoveAll(dir)
 		file = filepath.Join(dir, "zones.yaml")
-		if err := os.WriteFile(file, []byte(labZones), 0o644); err != nil {
+		if err := os.WriteFile(file, []byte(lab.Zones), 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "\nZones file (the built-in default):\n%s", indent(labZones))
+		fmt.Fprintf(out, "\nZones file (the built-in default):\n%s", indent(lab.Zones))
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -117,7 +100,7 @@ func runLab(cmd *cobra.Command, o *options, shell bool) (err error) {
 		c := exec.Command(sh)
 		c.Stdin, c.Stdout, c.Stderr = os.Stdin, out, cmd.ErrOrStderr()
 		c.Env = append(os.Environ(), "NSZONE_CONFIG="+file, "PS1=[nszone lab] \\w# ")
-		c.Run() // the shell's own status is the user's business
+		_ = c.Run() // the shell's own status is the user's business
 		return nil
 	}
 	// check proves each zone's policy from inside it; a mismatch is its exit status 1.

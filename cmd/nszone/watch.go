@@ -165,6 +165,8 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 	if _, err := sdnotify.Notify(sdnotify.Ready + "\nSTATUS=following the host's changes"); err != nil {
 		say("watch: telling systemd it is ready: %v", err)
 	}
+	// Later notifications are best effort: this one said whether systemd listens.
+	notify := func(state string) { _, _ = sdnotify.Notify(state) }
 	var poll <-chan time.Time
 	if m.FirewallMode() == "legacy" {
 		// iptables-legacy changes no nftables ruleset: no event tells of a
@@ -178,7 +180,7 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 		var why string
 		select {
 		case <-ctx.Done():
-			sdnotify.Notify(sdnotify.Stopping)
+			notify(sdnotify.Stopping)
 			say("watch: stopping; the zones stay as they are")
 			return nil
 		case batch, ok := <-batches:
@@ -187,11 +189,11 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 			}
 			why = describeBatch(batch)
 		case <-hup:
-			sdnotify.Notify(sdnotify.Reloading)
+			notify(sdnotify.Reloading)
 			nf, err := loadConfig(o)
 			if err != nil {
 				say("watch: reloading: %v; keeping the file as it was", err)
-				sdnotify.Notify(sdnotify.Ready)
+				notify(sdnotify.Ready)
 				continue
 			}
 			f, why = nf, "reload"
@@ -205,7 +207,7 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 			retry = time.After(retryAfter)
 		}
 		if why == "reload" {
-			sdnotify.Notify(sdnotify.Ready)
+			notify(sdnotify.Ready)
 		}
 	}
 }

@@ -4,6 +4,7 @@ package firewalltest
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -177,8 +178,7 @@ func (f *Fake) Chains(fam firewall.Family, table string) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	t := f.table(firewall.Key{Family: fam, Table: table})
-	var out []string
-	out = append(out, t.order[len(builtins[table]):]...)
+	out := slices.Clone(t.order[len(builtins[table]):])
 	sort.Strings(out)
 	return out
 }

@@ -1,7 +1,6 @@
 package nft
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -11,9 +10,7 @@ import (
 // dialIn with no descriptor left for the socket is an error, not the panic
 // of mdlayher/netlink on the nil connection mdlayher/socket hands it.
 func TestDialInTooManyFiles(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (setns)")
-	}
+	rootTest(t) // setns
 	ns, err := unix.Open("/proc/self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
