@@ -19,7 +19,11 @@ func SetUpNamespace(alias string, ipv6 bool) func() error {
 	return func() error {
 		// Sysctls come before loopback goes up, so that ::1 never appears
 		// in an IPv4-only zone.
-		sysctls := [][2]string{{"net.ipv6.conf.all.accept_ra", "0"}, {"net.ipv6.conf.default.accept_ra", "0"}}
+		// The defaults are what every link made here inherits, the zone's
+		// end of its veth pair among them: it then needs no fix of its own
+		// (sysctlFixes), which would take a thread entering the zone.
+		sysctls := [][2]string{{"net.ipv6.conf.all.accept_ra", "0"}, {"net.ipv6.conf.default.accept_ra", "0"},
+			{"net.ipv6.conf.default.accept_dad", "0"}}
 		if !ipv6 {
 			sysctls = append(sysctls, [2]string{"net.ipv6.conf.all.disable_ipv6", "1"}, [2]string{"net.ipv6.conf.default.disable_ipv6", "1"})
 		}

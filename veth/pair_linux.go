@@ -192,6 +192,12 @@ func (c *pairCtx) paired(hl, zl netlink.Link) (bool, error) {
 	if zl == nil || !owned(zl, c.p.Alias) {
 		return false, nil
 	}
+	return c.peers(hl, zl)
+}
+
+// peers reports whether hl on the host and zl in the zone are the two ends
+// of one veth.
+func (c *pairCtx) peers(hl, zl netlink.Link) (bool, error) {
 	h, z := hl.Attrs(), zl.Attrs()
 	if h.ParentIndex != z.Index || z.ParentIndex != h.Index {
 		return false, nil
@@ -212,17 +218,21 @@ func (c *pairCtx) ensureLinks(log *slog.Logger) (changed bool, err error) {
 		return false, err
 	}
 	if hl != nil {
-		if !owned(hl, p.Alias) {
+		cut, err := c.cutShort(hl, zl)
+		if err != nil {
+			return false, err
+		}
+		if !owned(hl, p.Alias) && !cut {
 			return false, notOwned(hl, "on the host")
 		}
-		if ok, err := c.paired(hl, zl); err != nil || ok {
+		if ok, err := c.paired(hl, zl); err != nil || (ok && !cut) {
 			return false, err
 		}
 		if err := c.host.LinkDel(hl); err != nil && !notFound(err) {
-			return false, fmt.Errorf("deleting link %s, whose peer is not %s: %w", p.HostName, c.inZone, err)
+			return false, fmt.Errorf("deleting link %s, whose peer is not %s or which is unmarked: %w", p.HostName, c.inZone, err)
 		}
 		changed = true
-		log.Debug("deleted host link whose peer is not in the zone", "link", p.HostName)
+		log.Debug("deleted host link whose peer is not in the zone, or which a creation cut short", "link", p.HostName)
 	}
 	// Links in the zone under either name are in the way: ours from an
 	// earlier pair, a creation cut short (see createPair: a host end still
@@ -250,53 +260,57 @@ func (c *pairCtx) ensureLinks(log *slog.Logger) (changed bool, err error) {
 	return true, c.createPair(log)
 }
 
-// createPair makes the veth pair inside the zone, marks both ends, and only
-// then moves the host end out: the kernel ignores an alias in a request that
-// creates a link, and an unmarked link on the host, left by a crash, would be
-// refused forever and found by nobody. Cut short, the pair stays in the zone
-// and goes with it.
+// createPair makes the veth pair in one request, its host end on the host
+// and its peer already in the zone (moving a link between namespaces later
+// costs a wait on the kernel's global network lock), then marks both ends,
+// the peer first. The kernel ignores an alias in a request that creates a
+// link: cut short before the host end is marked, the pair is found again by
+// cutShort (an unmarked host end whose peer is in the zone's marked
+// namespace) and made anew, or goes with the namespace.
 func (c *pairCtx) createPair(log *slog.Logger) error {
 	p := c.p
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name, attrs.MTU = p.HostName, p.MTU
 	v := netlink.NewVeth(attrs)
-	v.PeerName = p.PeerName
-	if err := c.zone.LinkAdd(v); err != nil {
+	v.PeerName, v.PeerNamespace = p.PeerName, netlink.NsFd(c.ns.Fd())
+	if err := c.host.LinkAdd(v); err != nil {
 		return fmt.Errorf("creating veth %s with peer %s %s: %w", p.HostName, p.PeerName, c.inZone, err)
 	}
 	log.Debug("created veth pair", "host", p.HostName, "peer", p.PeerName, "mtu", p.MTU)
-	var hl netlink.Link
 	err := func() error {
-		for _, name := range []string{p.PeerName, p.HostName} {
-			l, err := c.zone.LinkByName(name)
+		for _, end := range []struct {
+			h    *netlink.Handle
+			name string
+		}{{c.zone, p.PeerName}, {c.host, p.HostName}} {
+			l, err := end.h.LinkByName(end.name)
 			if err == nil {
-				err = c.zone.LinkSetAlias(l, p.Alias)
+				err = end.h.LinkSetAlias(l, p.Alias)
 			}
 			if err != nil {
-				return fmt.Errorf("marking veth %s %s as nszone's: %w", name, c.inZone, err)
+				return fmt.Errorf("marking veth %s as nszone's: %w", end.name, err)
 			}
-			hl = l
-		}
-		host, err := netns.Current()
-		if err == nil {
-			defer host.Close()
-			err = c.zone.LinkSetNsFd(hl, host.Fd())
-		}
-		if err != nil {
-			return fmt.Errorf("moving veth %s from zone %s to the host: %w", p.HostName, p.Zone, err)
 		}
 		return nil
 	}()
 	if err != nil {
-		// Leave nothing behind (the host end's name may have been taken on
-		// the host meanwhile); deleting the host end takes the peer along.
-		if l, lerr := c.zone.LinkByName(p.HostName); lerr == nil {
-			_ = c.zone.LinkDel(l)
+		// Leave nothing behind; deleting the host end takes the peer along.
+		if l, lerr := c.host.LinkByName(p.HostName); lerr == nil {
+			_ = c.host.LinkDel(l)
 		}
 		return err
 	}
-	log.Debug("moved veth end to the host", "link", p.HostName)
 	return nil
+}
+
+// cutShort reports whether hl, an unmarked host link of the pair's name, is
+// what a createPair cut short left: a veth whose peer is zl, the zone's end,
+// unmarked or marked as this pair's.
+func (c *pairCtx) cutShort(hl, zl netlink.Link) (bool, error) {
+	if hl.Type() != "veth" || hl.Attrs().Alias != "" || zl == nil || zl.Type() != "veth" ||
+		(zl.Attrs().Alias != "" && zl.Attrs().Alias != c.p.Alias) {
+		return false, nil
+	}
+	return c.peers(hl, zl)
 }
 
 // fixes reads the pair's state and lists what differs from p, in the order
@@ -560,7 +574,10 @@ func routeText(r netlink.Route) string {
 // DeletePair deletes the host link hostName, which takes its peer along, if
 // and only if it carries alias. No such link is success; one with another
 // alias is an error wrapping ErrNotOwned.
-func DeletePair(hostName, alias string, log *slog.Logger) error {
+//
+// An unmarked veth whose peer is in zone's namespace is one a createPair
+// cut short: it is deleted too.
+func DeletePair(zone, hostName, alias string, log *slog.Logger) error {
 	log = orDiscard(log)
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
@@ -574,7 +591,7 @@ func DeletePair(hostName, alias string, log *slog.Logger) error {
 	if l == nil {
 		return nil
 	}
-	if l.Attrs().Alias != alias || alias == "" {
+	if (l.Attrs().Alias != alias || alias == "") && !peerIn(h, l, zone) {
 		return fmt.Errorf("deleting link %s: %w", hostName, notOwned(l, "on the host"))
 	}
 	if err := h.LinkDel(l); err != nil && !notFound(err) {
@@ -582,6 +599,21 @@ func DeletePair(hostName, alias string, log *slog.Logger) error {
 	}
 	log.Debug("deleted veth pair", "link", hostName, "alias", alias)
 	return nil
+}
+
+// peerIn reports whether l is an unmarked veth whose peer is in the
+// namespace pinned as zone.
+func peerIn(h *netlink.Handle, l netlink.Link, zone string) bool {
+	if l.Type() != "veth" || l.Attrs().Alias != "" || zone == "" {
+		return false
+	}
+	ns, err := netns.OpenNamed(zone)
+	if err != nil {
+		return false
+	}
+	defer ns.Close()
+	nsid, err := h.GetNetNsIdByFd(ns.Fd())
+	return err == nil && nsid >= 0 && l.Attrs().NetNsID == nsid
 }
 
 // LinksWithAliasPrefix lists the current namespace's links whose alias starts

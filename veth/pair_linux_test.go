@@ -11,16 +11,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nszone/nszone/netns"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nszone/nszone/netns"
 )
 
 func TestEnsurePair(t *testing.T) {
 	rootTest(t)
 	newZone(t, "t-pair", true)
 	p := testPair("t-pair", 1, true)
-	t.Cleanup(func() { _ = DeletePair(p.HostName, p.Alias, nil) })
+	t.Cleanup(func() { _ = DeletePair(p.Zone, p.HostName, p.Alias, nil) })
 	mustEnsure(t, p, true)
 	if m := mustInspect(t, p); len(m) > 0 {
 		t.Fatalf("InspectPair after EnsurePair: %q", m)
@@ -93,7 +94,7 @@ func TestInspectPair(t *testing.T) {
 	rootTest(t)
 	newZone(t, "t-insp", true)
 	p := testPair("t-insp", 3, true)
-	t.Cleanup(func() { _ = DeletePair(p.HostName, p.Alias, nil) })
+	t.Cleanup(func() { _ = DeletePair(p.Zone, p.HostName, p.Alias, nil) })
 	if m := mustInspect(t, p); !slices.Equal(m, []string{"host link nsz-t-insp missing"}) {
 		t.Errorf("before EnsurePair: %q", m)
 	}
@@ -165,7 +166,7 @@ func TestEnsurePairCutShort(t *testing.T) {
 	rootTest(t)
 	newZone(t, "t-cut", true)
 	p := testPair("t-cut", 8, true)
-	t.Cleanup(func() { _ = DeletePair(p.HostName, p.Alias, nil) })
+	t.Cleanup(func() { _ = DeletePair(p.Zone, p.HostName, p.Alias, nil) })
 	zh := zoneHandle(t, p.Zone)
 	for _, alias := range []string{"", p.Alias} {
 		v := netlink.NewVeth(netlink.LinkAttrs{Name: p.HostName, TxQLen: -1})
@@ -191,8 +192,46 @@ func TestEnsurePairCutShort(t *testing.T) {
 		if _, err := zh.LinkByName(p.HostName); err == nil {
 			t.Errorf("alias %q: %s still inside the zone", alias, p.HostName)
 		}
-		if err := DeletePair(p.HostName, p.Alias, nil); err != nil {
+		if err := DeletePair(p.Zone, p.HostName, p.Alias, nil); err != nil {
 			t.Fatal(err)
+		}
+	}
+	// Cut short as createPair makes pairs now: the host end on the host,
+	// unmarked, its peer in the zone, unmarked or marked.
+	ns, err := netns.OpenNamed(p.Zone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	for _, peerAlias := range []string{"", p.Alias} {
+		for _, ensure := range []bool{true, false} {
+			v := netlink.NewVeth(netlink.LinkAttrs{Name: p.HostName, TxQLen: -1})
+			v.PeerName, v.PeerNamespace = p.PeerName, netlink.NsFd(ns.Fd())
+			if err := netlink.LinkAdd(v); err != nil {
+				t.Fatal(err)
+			}
+			if peerAlias != "" {
+				l, err := zh.LinkByName(p.PeerName)
+				if err == nil {
+					err = zh.LinkSetAlias(l, peerAlias)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if ensure {
+				mustEnsure(t, p, true)
+				if m := mustInspect(t, p); len(m) > 0 {
+					t.Errorf("peer alias %q: InspectPair: %q", peerAlias, m)
+				}
+			}
+			// down finds the cut-short pair too: unmarked on the host.
+			if err := DeletePair(p.Zone, p.HostName, p.Alias, nil); err != nil {
+				t.Fatalf("peer alias %q, ensured %v: %v", peerAlias, ensure, err)
+			}
+			if l, _ := netlink.LinkByName(p.HostName); l != nil {
+				t.Fatalf("peer alias %q, ensured %v: %s left", peerAlias, ensure, p.HostName)
+			}
 		}
 	}
 }
@@ -209,7 +248,7 @@ func TestForeignLinks(t *testing.T) {
 	if err := hh.LinkAdd(foreign); err != nil {
 		t.Fatal(err)
 	}
-	if err := DeletePair(p.HostName, p.Alias, testLog(t)); !errors.Is(err, ErrNotOwned) {
+	if err := DeletePair(p.Zone, p.HostName, p.Alias, testLog(t)); !errors.Is(err, ErrNotOwned) {
 		t.Errorf("DeletePair of a foreign link: %v, want ErrNotOwned", err)
 	}
 	if _, err := EnsurePair(p, testLog(t)); !errors.Is(err, ErrNotOwned) {
@@ -270,11 +309,11 @@ func TestDeletePair(t *testing.T) {
 	newZone(t, "t-del", true)
 	p := testPair("t-del", 5, true)
 	mustEnsure(t, p, true)
-	if err := DeletePair(p.HostName, "nszone:other", testLog(t)); !errors.Is(err, ErrNotOwned) {
+	if err := DeletePair(p.Zone, p.HostName, "nszone:other", testLog(t)); !errors.Is(err, ErrNotOwned) {
 		t.Errorf("DeletePair with another alias: %v, want ErrNotOwned", err)
 	}
 	for i := range 2 {
-		if err := DeletePair(p.HostName, p.Alias, testLog(t)); err != nil {
+		if err := DeletePair(p.Zone, p.HostName, p.Alias, testLog(t)); err != nil {
 			t.Fatalf("DeletePair #%d: %v", i+1, err)
 		}
 	}
@@ -292,7 +331,7 @@ func TestEnsurePairNewNamespace(t *testing.T) {
 	rootTest(t)
 	newZone(t, "t-re", true)
 	p := testPair("t-re", 6, true)
-	t.Cleanup(func() { _ = DeletePair(p.HostName, p.Alias, nil) })
+	t.Cleanup(func() { _ = DeletePair(p.Zone, p.HostName, p.Alias, nil) })
 	mustEnsure(t, p, true)
 	old, err := netns.OpenNamed(p.Zone)
 	if err != nil {
@@ -332,7 +371,7 @@ func TestEnsurePairMTU(t *testing.T) {
 	rootTest(t)
 	newZone(t, "t-mtu", true)
 	p := testPair("t-mtu", 7, true)
-	t.Cleanup(func() { _ = DeletePair(p.HostName, p.Alias, nil) })
+	t.Cleanup(func() { _ = DeletePair(p.Zone, p.HostName, p.Alias, nil) })
 	zh := zoneHandle(t, p.Zone)
 	for _, mtu := range []int{1400, 1450} {
 		p.MTU = mtu

@@ -172,6 +172,9 @@ func (m *Manager) restoreHost() (notes []string, err error) {
 	if err := removeFile(m.hostRecordPath()); err != nil {
 		return nil, err
 	}
+	if err := removeFile(m.hostVouchPath()); err != nil {
+		return nil, err
+	}
 	m.removeEmptyDirs()
 	for i := len(h.CreatedDirs) - 1; i >= 0; i-- {
 		d := h.CreatedDirs[i]

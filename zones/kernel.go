@@ -36,8 +36,9 @@ type Kernel interface {
 	EnsurePair(p veth.Pair) (changed bool, err error)
 	// InspectPair says what of p is missing or different; nothing when whole.
 	InspectPair(p veth.Pair) ([]string, error)
-	// DeletePair deletes the host link hostName, only when it carries alias.
-	DeletePair(hostName, alias string) error
+	// DeletePair deletes the host link hostName, only when it carries alias
+	// (or is the unmarked host end of a pair into zone, cut short).
+	DeletePair(zone, hostName, alias string) error
 
 	// DefaultRouteLink names the links of the host's default routes.
 	DefaultRouteLink() (v4, v6 string, err error)

@@ -56,8 +56,8 @@ func (k linuxKernel) EnsurePair(p veth.Pair) (bool, error) { return veth.EnsureP
 
 func (k linuxKernel) InspectPair(p veth.Pair) ([]string, error) { return veth.InspectPair(p) }
 
-func (k linuxKernel) DeletePair(hostName, alias string) error {
-	return veth.DeletePair(hostName, alias, k.log)
+func (k linuxKernel) DeletePair(zone, hostName, alias string) error {
+	return veth.DeletePair(zone, hostName, alias, k.log)
 }
 
 func (k linuxKernel) DefaultRouteLink() (string, string, error) { return veth.DefaultRouteLink() }

@@ -145,16 +145,23 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	}
 	// The nftables host wall first: it holds whatever happens to the
 	// iptables rules from here on.
-	hostChanged, err := m.applyHostWall(p.policy)
-	if err != nil {
-		return rep, err
-	}
-	changed, err := firewall.Apply(m.Firewall, firewall.Build(p.policy), firewall.Tables, m.Log)
-	if err != nil {
-		return rep, err
-	}
-	if changed || hostChanged {
-		rep.add("firewall: rules updated")
+	// Walls the kernel vouches for as they were last found are not read.
+	hostDigest := hostWallDigest(p.policy)
+	if p.hostVouched = m.hostVouched(hostDigest); !p.hostVouched {
+		before, _ := m.generations("")
+		hostChanged, err := m.applyHostWall(p.policy)
+		if err != nil {
+			return rep, err
+		}
+		changed, err := firewall.Apply(m.Firewall, firewall.Build(p.policy), firewall.Tables, m.Log)
+		if err != nil {
+			return rep, err
+		}
+		if changed || hostChanged {
+			rep.add("firewall: rules updated")
+		} else {
+			m.vouchForHost(hostDigest, before)
+		}
 	}
 	if err := fault("up-firewall"); err != nil {
 		return rep, err
@@ -215,6 +222,9 @@ type upPlan struct {
 	notes  []string
 	policy firewall.Policy // the firewall for want and keep
 	v6     bool
+	// hostVouched: the host's walls are as the last up found them
+	// (vouch.go), and were not read.
+	hostVouched bool
 }
 
 // prepare decides everything up will do and refuses, before any change,
@@ -327,7 +337,7 @@ func (m *Manager) upZones(p *upPlan, rep *Report) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = m.upZone(p.want[name], p.recs[name], &reps[i])
+			errs[i] = m.upZone(p.want[name], p.recs[name], p.hostVouched, &reps[i])
 		}()
 	}
 	wg.Wait()
@@ -339,7 +349,7 @@ func (m *Manager) upZones(p *upPlan, rep *Report) error {
 }
 
 // upZone makes one zone's namespace, link and files match d.
-func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
+func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched bool, rep *Report) (err error) {
 	name := d.cfg.Name
 	id, exists, err := m.owned(name, old)
 	if err != nil {
@@ -370,10 +380,18 @@ func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
 	if err := fault("up-netns"); err != nil {
 		return err
 	}
-	// The inner wall is in place before the link exists.
-	innerChanged, err := m.applyInner(name, d.policy, d.lan, created)
+	// The inner wall is in place before the link exists. One the kernel
+	// vouches for, with the record unchanged, is not read.
+	_, digest, err := m.readRecord(name)
 	if err != nil {
 		return err
+	}
+	innerChanged, vouched := false, !created && hostVouched && m.vouched(name, digest)
+	before, _ := m.generations(name)
+	if !vouched {
+		if innerChanged, err = m.applyInner(name, d.policy, d.lan, created); err != nil {
+			return err
+		}
 	}
 	if err := fault("up-inner"); err != nil {
 		return err
@@ -401,6 +419,11 @@ func (m *Manager) upZone(d *desiredZone, old *Record, rep *Report) (err error) {
 	}
 	if err := fault("up-record"); err != nil {
 		return err
+	}
+	if !vouched && !created && !innerChanged && !pairChanged {
+		if _, now, err := m.readRecord(name); err == nil && now == digest {
+			m.vouchFor(name, digest, before)
+		}
 	}
 	switch {
 	case created:
@@ -465,7 +488,7 @@ func writeFileAtomic(path string, content []byte) error {
 // (or the catch-alls) still hold, and there is no link left to use them.
 func (m *Manager) removeZone(name string, rec *Record) error {
 	var errs []error
-	if err := m.Kernel.DeletePair(HostIf(name), alias(name)); err != nil {
+	if err := m.Kernel.DeletePair(name, HostIf(name), alias(name)); err != nil {
 		errs = append(errs, fmt.Errorf("removing link of zone %s: %w", name, err))
 	}
 	if err := fault("down-link"); err != nil {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
 )
 
@@ -30,8 +31,8 @@ type vouch struct {
 
 func (m *Manager) vouchPath(zone string) string { return m.path(RunDir, "vouch", zone+".json") }
 
-// generations reads the rulesets' generations of the host and of zone; ok
-// is false where they cannot vouch for the walls.
+// generations reads the rulesets' generations of the host and of zone (""
+// for the host's alone); ok is false where they cannot vouch for the walls.
 func (m *Manager) generations(zone string) (v vouch, ok bool) {
 	if m.Firewall.Variant() != "nft" || !m.Inner.Generational() {
 		return vouch{}, false
@@ -39,6 +40,9 @@ func (m *Manager) generations(zone string) (v vouch, ok bool) {
 	var err error
 	if v.Host, err = m.Kernel.Generation(""); err != nil {
 		return vouch{}, false
+	}
+	if zone == "" {
+		return v, true
 	}
 	if v.Zone, err = m.Kernel.Generation(zone); err != nil {
 		return vouch{}, false
@@ -87,4 +91,46 @@ func (m *Manager) readRecord(zone string) (*Record, string, error) {
 	}
 	sum := sha256.Sum256(data)
 	return &rec, hex.EncodeToString(sum[:]), nil
+}
+
+// The host's walls are vouched for the same way, for up: the digest of the
+// rules both walls must hold, with the host's generation when an up last
+// found them so without writing.
+type hostVouch struct {
+	Rules string  `json:"rules"` // sha256 of the rules, hex
+	Host  nft.Gen `json:"host"`
+}
+
+func (m *Manager) hostVouchPath() string { return m.path(RunDir, "vouch", "host.json") }
+
+// hostWallDigest names the rules p's host walls hold: iptables' and the
+// nftables tables'.
+func hostWallDigest(p firewall.Policy) string {
+	h := sha256.New()
+	fmt.Fprint(h, firewall.Build(p).String())
+	for _, f := range firewall.Families {
+		for _, r := range firewall.HostRules(p)[f] {
+			fmt.Fprintln(h, f, r.Text())
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (m *Manager) hostVouched(digest string) bool {
+	var v hostVouch
+	if err := readJSON(m.hostVouchPath(), &v); err != nil || v.Rules != digest {
+		return false
+	}
+	now, ok := m.generations("")
+	return ok && now.Host == v.Host
+}
+
+func (m *Manager) vouchForHost(digest string, before vouch) {
+	after, ok := m.generations("")
+	if !ok || after.Host != before.Host {
+		return
+	}
+	if err := writeJSON(m.hostVouchPath(), hostVouch{Rules: digest, Host: after.Host}); err != nil {
+		m.Log.Debug("not vouching for the host's walls", "err", err)
+	}
 }

@@ -21,8 +21,8 @@ type Fake struct {
 	Mode   string
 	mu     sync.Mutex // Apply reads both families side by side
 	tables map[firewall.Key]*fakeTable
-	// Writes counts successful Restore calls.
-	Writes int
+	// Writes counts successful Restore calls, Reads Save calls.
+	Writes, Reads int
 }
 
 type fakeTable struct {
@@ -68,6 +68,7 @@ func (f *Fake) Variant() string { return f.Mode }
 func (f *Fake) Save(fam firewall.Family, tables []string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.Reads++
 	var b strings.Builder
 	for _, table := range tables {
 		t := f.table(firewall.Key{Family: fam, Table: table})
@@ -171,6 +172,23 @@ func (f *Fake) Restore(fam firewall.Family, script string) error {
 	}
 	f.Writes++
 	return nil
+}
+
+// Empty reports whether a table holds no rule and no chain of its own (as
+// a table nobody wrote to); unlike Save it counts as no read.
+func (f *Fake) Empty(fam firewall.Family, table string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.table(firewall.Key{Family: fam, Table: table})
+	if len(t.order) > len(builtins[table]) {
+		return false
+	}
+	for _, c := range t.order {
+		if len(t.rules[c]) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Chains lists the user chains of a table, sorted.

@@ -144,7 +144,7 @@ func (k Kernel) InspectPair(p veth.Pair) ([]string, error) {
 	return nil, nil
 }
 
-func (k Kernel) DeletePair(hostName, alias string) error {
+func (k Kernel) DeletePair(_, hostName, alias string) error {
 	k.m.mu.Lock()
 	defer k.m.mu.Unlock()
 	if l := k.m.links[hostName]; l != nil {
@@ -263,10 +263,7 @@ func (k Kernel) MissingTables(keys []firewall.Key) ([]firewall.Key, error) {
 }
 
 // used reports whether the host's iptables table holds any rule or chain.
-func (k Kernel) used(key firewall.Key) bool {
-	out, _ := k.m.Firewall.Save(key.Family, []string{key.Table})
-	return len(k.m.Firewall.Chains(key.Family, key.Table)) > 0 || strings.Contains(out, "\n-A ")
-}
+func (k Kernel) used(key firewall.Key) bool { return !k.m.Firewall.Empty(key.Family, key.Table) }
 
 func (k Kernel) DeleteTableIfEmpty(key firewall.Key) (string, error) {
 	if k.used(key) {
