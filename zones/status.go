@@ -84,7 +84,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 	}
 	st := &Status{Zones: []ZoneStatus{}}
 	if len(recs) > 0 {
-		st.Notes = coexistence()
+		st.Notes = Coexistence()
 	}
 	if ipt, ok := m.Firewall.(*firewall.IPTables); ok {
 		st.Firewall = "iptables-" + ipt.Mode
