@@ -68,27 +68,27 @@ func (p Policy) Decide(zone string, local []netip.Addr, d Dest) (Verdict, error)
 		v.Reason += "; the zone has no IPv6"
 		return v, nil
 	}
-	in := z.inner(p.LAN, d, true)
+	iw := z.inner(p.LAN, d, true) // the inner wall's answer
 	if via == viaLink {
-		v.Allow, v.Term = in.accept, in.term
-		if !in.accept {
-			v.Reason += "; " + in.why
+		v.Allow, v.Term = iw.accept, iw.term
+		if !iw.accept {
+			v.Reason += "; " + iw.why
 		}
 		return v, nil
 	}
-	host := p.hostWall(z, via, d)
-	v.Allow = in.accept && host.accept
+	hw := p.hostWall(z, via, d) // the host wall's
+	v.Allow = iw.accept && hw.accept
 	switch {
-	case !v.Allow && !host.accept:
-		v.Reason += "; " + host.why
+	case !v.Allow && !hw.accept:
+		v.Reason += "; " + hw.why
 	case !v.Allow:
-		v.Reason += "; " + in.why
-	case host.pinhole || z.inner(p.LAN, d, false).accept:
-		v.Term = host.term
+		v.Reason += "; " + iw.why
+	case hw.pinhole || z.inner(p.LAN, d, false).accept:
+		v.Term = hw.term
 	default:
 		// The host wall lets it through by a term the inner wall does not
 		// (host, to another zone's gateway): the pinhole both pass decides.
-		v.Term = in.term
+		v.Term = iw.term
 	}
 	return v, nil
 }
