@@ -88,7 +88,7 @@ man:
 	$(GO) test ./cmd/nszone -run '^TestManPagesCurrent$$' -count=1 -update
 
 docs: man
-	$(GO) test ./zones -run '^TestGraphDocsCurrent$$' -count=1 -update
+	$(GO) test ./graph -run '^TestGraphDocsCurrent$$' -count=1 -update
 
 install: build completions units
 	install -D -m 0755 $(BUILDDIR)/nszone $(DESTDIR)$(BINDIR)/nszone

@@ -2,7 +2,6 @@ package firewall
 
 import (
 	"net/netip"
-	"slices"
 )
 
 // The inner wall: the same policy enforced a second time by iptables inside
@@ -157,39 +156,9 @@ func InnerRules(z Zone, lan []netip.Prefix) map[Family][]Rule {
 	return out
 }
 
-// InnerVerdict says whether z's inner wall lets new connections to a
-// through, on ports no pinhole names, when a is not one of z.HostAddrs: it
-// walks the same classes in the same order as innerOutRules.
+// InnerVerdict says whether z's inner wall alone lets a new connection to
+// a through, of a protocol no pinhole names a port of: status asks it of a
+// host address the wall does not list yet. Decide walks the same wall.
 func InnerVerdict(z Zone, lan []netip.Prefix, a netip.Addr) bool {
-	f := IPv4
-	if a.Is6() && !a.Is4In6() {
-		f = IPv6
-	}
-	if !z.enabled(f) {
-		return false
-	}
-	for _, ph := range z.Pinholes {
-		if ph.PortLo == 0 && ph.Proto == "" && ph.Dst.Contains(a) {
-			return true
-		}
-	}
-	in := func(ps []netip.Prefix) bool {
-		for _, p := range ps {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
-	switch {
-	case in(linkLocal):
-		return z.Host
-	case slices.Contains(z.ToZoneAddrs, a):
-		return true
-	case in(z.ZoneNets):
-		return false
-	case in(lan) || in(localcast):
-		return z.LAN
-	}
-	return z.Internet
+	return z.inner(lan, Dest{Addr: a.Unmap().WithZone("")}, true).accept
 }

@@ -1,9 +1,9 @@
 // Package probe makes the observations of nszone check: one TCP or UDP
 // attempt from the calling thread's network namespace, and the listeners
-// that answer them, on the host and in zones. Package zones plans the
-// observations and says what each should see; this package is apart from it
-// so that nszone-enter, which links zones for its readiness check, links no
-// prober and none of its dependencies (docs/security.md).
+// that answer them, on the host and in zones. Package check plans the
+// observations and says what each should see; neither is linked by
+// nszone-enter, which links zones for its readiness check, nor are their
+// dependencies (docs/security.md).
 package probe
 
 import (
@@ -26,22 +26,11 @@ import (
 // firewall (a reset, an ICMP error), so only a dropped packet waits this long.
 const Timeout = 1500 * time.Millisecond
 
-// Network is the prober nszone check uses (zones.Prober): real connections
-// and listeners in the calling thread's network namespace.
-type Network struct{}
-
-// Attempt makes one connection in the calling thread's namespace: TCP is
-// allowed when the handshake completes; UDP when a reply comes back (a DNS
-// query for dnsName, which DNS servers and the listeners both answer).
-func (Network) Attempt(proto string, dst netip.AddrPort, dnsName string) error {
-	return attempt(proto, dst, dnsName)
-}
-
 // Listen opens a listener on ephemeral ports of the unspecified addresses
 // of the calling thread's namespace, IPv6 too when v6: TCP connections are
 // accepted and closed, UDP datagrams from zones (and link-local senders)
 // sent back. stop closes it.
-func (Network) Listen(v6 bool, zones []netip.Prefix) (tcp, udp uint16, stop func(), err error) {
+func Listen(v6 bool, zones []netip.Prefix) (tcp, udp uint16, stop func(), err error) {
 	e, err := listenEcho(v6, zones)
 	if err != nil {
 		return 0, 0, nil, err
@@ -50,10 +39,10 @@ func (Network) Listen(v6 bool, zones []netip.Prefix) (tcp, udp uint16, stop func
 	return tcp, udp, e.Close, nil
 }
 
-// attempt makes one connection in the calling thread's namespace: TCP is
+// Attempt makes one connection in the calling thread's namespace: TCP is
 // allowed when the handshake completes; UDP when a reply comes back (a DNS
-// query, which DNS servers and check's echo listeners both answer).
-func attempt(proto string, dst netip.AddrPort, dnsName string) error {
+// query for dnsName, which DNS servers and the listeners both answer).
+func Attempt(proto string, dst netip.AddrPort, dnsName string) error {
 	if proto == "tcp" {
 		c, err := net.DialTimeout("tcp", dst.String(), Timeout)
 		if err != nil {

@@ -53,7 +53,7 @@ func TestEchoOnLoopback(t *testing.T) {
 	}
 	for _, a := range addrs {
 		for _, proto := range []string{"tcp", "udp"} {
-			if err := attempt(proto, netip.AddrPortFrom(a, ports[proto]), "www.example"); err != nil {
+			if err := Attempt(proto, netip.AddrPortFrom(a, ports[proto]), "www.example"); err != nil {
 				t.Errorf("%s to %s: %v", proto, a, err)
 			}
 		}
@@ -66,7 +66,7 @@ func TestEchoOnLoopback(t *testing.T) {
 	closed.Close()
 	start := time.Now()
 	for _, proto := range []string{"tcp", "udp"} {
-		if err := attempt(proto, netip.AddrPortFrom(addrs[0], uint16(port)), "www.example"); err == nil {
+		if err := Attempt(proto, netip.AddrPortFrom(addrs[0], uint16(port)), "www.example"); err == nil {
 			t.Errorf("%s to a closed port got through", proto)
 		} else if !errors.Is(err, syscall.ECONNREFUSED) {
 			t.Errorf("%s to a closed port: %v", proto, err)
@@ -82,7 +82,7 @@ func TestEchoOnLoopback(t *testing.T) {
 	}
 	defer e2.Close()
 	_, udp2 := e2.ports()
-	if err := attempt("udp", netip.AddrPortFrom(addrs[0], udp2), "www.example"); err == nil {
+	if err := Attempt("udp", netip.AddrPortFrom(addrs[0], udp2), "www.example"); err == nil {
 		t.Error("echoed to a sender outside the zones")
 	}
 }

@@ -207,7 +207,7 @@ func buildZone(f *config.File, z *config.Zone, net4, net6 netip.Prefix, fc *fact
 					continue
 				}
 				d.dns = append(d.dns, s)
-				if !reachable(s, p, fc) {
+				if !dnsVerdict(s, p, fc).Allow {
 					p.Pinholes = append(p.Pinholes, firewall.Pinhole{Dst: netip.PrefixFrom(s, s.BitLen()), PortLo: 53, PortHi: 53})
 					d.openings = append(d.openings, netip.AddrPortFrom(s, 53).String())
 				}
@@ -215,10 +215,10 @@ func buildZone(f *config.File, z *config.Zone, net4, net6 netip.Prefix, fc *fact
 		}
 	default:
 		for _, s := range z.DNS.Servers {
-			if !reachable(s, p, fc) {
+			if v := dnsVerdict(s, p, fc); !v.Allow {
 				return nil, &config.Error{File: f.Path, Line: z.DNS.Line, Msg: fmt.Sprintf(
 					"zone %q: dns server %s is not reachable under the zone's policy (allow %s, or add %q)",
-					z.Name, s, classOf(s, fc), netip.AddrPortFrom(s, 53).String()+"/udp")}
+					z.Name, s, v.Class, netip.AddrPortFrom(s, 53).String()+"/udp")}
 			}
 			d.dns = append(d.dns, s)
 		}
@@ -227,18 +227,6 @@ func buildZone(f *config.File, z *config.Zone, net4, net6 netip.Prefix, fc *fact
 	d.resolv = zoneResolvConf(z.Name, d.dns, fc.dns.other)
 	d.nsswitch = zoneNsswitch(fc.nsswitch)
 	return d, nil
-}
-
-// classOf names the allow term that reaches address a.
-func classOf(a netip.Addr, fc *facts) string {
-	switch {
-	case slices.Contains(fc.addrs, a):
-		return "host"
-	case inAny(a, fc.lan):
-		return "lan"
-	default:
-		return "internet"
-	}
 }
 
 func inAny(a netip.Addr, ps []netip.Prefix) bool {
@@ -250,19 +238,18 @@ func inAny(a netip.Addr, ps []netip.Prefix) bool {
 	return false
 }
 
-// reachable reports whether policy p lets the zone ask DNS server s (UDP 53).
-func reachable(s netip.Addr, p firewall.Zone, fc *facts) bool {
-	for _, ph := range p.Pinholes {
-		if ph.Dst.Contains(s) && ph.Proto != "tcp" && (ph.PortLo == 0 || (ph.PortLo <= 53 && 53 <= ph.PortHi)) {
-			return true
-		}
+// dnsVerdict is what policy p's walls do with the zone's query to DNS
+// server s (UDP 53), and the class of s. It is asked before the links
+// exist: the inner wall will list the host's addresses. The uplink counts
+// as there: whether a server needs an opening is a question of the terms,
+// not of the moment (an opening made while there is no uplink would go
+// when it comes back, and reach nothing meanwhile).
+func dnsVerdict(s netip.Addr, p firewall.Zone, fc *facts) firewall.Verdict {
+	p.HostAddrs = fc.addrs
+	if p.Uplink == "" {
+		p.Uplink = "uplink"
 	}
-	switch classOf(s, fc) {
-	case "host":
-		return p.Host
-	case "lan":
-		return p.LAN
-	default:
-		return p.Internet
-	}
+	v, _ := firewall.Policy{LAN: fc.lan, Zones: []firewall.Zone{p}}.Decide(p.Name, fc.addrs,
+		firewall.Dest{Addr: s, Proto: "udp", Port: 53})
+	return v
 }

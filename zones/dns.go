@@ -13,16 +13,20 @@ import (
 // /etc/resolv.conf only names a local stub (127.0.0.53 of systemd-resolved,
 // 127.0.1.1 of NetworkManager's dnsmasq), which a zone cannot reach.
 var upstreamFiles = []string{
-	"/etc/resolv.conf",
+	ResolvConf,
 	"/run/systemd/resolve/resolv.conf",
 	"/run/NetworkManager/no-stub-resolv.conf",
 	"/run/NetworkManager/resolv.conf",
 }
 
+// ResolvConf is the host's resolver configuration, read first.
+const ResolvConf = "/etc/resolv.conf"
+
 // resolvConf is the part of a resolv.conf a zone inherits.
 type resolvConf struct {
 	servers []netip.Addr
 	other   []string // search, domain and options lines
+	from    string   // the file the servers were read from
 }
 
 func parseResolvConf(b []byte) resolvConf {
@@ -66,7 +70,7 @@ func upstreamDNS(root string) (resolvConf, error) {
 			}
 		}
 		if len(usable) > 0 {
-			rc.servers = usable
+			rc.servers, rc.from = usable, f
 			if len(rc.other) == 0 {
 				rc.other = first.other
 			}
@@ -74,6 +78,14 @@ func upstreamDNS(root string) (resolvConf, error) {
 		}
 	}
 	return resolvConf{other: first.other}, fmt.Errorf("no upstream DNS server found (only local stubs or none in %s)", strings.Join(upstreamFiles, ", "))
+}
+
+// UpstreamDNS returns the host's real upstream DNS servers, as dns: auto
+// gives them to a zone, and the file they were read from (root prefixes
+// it; "" on the real system).
+func UpstreamDNS(root string) (servers []netip.Addr, from string, err error) {
+	rc, err := upstreamDNS(root)
+	return rc.servers, rc.from, err
 }
 
 // zoneResolvConf renders a zone's /etc/netns/ZONE/resolv.conf.

@@ -85,7 +85,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 	}
 	st := &Status{Zones: []ZoneStatus{}}
 	if len(recs) > 0 {
-		st.Notes = m.coexistence()
+		st.Notes = m.Coexistence()
 	}
 	if v := m.Firewall.Variant(); v != "" {
 		st.Firewall = "iptables-" + v

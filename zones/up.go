@@ -251,7 +251,7 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 		p.notes = append(p.notes, unknownAccounts(name, p.want[name].cfg.Access)...)
 	}
 	if len(p.want) > 0 {
-		p.notes = append(p.notes, m.coexistence()...)
+		p.notes = append(p.notes, m.Coexistence()...)
 	}
 	for _, name := range sortedKeys(p.recs) {
 		r := p.recs[name]

@@ -56,6 +56,10 @@ func NewManager(log *slog.Logger, fw *firewall.IPTables) *Manager {
 	return m
 }
 
+// Records returns the record of every zone that is up, and their names
+// in order: what check probes.
+func (m *Manager) Records() (map[string]*Record, []string, error) { return m.records() }
+
 func (m *Manager) path(parts ...string) string {
 	return filepath.Join(append([]string{m.Root}, parts...)...)
 }

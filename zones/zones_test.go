@@ -138,8 +138,21 @@ zones:
 	}
 	_, err = build("fixed")
 	var cerr *config.Error
-	if !errors.As(err, &cerr) || cerr.Line != 14 || !strings.Contains(cerr.Msg, "not reachable") {
+	if !errors.As(err, &cerr) || cerr.Line != 14 || !strings.Contains(cerr.Msg, "not reachable") || !strings.Contains(cerr.Msg, "allow internet") {
 		t.Errorf("unreachable explicit DNS: %v", err)
+	}
+
+	// Without an uplink the terms still decide: the same openings, and an
+	// explicit server the terms reach is no error.
+	fc := testFacts()
+	fc.uplink = ""
+	wan, err = buildZone(f, f.Zone("wan"), net4, net6, fc)
+	if err != nil || strings.Join(wan.openings, ",") != "192.168.50.10:53" {
+		t.Errorf("wan without an uplink: openings %v, %v", wan.openings, err)
+	}
+	f = mustParse(t, "version: 1\nzones:\n  fixed:\n    allow: [lan, host]\n    dns: [192.168.50.10, 192.168.50.2]\n")
+	if _, err := buildZone(f, f.Zone("fixed"), net4, net6, fc); err != nil {
+		t.Errorf("explicit DNS in lan and on the host, no uplink: %v", err)
 	}
 }
 

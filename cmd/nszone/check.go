@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nszone/nszone/check"
 	"github.com/nszone/nszone/config"
-	"github.com/nszone/nszone/probe"
 	"github.com/nszone/nszone/zones"
 )
 
@@ -36,7 +36,7 @@ one does not.`,
 				return err
 			}
 			return withManager(cmd, o, false, func(m *zones.Manager, f *config.File) error {
-				rep, err := m.Check(f, args, probe.Network{})
+				rep, err := check.Run(m, f, args)
 				if err != nil {
 					return err
 				}
@@ -59,7 +59,7 @@ one does not.`,
 	return c
 }
 
-func printCheck(cmd *cobra.Command, rep *zones.CheckReport) {
+func printCheck(cmd *cobra.Command, rep *check.Report) {
 	out := cmd.OutOrStdout()
 	if len(rep.Zones) == 0 {
 		fmt.Fprintln(out, "no zone is up: nothing to check")

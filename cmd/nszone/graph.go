@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nszone/nszone/zones"
+	"github.com/nszone/nszone/graph"
 )
 
 func graphCmd(o *options) *cobra.Command {
@@ -24,14 +24,14 @@ no zone needs to be up, and no root is needed.`,
   nszone graph -c zones.yaml --format mermaid`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !slices.Contains(zones.GraphFormats, format) {
-				return usagef("--format %q: want %s", format, strings.Join(zones.GraphFormats, " or "))
+			if !slices.Contains(graph.Formats, format) {
+				return usagef("--format %q: want %s", format, strings.Join(graph.Formats, " or "))
 			}
 			f, err := loadConfig(o)
 			if err != nil {
 				return err
 			}
-			out, err := zones.Graph(f, format)
+			out, err := graph.Render(f, format)
 			if err != nil {
 				return err
 			}
@@ -40,6 +40,6 @@ no zone needs to be up, and no root is needed.`,
 		},
 	}
 	addConfigFlag(c, o)
-	c.Flags().StringVar(&format, "format", zones.GraphDOT, "dot or mermaid")
+	c.Flags().StringVar(&format, "format", graph.DOT, "dot or mermaid")
 	return c
 }

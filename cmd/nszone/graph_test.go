@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/nszone/nszone/config/zonesfile"
-	"github.com/nszone/nszone/zones"
+	"github.com/nszone/nszone/graph"
 )
 
 func TestGraphCommand(t *testing.T) {
@@ -15,10 +15,10 @@ func TestGraphCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, format := range zones.GraphFormats {
-		want, _ := zones.Graph(f, format)
+	for _, format := range graph.Formats {
+		want, _ := graph.Render(f, format)
 		args := []string{"graph", "-c", file}
-		if format != zones.GraphDOT {
+		if format != graph.DOT {
 			args = append(args, "--format", format)
 		}
 		out, errs, code := runIn(t, args...)

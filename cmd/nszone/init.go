@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nszone/nszone/config/zonesfile"
-	"github.com/nszone/nszone/zones"
+	"github.com/nszone/nszone/survey"
 )
 
 func initCmd(o *options) *cobra.Command {
@@ -38,7 +38,7 @@ prints it instead. An existing file is never replaced without --force.`,
 			if path == "" {
 				path = zonesfile.DefaultPath
 			}
-			m, err := zones.Survey("")
+			m, err := survey.Read("")
 			if err != nil {
 				return err
 			}

@@ -1,69 +1,100 @@
-package zones
+package check
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
 
-	"github.com/nszone/nszone/config/zonesfile"
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/veth"
+	"github.com/nszone/nszone/zones"
 )
 
-const checkZones = `version: 1
-zones:
-  wan:
-    allow: [internet]
-  lan:
-    allow: [lan]
-  offline:
-    allow: []
-  web:
-    allow: [host, "zone:lan", "192.168.50.10:80/tcp"]
-  old:
-    allow: [internet, "192.168.50.20:5353/udp"]
-    ipv6: false
-`
-
-// checkRecords builds the records up would write for checkZones on a host
-// like the lab's: uplink eth0 in 192.168.50.0/24 and fd00:50::/64, DNS at
-// 192.168.50.10.
-func checkRecords(t *testing.T) (map[string]*Record, []netip.Addr) {
+// checkRecords are the records up writes for this zones file on a host
+// like the lab's (uplink eth0 in 192.168.50.0/24 and fd00:50::/64, DNS at
+// 192.168.50.10), inner walls completed; host are the host's addresses.
+//
+//	wan:     allow: [internet]
+//	lan:     allow: [lan]
+//	offline: allow: []
+//	web:     allow: [host, "zone:lan", "192.168.50.10:80/tcp"]
+//	old:     allow: [internet, "192.168.50.20:5353/udp"]
+//	         ipv6: false
+func checkRecords(t *testing.T) (map[string]*zones.Record, []netip.Addr) {
 	t.Helper()
-	f, err := zonesfile.Parse("zones.yaml", []byte(checkZones))
-	if err != nil {
-		t.Fatal(err)
+	pfx, addr := netip.MustParsePrefix, netip.MustParseAddr
+	lan := []netip.Prefix{pfx("10.0.0.0/8"), pfx("172.16.0.0/12"), pfx("192.168.0.0/16"), pfx("100.64.0.0/10"),
+		pfx("169.254.0.0/16"), pfx("fc00::/7"), pfx("fe80::/10"), pfx("192.168.50.0/24"), pfx("fd00:50::/64")}
+	resolver := pfx("192.168.50.10/32")
+	opening := firewall.Pinhole{Dst: resolver, PortLo: 53, PortHi: 53} // the resolver, for a zone without lan
+	zs := []struct {
+		policy   firewall.Zone
+		allow    []string
+		openings []string
+	}{
+		{firewall.Zone{Name: "wan", IPv6: true, Internet: true, Pinholes: []firewall.Pinhole{opening}},
+			[]string{"internet"}, []string{"192.168.50.10:53"}},
+		{firewall.Zone{Name: "lan", IPv6: true, LAN: true}, []string{"lan"}, nil},
+		{firewall.Zone{Name: "offline", IPv6: true}, []string{}, nil},
+		{firewall.Zone{Name: "web", IPv6: true, Host: true, ToHostIfs: []string{"nsz-lan"},
+			Pinholes: []firewall.Pinhole{{Dst: resolver, Proto: "tcp", PortLo: 80, PortHi: 80}, opening}},
+			[]string{"host", "zone:lan", "192.168.50.10:80/tcp"}, []string{"192.168.50.10:53"}},
+		{firewall.Zone{Name: "old", Internet: true, Pinholes: []firewall.Pinhole{
+			{Dst: pfx("192.168.50.20/32"), Proto: "udp", PortLo: 5353, PortHi: 5353}, opening}},
+			[]string{"internet", "192.168.50.20:5353/udp"}, []string{"192.168.50.10:53"}},
 	}
-	fc := &facts{
-		uplink: "eth0",
-		lan:    append(slices.Clone(f.LAN), netip.MustParsePrefix("192.168.50.0/24"), netip.MustParsePrefix("fd00:50::/64")),
-		addrs: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"),
-			netip.MustParseAddr("192.168.50.2"), netip.MustParseAddr("fd00:50::2"), netip.MustParseAddr("fe80::1")},
-		dns: resolvConf{servers: []netip.Addr{netip.MustParseAddr("192.168.50.10")}},
+	hostNow := []netip.Addr{addr("127.0.0.1"), addr("::1"), addr("192.168.50.2"), addr("fd00:50::2"), addr("fe80::1")}
+	host := slices.Clone(hostNow)
+	recs := map[string]*zones.Record{}
+	for i, z := range zs {
+		p := z.policy
+		p.HostIf, p.Uplink = zones.HostIf(p.Name), "eth0"
+		p.Net4 = pfx(fmt.Sprintf("10.250.0.%d/30", 4*i))
+		pair := veth.Pair{Zone: p.Name, HostName: p.HostIf, PeerName: "eth0",
+			Host4: netip.PrefixFrom(p.Net4.Addr().Next(), 30), Zone4: netip.PrefixFrom(p.Net4.Addr().Next().Next(), 30)}
+		if p.IPv6 {
+			p.Net6 = pfx(fmt.Sprintf("fd6e:737a:7a6f:%d::/64", i))
+			pair.Host6, pair.Zone6 = netip.PrefixFrom(p.Net6.Addr().Next(), 64), netip.PrefixFrom(p.Net6.Addr().Next().Next(), 64)
+		}
+		r := &zones.Record{Name: p.Name, Pair: pair, Policy: p, Allow: z.allow, IPv6: p.IPv6, Openings: z.openings, LAN: lan}
+		if len(z.allow) > 0 {
+			r.DNS = []string{"192.168.50.10"}
+		}
+		recs[p.Name] = r
+		host = append(host, pair.Host4.Addr())
+		if p.IPv6 {
+			host = append(host, pair.Host6.Addr())
+		}
 	}
-	recs := map[string]*Record{}
-	host := slices.Clone(fc.addrs)
-	for i := range f.Zones {
-		z := &f.Zones[i]
-		net4 := netip.MustParsePrefix(fmt.Sprintf("10.250.0.%d/30", 4*i))
-		var net6 netip.Prefix
-		if z.IPv6 {
-			net6 = netip.MustParsePrefix(fmt.Sprintf("fd6e:737a:7a6f:%d::/64", i))
+	// The inner walls, as up completes them: the host's addresses but
+	// loopback, link-local and the zones' gateways, the zone's own gateway,
+	// the zones it may reach and that may reach it, the zones' ranges.
+	for _, r := range recs {
+		p := &r.Policy
+		p.HostAddrs = []netip.Addr{addr("192.168.50.2"), addr("fd00:50::2"), r.Pair.Host4.Addr()}
+		if r.IPv6 {
+			p.HostAddrs = append(p.HostAddrs, r.Pair.Host6.Addr())
 		}
-		d, err := buildZone(f, z, net4, net6, fc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs[z.Name] = d.record()
-		host = append(host, d.pair.Host4.Addr())
-		if net6.IsValid() {
-			host = append(host, d.pair.Host6.Addr())
+		p.ZoneNets = []netip.Prefix{pfx("10.250.0.0/16"), pfx("fd6e:737a:7a6f::/48")}
+		for _, o := range recs {
+			own := []netip.Addr{o.Pair.Zone4.Addr()}
+			if o.IPv6 {
+				own = append(own, o.Pair.Zone6.Addr())
+			}
+			if slices.Contains(p.ToHostIfs, o.Pair.HostName) {
+				p.ToZoneAddrs = append(p.ToZoneAddrs, own...)
+			}
+			if slices.Contains(o.Policy.ToHostIfs, r.Pair.HostName) {
+				p.FromZoneAddrs = append(p.FromZoneAddrs, own...)
+			}
 		}
 	}
 	return recs, host
 }
 
-func checkEnvFor(recs map[string]*Record, host []netip.Addr) *checkEnv {
+func checkEnvFor(recs map[string]*zones.Record, host []netip.Addr) *checkEnv {
 	env := &checkEnv{
 		recs:      recs,
 		hostAddrs: host,
@@ -86,9 +117,9 @@ func checkEnvFor(recs map[string]*Record, host []netip.Addr) *checkEnv {
 func TestCheckExpectations(t *testing.T) {
 	recs, host := checkRecords(t)
 	env := checkEnvFor(recs, host)
-	probes := planChecks(env, sortedKeys(recs))
+	probes := plan(env, sortedKeys(recs))
 	type key struct{ zone, class, addr, proto string }
-	got := map[key]*probe{}
+	got := map[key]*observation{}
 	for _, p := range probes {
 		k := key{p.zone, p.class, p.dst.Addr().WithZone("").String(), p.proto}
 		if got[k] != nil {
@@ -191,7 +222,7 @@ func TestCheckOnlyNamedZones(t *testing.T) {
 	recs, host := checkRecords(t)
 	env := checkEnvFor(recs, host)
 	env.badNetns["lan"] = "namespace /run/netns/lan is not the one nszone made"
-	probes := planChecks(env, []string{"web"})
+	probes := plan(env, []string{"web"})
 	sawLan := false
 	for _, p := range probes {
 		if p.zone != "web" {
@@ -209,68 +240,80 @@ func TestCheckOnlyNamedZones(t *testing.T) {
 	}
 }
 
+// TestAllows: what a probe should observe is what the walls built from the
+// records do (firewall's Decide over every zone's recorded policy).
 func TestAllows(t *testing.T) {
 	recs, host := checkRecords(t)
-	web := recs["web"]
 	a := netip.MustParseAddr
 	cases := []struct {
-		rec   *Record
+		zone  string
 		dst   string
 		proto string
 		port  uint16
 		want  bool
 	}{
-		{web, "192.168.50.10", "tcp", 80, true},
-		{web, "192.168.50.10", "udp", 80, false},     // the pinhole is tcp only
-		{web, "192.168.50.10", "tcp", 81, false},     // and one port
-		{web, "fe80::1%eth0", "tcp", 22, true},       // the host's, by scope-less address
-		{recs["old"], "fd00:50::2", "tcp", 1, false}, // no IPv6 at all
+		{"web", "192.168.50.10", "tcp", 80, true},
+		{"web", "192.168.50.10", "udp", 80, false}, // the pinhole is tcp only
+		{"web", "192.168.50.10", "tcp", 81, false}, // and one port
+		{"web", "fe80::1%eth0", "tcp", 22, true},   // the host's, by scope-less address
+		{"old", "fd00:50::2", "tcp", 1, false},     // no IPv6 at all
+		{"web", "10.250.0.1", "tcp", 1, false},     // wan's gateway is wan's, not the host web may reach
+		{"lan", "10.250.200.1", "tcp", 1, false},   // the zones' range: no lan there
 	}
+	env := checkEnvFor(recs, host)
 	for _, c := range cases {
-		if got := allows(c.rec, recs, host, a(c.dst), c.proto, c.port); got != c.want {
-			t.Errorf("%s -> %s %s/%d: %v, want %v", c.rec.Name, c.dst, c.proto, c.port, got, c.want)
+		if got := env.allows(c.zone, netip.AddrPortFrom(a(c.dst), c.port), c.proto); got != c.want {
+			t.Errorf("%s -> %s %s/%d: %v, want %v", c.zone, c.dst, c.proto, c.port, got, c.want)
 		}
 	}
 
 	// Other zones are never reached through a pinhole or lan/internet terms.
 	lanAddr := recs["lan"].Pair.Zone4.Addr()
-	r := *recs["wan"]
-	r.Policy.Pinholes = []firewall.Pinhole{{Dst: netip.PrefixFrom(lanAddr, 32)}}
-	r.Policy.LAN = true
-	if allows(&r, recs, host, lanAddr, "tcp", 80) {
+	with := func(change func(*firewall.Zone)) *checkEnv {
+		r := *recs["wan"]
+		change(&r.Policy)
+		rs := maps.Clone(recs)
+		rs["wan"] = &r
+		return checkEnvFor(rs, host)
+	}
+	e := with(func(p *firewall.Zone) {
+		p.Pinholes = []firewall.Pinhole{{Dst: netip.PrefixFrom(lanAddr, 32)}}
+		p.LAN = true
+	})
+	if e.allows("wan", netip.AddrPortFrom(lanAddr, 80), "tcp") {
 		t.Error("a pinhole opened another zone")
 	}
 	// Without an uplink, lan and internet stay closed; a pinhole still opens.
-	r = *recs["wan"]
-	r.Policy.Uplink = ""
-	r.Policy.Pinholes = []firewall.Pinhole{{Dst: netip.MustParsePrefix("198.51.100.0/24"), Proto: "udp", PortLo: 5000, PortHi: 5010}}
-	if allows(&r, recs, host, a("203.0.113.10"), "tcp", 80) {
+	e = with(func(p *firewall.Zone) {
+		p.Uplink = ""
+		p.Pinholes = []firewall.Pinhole{{Dst: netip.MustParsePrefix("198.51.100.0/24"), Proto: "udp", PortLo: 5000, PortHi: 5010}}
+	})
+	if e.allows("wan", netip.MustParseAddrPort("203.0.113.10:80"), "tcp") {
 		t.Error("internet without an uplink")
 	}
-	if !allows(&r, recs, host, a("198.51.100.7"), "udp", 5005) || allows(&r, recs, host, a("198.51.100.7"), "udp", 5011) {
+	if !e.allows("wan", netip.MustParseAddrPort("198.51.100.7:5005"), "udp") || e.allows("wan", netip.MustParseAddrPort("198.51.100.7:5011"), "udp") {
 		t.Error("port range of a pinhole")
 	}
 	// internet and lan together: everything out of the uplink.
-	r = *recs["wan"]
-	r.Policy.LAN = true
-	if !allows(&r, recs, host, a("10.1.2.3"), "tcp", 1) || !allows(&r, recs, host, a("8.8.8.8"), "udp", 1) {
+	e = with(func(p *firewall.Zone) { p.LAN = true })
+	if !e.allows("wan", netip.MustParseAddrPort("10.1.2.3:1"), "tcp") || !e.allows("wan", netip.MustParseAddrPort("8.8.8.8:1"), "udp") {
 		t.Error("lan and internet")
 	}
 }
 
 func TestCheckResult(t *testing.T) {
 	cases := []struct {
-		p        probe
+		p        observation
 		observed string
 		ok       bool
 		note     string
 	}{
-		{probe{want: true, got: true}, "allow", true, ""},
-		{probe{want: false, got: false, note: "connection refused"}, "block", true, "connection refused"},
-		{probe{want: false, got: true}, "allow", false, ""},
-		{probe{want: true, got: false, note: "timeout"}, "block", false, "timeout"},
-		{probe{want: true, skip: "does not answer the host itself"}, "skipped", true, "does not answer the host itself"},
-		{probe{want: false, fail: "in namespace x: gone"}, "error", false, "in namespace x: gone"},
+		{observation{want: true, got: true}, "allow", true, ""},
+		{observation{want: false, got: false, note: "connection refused"}, "block", true, "connection refused"},
+		{observation{want: false, got: true}, "allow", false, ""},
+		{observation{want: true, got: false, note: "timeout"}, "block", false, "timeout"},
+		{observation{want: true, skip: "does not answer the host itself"}, "skipped", true, "does not answer the host itself"},
+		{observation{want: false, fail: "in namespace x: gone"}, "error", false, "in namespace x: gone"},
 	}
 	for _, c := range cases {
 		r := c.p.result()

@@ -1,4 +1,12 @@
-package zones
+// Package graph draws a zones file (`nszone graph`): the host, its uplink,
+// the LAN, the internet and every zone, each zone joined to the host by its
+// link and with one arrow per place its policy lets it open connections
+// to. It is drawn from the file alone, so it works before any zone is up;
+// what only `up` decides (the uplink auto picks, DNS openings, subnets
+// taken from the pool) is named as such. It is apart from zones, which
+// only lends it the names of things, so that nothing that links zones
+// (the setuid nszone-enter) links the drawing.
+package graph
 
 import (
 	"fmt"
@@ -7,23 +15,17 @@ import (
 	"strings"
 
 	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/zones"
 )
 
-// The picture of a zones file (`nszone graph`): the host, its uplink, the
-// LAN, the internet and every zone, each zone joined to the host by its
-// link and with one arrow per place its policy lets it open connections
-// to. It is drawn from the file alone, so it works before any zone is up;
-// what only `up` decides (the uplink auto picks, DNS openings, subnets
-// taken from the pool) is named as such.
-
-// Graph formats.
+// Formats Render draws.
 const (
-	GraphDOT     = "dot"
-	GraphMermaid = "mermaid"
+	DOT     = "dot"
+	Mermaid = "mermaid"
 )
 
-// GraphFormats lists the formats Graph renders.
-var GraphFormats = []string{GraphDOT, GraphMermaid}
+// Formats lists the formats Render draws.
+var Formats = []string{DOT, Mermaid}
 
 // Node ids of the fixed parts of the picture.
 const (
@@ -47,27 +49,27 @@ type graphEdge struct {
 	label    []string
 }
 
-type graph struct {
+type picture struct {
 	title string
 	nodes []graphNode
 	zones []graphNode // inside the host
 	edges []graphEdge
 }
 
-// Graph renders f as a picture in format (GraphDOT or GraphMermaid).
-func Graph(f *config.File, format string) (string, error) {
-	g := buildGraph(f)
+// Render draws f in format (DOT or Mermaid).
+func Render(f *config.File, format string) (string, error) {
+	g := build(f)
 	switch format {
-	case GraphDOT:
+	case DOT:
 		return g.dot(), nil
-	case GraphMermaid:
+	case Mermaid:
 		return g.mermaid(), nil
 	}
-	return "", fmt.Errorf("unknown graph format %q (want %s)", format, strings.Join(GraphFormats, " or "))
+	return "", fmt.Errorf("unknown graph format %q (want %s)", format, strings.Join(Formats, " or "))
 }
 
-func buildGraph(f *config.File) *graph {
-	g := &graph{title: "nszone: " + FileName(f.Path)}
+func build(f *config.File) *picture {
+	g := &picture{title: "nszone: " + zones.FileName(f.Path)}
 	uplink := "uplink " + f.Uplink
 	if f.Uplink == "auto" || f.Uplink == "" {
 		uplink = "uplink: auto\n(the default route's interface)"
@@ -107,7 +109,7 @@ func buildGraph(f *config.File) *graph {
 			n.lines = append(n.lines, "subnet "+z.Subnet6.String())
 		}
 		g.zones = append(g.zones, n)
-		g.edges = append(g.edges, graphEdge{from: id, to: gHost, kind: "link", label: []string{HostIf(z.Name)}})
+		g.edges = append(g.edges, graphEdge{from: id, to: gHost, kind: "link", label: []string{zones.HostIf(z.Name)}})
 
 		// One arrow per destination, labelled with every term that leads there.
 		var order []string
@@ -200,7 +202,7 @@ const (
 	colOut   = "#fce4ec"
 )
 
-func (g *graph) dot() string {
+func (g *picture) dot() string {
 	var b strings.Builder
 	q := dotQuote
 	fmt.Fprintf(&b, "// %s\n// Render: dot -Tsvg -o zones.svg\n", g.title)
@@ -260,7 +262,7 @@ func dotQuote(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
-func (g *graph) mermaid() string {
+func (g *picture) mermaid() string {
 	var b strings.Builder
 	oneLine := strings.Map(func(r rune) rune {
 		if r < ' ' {

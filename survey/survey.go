@@ -1,16 +1,20 @@
-package zones
+// Package survey looks at this machine for `nszone init`, changing
+// nothing, and writes the zones file init proposes for it. It is apart
+// from zones, which lends it the host's upstream DNS, so that nothing that
+// links zones (the setuid nszone-enter) links it.
+package survey
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/veth"
+	"github.com/nszone/nszone/zones"
 )
 
 // Machine is what `nszone init` finds on this machine, reading only.
@@ -25,10 +29,10 @@ type Machine struct {
 	IPv6Default bool           // there is an IPv6 default route
 }
 
-// Survey reads the machine: its uplink and that uplink's subnets, the real
+// Read looks at the machine: its uplink and that uplink's subnets, the real
 // upstream DNS servers (never a 127.x stub) and whether it has IPv6. root
 // prefixes the resolv.conf files read; "" on the real system.
-func Survey(root string) (*Machine, error) {
+func Read(root string) (*Machine, error) {
 	m := &Machine{}
 	v4, v6, err := veth.DefaultRouteLink()
 	if err != nil {
@@ -55,16 +59,7 @@ func Survey(root string) (*Machine, error) {
 			}
 		}
 	}
-	rc, err := upstreamDNS(root)
-	m.DNS, m.DNSErr = rc.servers, err
-	if len(m.DNS) > 0 {
-		for _, f := range upstreamFiles {
-			if b, err := os.ReadFile(root + f); err == nil && slices.Contains(parseResolvConf(b).servers, m.DNS[0]) {
-				m.DNSFrom = f
-				break
-			}
-		}
-	}
+	m.DNS, m.DNSFrom, m.DNSErr = zones.UpstreamDNS(root)
 	switch v, err := veth.GetSysctl("net.ipv6.conf.all.disable_ipv6"); {
 	case errors.Is(err, fs.ErrNotExist):
 		m.IPv6 = false // a kernel without IPv6
@@ -113,8 +108,8 @@ func (m *Machine) ZonesFile() []byte {
 		w("#   subnets  %s (the uplink's own: \"lan\" includes them)", nets(m.UplinkNets))
 	}
 	switch {
-	case len(m.DNS) > 0 && m.DNSFrom != "" && m.DNSFrom != upstreamFiles[0]:
-		w("#   DNS      %s (from %s: %s names a local stub)", addrs(m.DNS), m.DNSFrom, upstreamFiles[0])
+	case len(m.DNS) > 0 && m.DNSFrom != "" && m.DNSFrom != zones.ResolvConf:
+		w("#   DNS      %s (from %s: %s names a local stub)", addrs(m.DNS), m.DNSFrom, zones.ResolvConf)
 	case len(m.DNS) > 0:
 		w("#   DNS      %s (from %s)", addrs(m.DNS), m.DNSFrom)
 	default:

@@ -1,4 +1,4 @@
-package zones
+package graph
 
 import (
 	"bytes"
@@ -35,8 +35,8 @@ func loadRepoFile(t *testing.T, rel string) *config.File {
 // the one nszone graph draws today.
 func TestGraphDocsCurrent(t *testing.T) {
 	f := loadRepoFile(t, exampleZones)
-	for _, c := range []struct{ format, ext string }{{GraphDOT, ".dot"}, {GraphMermaid, ".mmd"}} {
-		got, err := Graph(f, c.format)
+	for _, c := range []struct{ format, ext string }{{DOT, ".dot"}, {Mermaid, ".mmd"}} {
+		got, err := Render(f, c.format)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +45,7 @@ func TestGraphDocsCurrent(t *testing.T) {
 			if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			if c.format == GraphDOT {
+			if c.format == DOT {
 				svg := strings.TrimSuffix(path, ".dot") + ".svg"
 				if out, err := exec.Command("dot", "-Tsvg", "-o", svg, path).CombinedOutput(); err != nil {
 					t.Fatalf("dot -Tsvg: %v: %s", err, out)
@@ -58,7 +58,7 @@ func TestGraphDocsCurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got != string(want) {
-			t.Errorf("nszone graph --format %s of %s differs from %s: run `make docs` (or go test ./zones -run TestGraphDocsCurrent -update) and review the diff",
+			t.Errorf("nszone graph --format %s of %s differs from %s: run `make docs` (or go test ./graph -run TestGraphDocsCurrent -update) and review the diff",
 				c.format, exampleZones, path)
 		}
 	}
@@ -77,7 +77,7 @@ func TestGraphDotAccepts(t *testing.T) {
 		files[rel] = loadRepoFile(t, rel)
 	}
 	for name, f := range files {
-		src, err := Graph(f, GraphDOT)
+		src, err := Render(f, DOT)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ zones:
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := buildGraph(f)
+	g := build(f)
 	arrows := map[string]string{}
 	for _, e := range g.edges {
 		if e.kind == "allow" {
@@ -152,7 +152,7 @@ zones:
 		}
 	}
 
-	m, err := Graph(f, GraphMermaid)
+	m, err := Render(f, Mermaid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,19 +167,19 @@ zones:
 			t.Errorf("mermaid lacks %q:\n%s", s, m)
 		}
 	}
-	if _, err := Graph(f, "png"); err == nil {
-		t.Error("Graph accepted format png")
+	if _, err := Render(f, "png"); err == nil {
+		t.Error("Render accepted format png")
 	}
 }
 
 func TestGraphQuoting(t *testing.T) {
 	f := config.Default()
 	f.Path = "odd \"name\"\\\n.yaml"
-	d, _ := Graph(f, GraphDOT)
+	d, _ := Render(f, DOT)
 	if !strings.Contains(d, `label="nszone: odd \"name\"\\\n.yaml\n`) {
 		t.Errorf("dot title not quoted:\n%s", d)
 	}
-	m, _ := Graph(f, GraphMermaid)
+	m, _ := Render(f, Mermaid)
 	if strings.Count(strings.SplitN(m, "flowchart", 2)[0], "\n") != 1+len(graphLegend) {
 		t.Errorf("a newline in the path broke the mermaid comment:\n%s", m)
 	}

@@ -1,50 +1,45 @@
-package zones
+// Package check proves each zone's policy from inside it (`nszone check`):
+// it plans what to probe (the zones file's targets, listeners it opens on
+// the host and in the zones, DNS servers, pinholes), asks firewall's
+// Policy.Decide what each probe should see under the zone's recorded
+// policy, and makes the probes with package probe. It is apart from zones
+// so that nothing that links zones for its records (the setuid
+// nszone-enter) links a prober.
+package check
 
 import (
-	"context"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/netns"
+	"github.com/nszone/nszone/probe"
 	"github.com/nszone/nszone/veth"
+	"github.com/nszone/nszone/zones"
 )
 
 // What `nszone check` probes when the zones file has no check: section.
 // They are for a real machine: public anycast services that always listen,
 // and the uplink's own gateway for lan. Tests always name their own targets.
 var (
-	// DefaultCheckInternet: Cloudflare's resolver answers HTTPS on both families.
-	DefaultCheckInternet = []string{"1.1.1.1:443", "[2606:4700:4700::1111]:443"}
-	// DefaultCheckDNS is the name each zone's DNS servers are asked for.
-	DefaultCheckDNS = []string{"example.com"}
-	// defaultLANPorts are tried on the host's default gateways (DNS and a
-	// web interface are what home and office routers offer).
-	defaultLANPorts = []uint16{53, 80}
+	// DefaultInternet: Cloudflare's resolver answers HTTPS on both families.
+	DefaultInternet = []string{"1.1.1.1:443", "[2606:4700:4700::1111]:443"}
+	// DefaultDNS is the name each zone's DNS servers are asked for.
+	DefaultDNS = []string{"example.com"}
 )
 
-const (
-	// probeParallel bounds the probes in flight: enough that a check of a few
-	// zones takes about a second, few enough not to look like a flood.
-	probeParallel = 16
-	// resolveTimeout bounds resolving a check target given by name.
-	resolveTimeout = 3 * time.Second
-)
+// probeParallel bounds the probes in flight: enough that a check of a few
+// zones takes about a second, few enough not to look like a flood.
+const probeParallel = 16
 
 // Check verdicts, as the contract names them; "skipped" and "error" are
-// observations that could not be made (see CheckResult.Note).
+// observations that could not be made (see Result.Note).
 const (
 	verdictAllow = "allow"
 	verdictBlock = "block"
@@ -52,8 +47,8 @@ const (
 	observedErr  = "error"
 )
 
-// CheckResult is one observation of `check`.
-type CheckResult struct {
+// Result is one observation.
+type Result struct {
 	Class    string `json:"class"`  // internet, lan, host, zone:NAME, dns, pinhole
 	Target   string `json:"target"` // ADDR:PORT, or "ADDR:53 NAME" for dns
 	Proto    string `json:"proto"`  // tcp or udp
@@ -63,23 +58,23 @@ type CheckResult struct {
 	Note     string `json:"note,omitempty"` // why an attempt failed, or why it was skipped
 }
 
-// ZoneCheck is what `check` observed from inside one zone.
-type ZoneCheck struct {
-	Name    string        `json:"name"`
-	Results []CheckResult `json:"results"`
+// Zone is what was observed from inside one zone.
+type Zone struct {
+	Name    string   `json:"name"`
+	Results []Result `json:"results"`
 }
 
-// CheckReport is the whole of `check`: OK when every observation matches.
-type CheckReport struct {
-	OK    bool        `json:"ok"`
-	Zones []ZoneCheck `json:"zones"`
+// Report is the whole of `check`: OK when every observation matches.
+type Report struct {
+	OK    bool   `json:"ok"`
+	Zones []Zone `json:"zones"`
 	// Notes name what on the host explains mismatches: another program's
 	// nftables chain that drops the zones' traffic, with the fix.
 	Notes []string `json:"notes,omitempty"`
 }
 
 // Mismatches counts the results that are not OK.
-func (r *CheckReport) Mismatches() (bad, total int) {
+func (r *Report) Mismatches() (bad, total int) {
 	for _, z := range r.Zones {
 		for _, res := range z.Results {
 			total++
@@ -91,28 +86,13 @@ func (r *CheckReport) Mismatches() (bad, total int) {
 	return bad, total
 }
 
-// Prober makes check's observations. Package probe is the one nszone
-// uses; it is not imported here, so that what links this package only for
-// Ready (the setuid nszone-enter) links no prober.
-type Prober interface {
-	// Attempt opens proto (tcp or udp) to dst from the calling thread's
-	// network namespace: TCP counts when the handshake completes, UDP when a
-	// reply to a DNS query for dnsName comes back.
-	Attempt(proto string, dst netip.AddrPort, dnsName string) error
-	// Listen opens a listener on ephemeral ports in the calling thread's
-	// namespace, IPv6 too when v6, that accepts TCP and echoes UDP from
-	// zones (and link-local senders) only; stop closes it.
-	Listen(v6 bool, zones []netip.Prefix) (tcp, udp uint16, stop func(), err error)
-}
-
-// Check proves the policy of the named zones (every zone that is up when
-// names is empty) by probing from inside each zone with real connections
-// (made by p): to f's check targets (internet, lan, DNS names), to
-// listeners it opens briefly on the host and in the other zones, and to
-// each pinhole. What each probe should do is derived from the zone's
-// recorded policy.
-func (m *Manager) Check(f *config.File, names []string, p Prober) (*CheckReport, error) {
-	recs, upNames, err := m.records()
+// Run proves the policy of the named zones (every zone that is up when
+// names is empty) by probing from inside each zone with real connections:
+// to f's check targets (internet, lan, DNS names), to listeners it opens
+// briefly on the host and in the other zones, and to each pinhole. What
+// each probe should do is derived from the zone's recorded policy.
+func Run(m *zones.Manager, f *config.File, names []string) (*Report, error) {
+	recs, upNames, err := m.Records()
 	if err != nil {
 		return nil, err
 	}
@@ -127,18 +107,18 @@ func (m *Manager) Check(f *config.File, names []string, p Prober) (*CheckReport,
 	}
 	slices.Sort(list)
 	list = slices.Compact(list)
-	rep := &CheckReport{OK: true, Zones: []ZoneCheck{}}
+	rep := &Report{OK: true, Zones: []Zone{}}
 	if len(list) == 0 {
 		return rep, nil
 	}
-	rep.Notes = m.coexistence()
+	rep.Notes = m.Coexistence()
 
 	env := &checkEnv{recs: recs, hostLL: map[string]netip.Addr{}, zonePorts: map[string]echoPorts{}, badNetns: map[string]string{}}
 	if env.hostAddrs, err = veth.HostAddrs(); err != nil {
 		return nil, fmt.Errorf("reading the host's addresses: %w", err)
 	}
 	for name, r := range recs {
-		if ll, ok := linkLocalOf(HostIf(name)); ok {
+		if ll, ok := linkLocalOf(zones.HostIf(name)); ok {
 			env.hostLL[name] = ll
 		}
 		// A pin that is gone or points at another namespace is no zone of
@@ -149,15 +129,15 @@ func (m *Manager) Check(f *config.File, names []string, p Prober) (*CheckReport,
 			env.badNetns[name] = fmt.Sprintf("namespace %s/%s is not the one nszone made", netns.PinDir, name)
 		}
 	}
-	env.internet = resolveTargets(orDefault(f.Check.Internet, DefaultCheckInternet))
+	env.internet = resolveTargets(orDefault(f.Check.Internet, DefaultInternet))
 	lan := f.Check.LAN
 	if lan == nil {
 		lan = defaultLANTargets()
 	}
 	env.lan = resolveTargets(lan)
-	env.dnsNames = orDefault(f.Check.DNS, DefaultCheckDNS)
-	if rc, err := upstreamDNS(m.Root); err == nil {
-		env.upstream = rc.servers
+	env.dnsNames = orDefault(f.Check.DNS, DefaultDNS)
+	if servers, _, err := zones.UpstreamDNS(m.Root); err == nil {
+		env.upstream = servers
 	}
 
 	// Listeners: on the host, and in each zone that another checked zone probes.
@@ -166,7 +146,7 @@ func (m *Manager) Check(f *config.File, names []string, p Prober) (*CheckReport,
 	for _, r := range recs {
 		v6 = v6 || r.IPv6 // a host without IPv6 has no zone with it
 	}
-	hostTCP, hostUDP, stop, err := p.Listen(v6, zoneNets)
+	hostTCP, hostUDP, stop, err := probe.Listen(v6, zoneNets)
 	if err != nil {
 		return nil, fmt.Errorf("opening the host's check listeners: %w", err)
 	}
@@ -179,7 +159,7 @@ func (m *Manager) Check(f *config.File, names []string, p Prober) (*CheckReport,
 		var ports echoPorts
 		var stop func()
 		err := netns.RunIn(name, func() (err error) {
-			ports.tcp, ports.udp, stop, err = p.Listen(recs[name].IPv6, zoneNets)
+			ports.tcp, ports.udp, stop, err = probe.Listen(recs[name].IPv6, zoneNets)
 			return err
 		})
 		if err != nil {
@@ -190,10 +170,10 @@ func (m *Manager) Check(f *config.File, names []string, p Prober) (*CheckReport,
 		env.zonePorts[name] = ports
 	}
 
-	probes := planChecks(env, list)
-	runProbes(probes, p)
+	probes := plan(env, list)
+	run(probes)
 	for _, name := range list {
-		zc := ZoneCheck{Name: name, Results: []CheckResult{}}
+		zc := Zone{Name: name, Results: []Result{}}
 		for _, p := range probes {
 			if p.zone == name {
 				res := p.result()
@@ -215,7 +195,7 @@ func orDefault(s, def []string) []string {
 
 // checkEnv is everything the expectations are derived from besides the records.
 type checkEnv struct {
-	recs      map[string]*Record
+	recs      map[string]*zones.Record
 	hostAddrs []netip.Addr          // every address of the host (HostAddrs)
 	hostLL    map[string]netip.Addr // zone -> link-local address of its host end
 	internet  []checkTarget
@@ -227,130 +207,8 @@ type checkEnv struct {
 	badNetns  map[string]string    // zones whose namespace cannot be used, and why
 }
 
-// checkTarget is one HOST:PORT of the check: section, resolved on the host.
-type checkTarget struct {
-	shown string // as the file gives it, with the address when HOST was a name
-	addr  netip.AddrPort
-	err   string // set when HOST could not be resolved
-}
-
-// resolveTargets turns HOST:PORT strings into addresses. A name is resolved
-// on the host, once per family, so each family is probed.
-func resolveTargets(list []string) []checkTarget {
-	var out []checkTarget
-	for _, s := range list {
-		host, portText, err := net.SplitHostPort(s)
-		port, perr := strconv.ParseUint(portText, 10, 16)
-		if err != nil || perr != nil || port == 0 {
-			out = append(out, checkTarget{shown: s, err: "want HOST:PORT"})
-			continue
-		}
-		if a, err := netip.ParseAddr(host); err == nil {
-			out = append(out, checkTarget{shown: s, addr: netip.AddrPortFrom(a.Unmap(), uint16(port))})
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
-		addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		cancel()
-		if err == nil && len(addrs) == 0 {
-			err = errors.New("no address")
-		}
-		if err != nil {
-			out = append(out, checkTarget{shown: s, err: fmt.Sprintf("cannot resolve %s on the host: %v", host, err)})
-			continue
-		}
-		seen4, seen6 := false, false
-		for _, a := range addrs {
-			a = a.Unmap()
-			if a.Is4() && !seen4 || a.Is6() && !seen6 {
-				seen4, seen6 = seen4 || a.Is4(), seen6 || a.Is6()
-				ap := netip.AddrPortFrom(a, uint16(port))
-				out = append(out, checkTarget{shown: s + " (" + ap.String() + ")", addr: ap})
-			}
-		}
-	}
-	return out
-}
-
-// defaultLANTargets are the host's default gateways (IPv6 only when global:
-// a link-local gateway is on the uplink's link, which no zone is on).
-func defaultLANTargets() []string {
-	var out []string
-	for _, gw := range defaultGateways() {
-		for _, port := range defaultLANPorts {
-			out = append(out, netip.AddrPortFrom(gw, port).String())
-		}
-	}
-	return out
-}
-
-// defaultGateways reads the main table's default gateways from /proc, the
-// same view `ip route` has, without another netlink dump.
-func defaultGateways() []netip.Addr {
-	v4, _ := os.ReadFile("/proc/net/route")
-	v6, _ := os.ReadFile("/proc/net/ipv6_route")
-	return parseGateways(v4, v6)
-}
-
-// parseGateways takes the gateways of default routes from the contents of
-// /proc/net/route and /proc/net/ipv6_route.
-func parseGateways(route4, route6 []byte) []netip.Addr {
-	var out []netip.Addr
-	// Iface Destination Gateway Flags RefCnt Use Metric Mask ...; hex, host byte order.
-	for line := range strings.Lines(string(route4)) {
-		f := strings.Fields(line)
-		if len(f) < 8 || f[1] != "00000000" || f[7] != "00000000" {
-			continue
-		}
-		v, err := strconv.ParseUint(f[2], 16, 32)
-		if err != nil || v == 0 {
-			continue
-		}
-		var b [4]byte
-		binary.NativeEndian.PutUint32(b[:], uint32(v))
-		out = append(out, netip.AddrFrom4(b))
-	}
-	// dst dstlen src srclen nexthop metric refcnt use flags iface; hex, network order.
-	for line := range strings.Lines(string(route6)) {
-		f := strings.Fields(line)
-		if len(f) < 10 || f[0] != strings.Repeat("0", 32) || f[1] != "00" {
-			continue
-		}
-		b, err := hex.DecodeString(f[4])
-		if err != nil || len(b) != 16 {
-			continue
-		}
-		if a := netip.AddrFrom16([16]byte(b)); !a.IsUnspecified() && !a.IsLinkLocalUnicast() {
-			out = append(out, a)
-		}
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return slices.Compact(out)
-}
-
-// linkLocalOf returns the IPv6 link-local address of a host interface: the
-// one host address a zone reaches on its own link without routing.
-func linkLocalOf(ifname string) (netip.Addr, bool) {
-	ifi, err := net.InterfaceByName(ifname)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok {
-			if ip, ok := netip.AddrFromSlice(ipn.IP); ok && ip.Is6() && ip.IsLinkLocalUnicast() {
-				return ip, true
-			}
-		}
-	}
-	return netip.Addr{}, false
-}
-
 // recordedNets lists every zone's link subnets.
-func recordedNets(recs map[string]*Record) []netip.Prefix {
+func recordedNets(recs map[string]*zones.Record) []netip.Prefix {
 	var out []netip.Prefix
 	for _, r := range recs {
 		for _, p := range []netip.Prefix{r.Policy.Net4, r.Policy.Net6} {
@@ -362,8 +220,8 @@ func recordedNets(recs map[string]*Record) []netip.Prefix {
 	return out
 }
 
-// probe is one observation to make from inside a zone.
-type probe struct {
+// observation is one probe to make from inside a zone.
+type observation struct {
 	zone, class string
 	target      string // as shown
 	proto       string // "tcp" or "udp"
@@ -378,8 +236,8 @@ type probe struct {
 	note string
 }
 
-func (p *probe) result() CheckResult {
-	r := CheckResult{Class: p.class, Target: p.target, Proto: p.proto, Expected: verdict(p.want), Note: p.note}
+func (p *observation) result() Result {
+	r := Result{Class: p.class, Target: p.target, Proto: p.proto, Expected: verdict(p.want), Note: p.note}
 	switch {
 	case p.fail != "":
 		r.Observed, r.Note = observedErr, p.fail
@@ -401,16 +259,16 @@ func verdict(allowed bool) string {
 	return verdictBlock
 }
 
-// planChecks derives, for each zone of list, the probes and what each
-// should observe under the zone's recorded policy.
-func planChecks(env *checkEnv, list []string) []*probe {
-	var out []*probe
+// plan derives, for each zone of list, the probes and what each should
+// observe under the zone's recorded policy.
+func plan(env *checkEnv, list []string) []*observation {
+	var out []*observation
 	for _, name := range list {
 		rec := env.recs[name]
-		add := func(p *probe) {
+		add := func(p *observation) {
 			p.zone = name
 			if p.dnsName == "" {
-				p.dnsName = firstOr(env.dnsNames, DefaultCheckDNS[0])
+				p.dnsName = firstOr(env.dnsNames, DefaultDNS[0])
 			}
 			if p.target == "" {
 				p.target = p.dst.String()
@@ -422,9 +280,7 @@ func planChecks(env *checkEnv, list []string) []*probe {
 		}
 		// family reports whether the zone has a's family (IPv6 only with ipv6: true).
 		family := func(a netip.Addr) bool { return a.Is4() || rec.IPv6 }
-		expect := func(dst netip.AddrPort, proto string) bool {
-			return allows(rec, env.recs, env.hostAddrs, dst.Addr(), proto, dst.Port())
-		}
+		expect := func(dst netip.AddrPort, proto string) bool { return env.allows(name, dst, proto) }
 
 		for _, c := range []struct {
 			class   string
@@ -433,9 +289,9 @@ func planChecks(env *checkEnv, list []string) []*probe {
 			for _, t := range c.targets {
 				switch {
 				case t.err != "":
-					add(&probe{class: c.class, target: t.shown, proto: "tcp", skip: t.err})
+					add(&observation{class: c.class, target: t.shown, proto: "tcp", skip: t.err})
 				case family(t.addr.Addr()):
-					add(&probe{class: c.class, target: t.shown, proto: "tcp", dst: t.addr,
+					add(&observation{class: c.class, target: t.shown, proto: "tcp", dst: t.addr,
 						want: expect(t.addr, "tcp"), control: true})
 				}
 			}
@@ -467,7 +323,7 @@ func planChecks(env *checkEnv, list []string) []*probe {
 			}
 			for _, proto := range []string{"tcp", "udp"} {
 				port := env.hostPorts.of(proto)
-				p := &probe{class: "host", proto: proto, dst: netip.AddrPortFrom(a, port),
+				p := &observation{class: "host", proto: proto, dst: netip.AddrPortFrom(a, port),
 					target: netip.AddrPortFrom(shown, port).String(), want: expect(netip.AddrPortFrom(shown, port), proto)}
 				if env.hostPorts.err != nil {
 					p.fail = "host listener: " + env.hostPorts.err.Error()
@@ -489,7 +345,7 @@ func planChecks(env *checkEnv, list []string) []*probe {
 				}
 				for _, proto := range []string{"tcp", "udp"} {
 					dst := netip.AddrPortFrom(a, ports.of(proto))
-					p := &probe{class: "zone:" + other, proto: proto, dst: dst, want: expect(dst, proto)}
+					p := &observation{class: "zone:" + other, proto: proto, dst: dst, want: expect(dst, proto)}
 					switch {
 					case env.badNetns[other] != "":
 						p.fail = env.badNetns[other]
@@ -521,7 +377,7 @@ func planChecks(env *checkEnv, list []string) []*probe {
 			}
 			dst := netip.AddrPortFrom(s, 53)
 			for _, n := range env.dnsNames {
-				add(&probe{class: "dns", proto: "udp", dst: dst, dnsName: n, target: dst.String() + " " + n,
+				add(&observation{class: "dns", proto: "udp", dst: dst, dnsName: n, target: dst.String() + " " + n,
 					want: i < own || expect(dst, "udp"), control: true})
 			}
 		}
@@ -537,10 +393,21 @@ func planChecks(env *checkEnv, list []string) []*probe {
 				proto = "tcp"
 			}
 			dst := netip.AddrPortFrom(ph.Dst.Addr(), ph.PortLo)
-			add(&probe{class: "pinhole", proto: proto, dst: dst, want: expect(dst, proto), control: true})
+			add(&observation{class: "pinhole", proto: proto, dst: dst, want: expect(dst, proto), control: true})
 		}
 	}
 	return out
+}
+
+// allows says whether zone's recorded policy lets it open proto to dst,
+// as the walls built from the records decide it (firewall's Decide).
+func (env *checkEnv) allows(zone string, dst netip.AddrPort, proto string) bool {
+	p := firewall.Policy{LAN: env.recs[zone].LAN}
+	for _, n := range sortedKeys(env.recs) {
+		p.Zones = append(p.Zones, env.recs[n].Policy)
+	}
+	v, err := p.Decide(zone, env.hostAddrs, firewall.Dest{Addr: dst.Addr(), Proto: proto, Port: dst.Port()})
+	return err == nil && v.Allow
 }
 
 func firstOr(s []string, def string) string {
@@ -550,58 +417,11 @@ func firstOr(s []string, def string) string {
 	return def
 }
 
-// allows says whether zone rec's policy lets it open proto to dst:port,
-// reasoning as the rules firewall.Build makes do: the host's own addresses
-// (and link-locals) are the host's (host, or a pinhole), other zones'
-// addresses are reached through zone:NAME only, then pinholes, then lan
-// and internet through the uplink.
-func allows(rec *Record, recs map[string]*Record, hostAddrs []netip.Addr, dst netip.Addr, proto string, port uint16) bool {
-	p := rec.Policy
-	dst = dst.WithZone("")
-	if dst.Is6() && !p.IPv6 {
-		return false
-	}
-	pinhole := pinholeAllows(p.Pinholes, dst, proto, port)
-	// An IPv6 link-local address seen from a zone is on the zone's own
-	// link, where the host's end is all there is.
-	if slices.Contains(hostAddrs, dst) || rec.Pair.Host4.Addr() == dst || rec.Pair.Host6.Addr() == dst ||
-		dst.Is6() && dst.IsLinkLocalUnicast() {
-		return p.Host || pinhole
-	}
-	for name, o := range recs {
-		if name != rec.Name && (o.Policy.Net4.Contains(dst) || o.Policy.Net6.Contains(dst)) {
-			return slices.Contains(p.ToHostIfs, HostIf(name))
-		}
-	}
-	if pinhole {
-		return true
-	}
-	if p.Uplink == "" {
-		return false
-	}
-	if inAny(dst, rec.LAN) {
-		return p.LAN
-	}
-	return p.Internet
-}
-
-func pinholeAllows(phs []firewall.Pinhole, dst netip.Addr, proto string, port uint16) bool {
-	for _, ph := range phs {
-		if !ph.Dst.Contains(dst) || ph.Proto != "" && ph.Proto != proto {
-			continue
-		}
-		if ph.PortLo == 0 || ph.PortLo <= port && port <= max(ph.PortHi, ph.PortLo) {
-			return true
-		}
-	}
-	return false
-}
-
-// runProbes makes the observations, probeParallel at a time. Targets
+// run makes the observations, probeParallel at a time. Targets
 // outside nszone are first tried from the host: one that does not answer
 // the host proves nothing about a zone, and is skipped (a machine without
 // IPv6 internet, a gateway without a web interface).
-func runProbes(probes []*probe, prober Prober) {
+func run(probes []*observation) {
 	type key struct {
 		proto string
 		dst   netip.AddrPort
@@ -620,7 +440,7 @@ func runProbes(probes []*probe, prober Prober) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			errs[i] = prober.Attempt(k.proto, k.dst, k.name)
+			errs[i] = probe.Attempt(k.proto, k.dst, k.name)
 		})
 	}
 	wg.Wait()
@@ -645,7 +465,7 @@ func runProbes(probes []*probe, prober Prober) {
 			// The socket is made on a thread inside the zone, and keeps the
 			// zone's namespace for the whole attempt.
 			if err := netns.RunIn(p.zone, func() error {
-				perr = prober.Attempt(p.proto, p.dst, p.dnsName)
+				perr = probe.Attempt(p.proto, p.dst, p.dnsName)
 				return nil
 			}); err != nil {
 				p.fail = err.Error()
@@ -688,11 +508,20 @@ func (e echoPorts) of(proto string) uint16 {
 }
 
 // inOtherZone reports whether a is in the link subnet of a zone other than zone.
-func inOtherZone(a netip.Addr, zone string, recs map[string]*Record) bool {
+func inOtherZone(a netip.Addr, zone string, recs map[string]*zones.Record) bool {
 	for name, r := range recs {
 		if name != zone && (r.Policy.Net4.Contains(a) || r.Policy.Net6.Contains(a)) {
 			return true
 		}
 	}
 	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -1,4 +1,4 @@
-package zones
+package main
 
 import (
 	"os"
@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/nszone/nszone/check"
+	"github.com/nszone/nszone/zones"
 )
 
 // The JSON of status, plan and check -o json, as the README documents it.
@@ -60,16 +63,16 @@ func jsonPaths(t reflect.Type, prefix string) []string {
 
 // TestEcosystemJSONFields holds -o json to its documented field names.
 func TestEcosystemJSONFields(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, section, _ := strings.Cut(string(readme), "## JSON output")
 	section, _, _ = strings.Cut(section, "\n## ")
 	for cmd, typ := range map[string]reflect.Type{
-		"status": reflect.TypeFor[Status](),
-		"plan":   reflect.TypeFor[PlanResult](),
-		"check":  reflect.TypeFor[CheckReport](),
+		"status": reflect.TypeFor[zones.Status](),
+		"plan":   reflect.TypeFor[zones.PlanResult](),
+		"check":  reflect.TypeFor[check.Report](),
 	} {
 		got, want := jsonPaths(typ, ""), jsonFields[cmd]
 		for _, p := range want {
