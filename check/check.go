@@ -10,6 +10,7 @@ package check
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -152,7 +153,7 @@ func Run(m *zones.Manager, f *config.File, names []string) (*Report, error) {
 	}
 	defer stop()
 	env.hostPorts = echoPorts{tcp: hostTCP, udp: hostUDP}
-	for _, name := range sortedKeys(recs) {
+	for _, name := range slices.Sorted(maps.Keys(recs)) {
 		if len(list) == 1 && list[0] == name || env.badNetns[name] != "" {
 			continue
 		}
@@ -333,7 +334,7 @@ func plan(env *checkEnv, list []string) []*observation {
 		}
 
 		// Every other zone that is up, at its own address.
-		for _, other := range sortedKeys(env.recs) {
+		for _, other := range slices.Sorted(maps.Keys(env.recs)) {
 			ports, ok := env.zonePorts[other]
 			if other == name || !ok && env.badNetns[other] == "" {
 				continue
@@ -403,7 +404,7 @@ func plan(env *checkEnv, list []string) []*observation {
 // as the walls built from the records decide it (firewall's Decide).
 func (env *checkEnv) allows(zone string, dst netip.AddrPort, proto string) bool {
 	p := firewall.Policy{LAN: env.recs[zone].LAN}
-	for _, n := range sortedKeys(env.recs) {
+	for _, n := range slices.Sorted(maps.Keys(env.recs)) {
 		p.Zones = append(p.Zones, env.recs[n].Policy)
 	}
 	v, err := p.Decide(zone, env.hostAddrs, firewall.Dest{Addr: dst.Addr(), Proto: proto, Port: dst.Port()})
@@ -515,13 +516,4 @@ func inOtherZone(a netip.Addr, zone string, recs map[string]*zones.Record) bool 
 		}
 	}
 	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

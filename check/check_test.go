@@ -107,7 +107,7 @@ func checkEnvFor(recs map[string]*zones.Record, host []netip.Addr) *checkEnv {
 		zonePorts: map[string]echoPorts{},
 		badNetns:  map[string]string{},
 	}
-	for i, name := range sortedKeys(recs) {
+	for i, name := range slices.Sorted(maps.Keys(recs)) {
 		env.hostLL[name] = netip.MustParseAddr(fmt.Sprintf("fe80::%x", 0xa0+i))
 		env.zonePorts[name] = echoPorts{tcp: 2000, udp: 2001}
 	}
@@ -117,7 +117,7 @@ func checkEnvFor(recs map[string]*zones.Record, host []netip.Addr) *checkEnv {
 func TestCheckExpectations(t *testing.T) {
 	recs, host := checkRecords(t)
 	env := checkEnvFor(recs, host)
-	probes := plan(env, sortedKeys(recs))
+	probes := plan(env, slices.Sorted(maps.Keys(recs)))
 	type key struct{ zone, class, addr, proto string }
 	got := map[key]*observation{}
 	for _, p := range probes {

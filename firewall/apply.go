@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
@@ -117,7 +118,7 @@ func (s *state) script(name string, want *Table) string {
 		want = newTable()
 	}
 	var decl, rules, hooks, del []string
-	for _, c := range sortedKeys(want.Chains) {
+	for _, c := range slices.Sorted(maps.Keys(want.Chains)) {
 		cur, ok := s.chains[c]
 		if ok && slices.Equal(cur, want.Chains[c]) {
 			continue
@@ -125,7 +126,7 @@ func (s *state) script(name string, want *Table) string {
 		decl = append(decl, ":"+c+" - [0:0]")
 		rules = append(rules, want.Chains[c]...)
 	}
-	for _, b := range sortedKeys(s.hooks) {
+	for _, b := range slices.Sorted(maps.Keys(s.hooks)) {
 		hs := s.hooks[b]
 		target, wanted := want.Hooks[b]
 		if wanted && len(hs) == 1 && hs[0].pos == 0 && hs[0].line == hookRule(b, target) {
@@ -135,14 +136,14 @@ func (s *state) script(name string, want *Table) string {
 			hooks = append(hooks, "-D"+strings.TrimPrefix(h.line, "-A"))
 		}
 	}
-	for _, b := range sortedKeys(want.Hooks) {
+	for _, b := range slices.Sorted(maps.Keys(want.Hooks)) {
 		hs := s.hooks[b]
 		if len(hs) == 1 && hs[0].pos == 0 && hs[0].line == hookRule(b, want.Hooks[b]) {
 			continue
 		}
 		hooks = append(hooks, fmt.Sprintf("-I %s 1 -m comment --comment %s -j %s", b, Comment, want.Hooks[b]))
 	}
-	for _, c := range sortedKeys(s.chains) {
+	for _, c := range slices.Sorted(maps.Keys(s.chains)) {
 		if _, ok := want.Chains[c]; !ok {
 			// Flush first: its rules may jump to other chains deleted here.
 			decl = append(decl, ":"+c+" - [0:0]")

@@ -25,6 +25,8 @@ package firewall
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -110,10 +112,10 @@ func (rs Ruleset) table(f Family, name string) *Table {
 // declarations and rules in name order. Used for golden files and plans.
 func (t *Table) Lines() []string {
 	var out []string
-	for _, b := range sortedKeys(t.Hooks) {
+	for _, b := range slices.Sorted(maps.Keys(t.Hooks)) {
 		out = append(out, hookRule(b, t.Hooks[b]))
 	}
-	names := sortedKeys(t.Chains)
+	names := slices.Sorted(maps.Keys(t.Chains))
 	for _, c := range names {
 		out = append(out, "-N "+c)
 	}
@@ -139,13 +141,4 @@ func (rs Ruleset) String() string {
 // hookRule is the jump from built-in chain b into owned chain c.
 func hookRule(b, c string) string {
 	return fmt.Sprintf("-A %s -m comment --comment %s -j %s", b, Comment, c)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

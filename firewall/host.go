@@ -1,5 +1,10 @@
 package firewall
 
+import (
+	"maps"
+	"slices"
+)
+
 // The host wall lives twice in the host's namespace: in the iptables chains
 // above (NSZ-FORWARD and the rest, behind jumps from the built-in chains),
 // and in nftables tables of nszone's own, one per family, holding the same
@@ -32,7 +37,7 @@ func HostRules(p Policy) map[Family][]Rule {
 	for _, f := range Families {
 		chains := filterChains(p, f)
 		names := []string{chainForward, chainInput, chainOutput}
-		for _, name := range sortedKeys(chains) {
+		for _, name := range slices.Sorted(maps.Keys(chains)) {
 			if _, dispatch := HostChains[name]; !dispatch {
 				names = append(names, name)
 			}

@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -22,7 +23,7 @@ func Missing(cur, want Ruleset, zone string) []string {
 		if c == nil {
 			c = newTable()
 		}
-		for _, b := range sortedKeys(w.Hooks) {
+		for _, b := range slices.Sorted(maps.Keys(w.Hooks)) {
 			switch above, ok := c.Above[b]; {
 			case c.Hooks[b] == w.Hooks[b]:
 			case ok:
@@ -31,7 +32,7 @@ func Missing(cur, want Ruleset, zone string) []string {
 				out = append(out, fmt.Sprintf("%s: jump from %s to %s", k, b, w.Hooks[b]))
 			}
 		}
-		for _, name := range sortedKeys(w.Chains) {
+		for _, name := range slices.Sorted(maps.Keys(w.Chains)) {
 			rules := w.Chains[name]
 			have, ok := c.Chains[name]
 			if strings.HasPrefix(name, own) {
@@ -69,7 +70,7 @@ func MissingByCount(comments map[Key]map[string][]string, want Ruleset, zone str
 	own := Prefix + zone + "-"
 	for _, k := range want.Keys() {
 		w, c := want[k], comments[k]
-		for _, b := range sortedKeys(w.Hooks) {
+		for _, b := range slices.Sorted(maps.Keys(w.Hooks)) {
 			switch {
 			case len(c[b]) > 0 && c[b][0] == Comment:
 			case slices.Contains(c[b], Comment):
@@ -78,7 +79,7 @@ func MissingByCount(comments map[Key]map[string][]string, want Ruleset, zone str
 				out = append(out, fmt.Sprintf("%s: jump from %s to %s", k, b, w.Hooks[b]))
 			}
 		}
-		for _, name := range sortedKeys(w.Chains) {
+		for _, name := range slices.Sorted(maps.Keys(w.Chains)) {
 			rules := w.Chains[name]
 			if strings.HasPrefix(name, own) {
 				if len(c[name]) != len(rules) {
@@ -110,8 +111,8 @@ func countOf(list []string, s string) int {
 // ChainsOf lists the chains of t that zone's part of it lives in: the
 // built-in chains with hooks, the shared chains, and the zone's own.
 func ChainsOf(t *Table, zone string) []string {
-	out := sortedKeys(t.Hooks)
-	for _, name := range sortedKeys(t.Chains) {
+	out := slices.Sorted(maps.Keys(t.Hooks))
+	for _, name := range slices.Sorted(maps.Keys(t.Chains)) {
 		if !strings.HasPrefix(name, Prefix) || strings.HasPrefix(name, Prefix+zone+"-") || !isZoneChain(name) {
 			out = append(out, name)
 		}

@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/nszone/nszone/netns"
-	"github.com/nszone/nszone/sandbox"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/nszone/nszone/netns"
+	"github.com/nszone/nszone/sandbox"
+	"github.com/nszone/nszone/veth"
 )
 
 // Names of the lab's namespaces, pinned under /run/netns. The underscore
@@ -120,7 +122,7 @@ func (l *Lab) build() error {
 		return fmt.Errorf("opening the host namespace: %w", err)
 	}
 	l.onClose(hostNS.Close)
-	hostH, err := handleIn(hostNS)
+	hostH, err := veth.HandleIn(hostNS)
 	if err != nil {
 		return fmt.Errorf("opening netlink in the host namespace: %w", err)
 	}
@@ -219,7 +221,7 @@ func (l *Lab) newMachine(name string) (machine, error) {
 	}
 	l.onClose(ns.Close)
 	l.log.Debug("created namespace", "netns", name)
-	h, err := handleIn(ns)
+	h, err := veth.HandleIn(ns)
 	if err != nil {
 		return machine{}, fmt.Errorf("opening netlink in %s: %w", name, err)
 	}
@@ -340,17 +342,6 @@ func (l *Lab) startServers(m machine, body string, zone records) error {
 	l.onClose(s.Close)
 	l.log.Debug("started servers", "netns", m.name, "http", httpL.Addr(), "dns", udp.LocalAddr())
 	return nil
-}
-
-// handleIn opens a netlink handle whose socket lives in ns. It is made inside
-// ns by ns.Do: netlink.NewHandleAt would switch a pool thread there and back.
-func handleIn(ns *netns.Handle) (*netlink.Handle, error) {
-	var h *netlink.Handle
-	err := ns.Do(func() (err error) {
-		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
-		return err
-	})
-	return h, err
 }
 
 // writeSysctl sets a sysctl, named by its path under /proc/sys (e.g.

@@ -93,7 +93,7 @@ func zoneHandle(t *testing.T, zone string) *netlink.Handle {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	h, err := handleIn(ns)
+	h, err := HandleIn(ns)
 	if err != nil {
 		t.Fatal(err)
 	}

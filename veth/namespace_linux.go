@@ -52,10 +52,10 @@ func SetUpNamespace(alias string, ipv6 bool) func() error {
 	}
 }
 
-// handleIn opens a netlink handle whose socket lives in ns. The socket is
+// HandleIn opens a netlink handle whose socket lives in ns. The socket is
 // made inside ns by ns.Do: netlink.NewHandleAt would switch a pool thread
 // and give it back even when switching back failed.
-func handleIn(ns *netns.Handle) (*netlink.Handle, error) {
+func HandleIn(ns *netns.Handle) (*netlink.Handle, error) {
 	var h *netlink.Handle
 	err := ns.Do(func() (err error) {
 		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)

@@ -46,7 +46,7 @@ func openPair(p Pair) (*pairCtx, error) {
 	if c.ns, err = netns.OpenNamed(p.Zone); err != nil {
 		return nil, fmt.Errorf("opening namespace of zone %s: %w", p.Zone, err)
 	}
-	if c.zone, err = handleIn(c.ns); err == nil {
+	if c.zone, err = HandleIn(c.ns); err == nil {
 		c.host, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
 	if err != nil {
@@ -643,7 +643,7 @@ func NamespaceHasAlias(name, alias string) (bool, error) {
 		return false, err
 	}
 	defer ns.Close()
-	h, err := handleIn(ns)
+	h, err := HandleIn(ns)
 	if err != nil {
 		return false, fmt.Errorf("opening netlink in namespace %s: %w", name, err)
 	}

@@ -357,7 +357,7 @@ func TestEnsurePairNewNamespace(t *testing.T) {
 	if err := ping(ns, p.Host4.Addr()); err != nil {
 		t.Errorf("ping from the new namespace: %v", err)
 	}
-	oh, err := handleIn(old)
+	oh, err := HandleIn(old)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -188,12 +188,3 @@ func (m *Manager) restoreHost() (notes []string, err error) {
 	}
 	return notes, nil
 }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}

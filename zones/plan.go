@@ -2,6 +2,7 @@ package zones
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -103,7 +104,7 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 	recordedP := recordedPolicy(p.recs)
 	recorded := firewall.Build(recordedP)
 	now := m.hostNow(p.recs)
-	for _, name := range sortedKeys(p.want) {
+	for _, name := range slices.Sorted(maps.Keys(p.want)) {
 		d, rec := p.want[name], p.recs[name]
 		r := d.record()
 		pz := PlanZone{Name: name, Netns: netns.PinDir + "/" + name, HostIf: d.pair.HostName, Addresses: []string{},

@@ -19,7 +19,8 @@ import (
 
 // Record is what nszone knows of a zone it created. It is written before
 // anything of the zone exists in the kernel, so a crash leaves a record that
-// points at every leftover.
+// points at every leftover. On disk it is storedRecord (schema.go); the
+// json names here are those of version 0 (recordV0).
 type Record struct {
 	Name     string         `json:"name"`
 	Netns    netns.NsID     `json:"netns"`

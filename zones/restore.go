@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 
@@ -229,7 +230,7 @@ func decideSysctls(facts []sysctlFacts) (restore [][2]string, left []string) {
 func (m *Manager) sysctlFactsOf(h *hostRecord) ([]sysctlFacts, error) {
 	var out []sysctlFacts
 	saved := map[firewall.Family][]string{}
-	for _, key := range sortedKeys(h.Sysctls) {
+	for _, key := range slices.Sorted(maps.Keys(h.Sysctls)) {
 		s := sysctlFacts{Key: key, Before: h.Sysctls[key], Set: setValue(h, key)}
 		now, err := m.Kernel.Sysctl(key)
 		switch {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -157,7 +158,7 @@ func (s *Status) Degraded() int {
 // recordedPolicy is the policy the records say should be in place.
 func recordedPolicy(recs map[string]*Record) firewall.Policy {
 	p := firewall.Policy{IfWildcard: ifWildcard}
-	for _, name := range sortedKeys(recs) {
+	for _, name := range slices.Sorted(maps.Keys(recs)) {
 		p.Zones = append(p.Zones, recs[name].Policy)
 		p.LAN = recs[name].LAN
 	}

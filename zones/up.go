@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	"os/user"
@@ -132,7 +133,7 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	if err := m.recordNewTables(h); err != nil {
 		return nil, err
 	}
-	for _, name := range sortedKeys(p.want) {
+	for _, name := range slices.Sorted(maps.Keys(p.want)) {
 		if err := m.saveRecord(name, p.want[name], p.recs[name]); err != nil {
 			return rep, err
 		}
@@ -181,7 +182,7 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	}
 	// Zones left as they are may still need their inner wall to know of a
 	// zone allowed to reach them, or gone.
-	for _, name := range sortedKeys(p.keep) {
+	for _, name := range slices.Sorted(maps.Keys(p.keep)) {
 		r := p.keep[name]
 		if _, err := m.Kernel.NamespaceID(name); err != nil {
 			continue
@@ -247,13 +248,13 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 	if p.fc.dnsErr != nil {
 		p.notes = append(p.notes, fmt.Sprintf("warning: %v; zones with dns: auto get no DNS server", p.fc.dnsErr))
 	}
-	for _, name := range sortedKeys(p.want) {
+	for _, name := range slices.Sorted(maps.Keys(p.want)) {
 		p.notes = append(p.notes, unknownAccounts(name, p.want[name].cfg.Access)...)
 	}
 	if len(p.want) > 0 {
 		p.notes = append(p.notes, m.Coexistence()...)
 	}
-	for _, name := range sortedKeys(p.recs) {
+	for _, name := range slices.Sorted(maps.Keys(p.recs)) {
 		r := p.recs[name]
 		if _, ok := p.want[name]; ok {
 			continue
@@ -274,7 +275,7 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing nszone's interfaces: %w", err)
 	}
-	for _, name := range sortedKeys(p.want) {
+	for _, name := range slices.Sorted(maps.Keys(p.want)) {
 		if _, _, err := m.owned(name, p.recs[name]); err != nil {
 			return nil, err
 		}
@@ -296,7 +297,7 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 		all[name] = r.Policy
 		p.v6 = p.v6 || r.IPv6
 	}
-	for _, name := range sortedKeys(all) {
+	for _, name := range slices.Sorted(maps.Keys(all)) {
 		p.policy.Zones = append(p.policy.Zones, all[name])
 	}
 	return p, nil
@@ -327,7 +328,7 @@ func (m *Manager) saveRecord(name string, d *desiredZone, old *Record) error {
 // inner wall, link, files) is its own, and mostly waits on the kernel.
 // The report lists them in name order all the same.
 func (m *Manager) upZones(p *upPlan, rep *Report) error {
-	names := sortedKeys(p.want)
+	names := slices.Sorted(maps.Keys(p.want))
 	reps := make([]Report, len(names))
 	errs := make([]error, len(names))
 	sem := make(chan struct{}, 4)
@@ -606,15 +607,15 @@ func completeInner(p *upPlan) {
 		all[name] = zone{&p.keep[name].Policy, c.Pair}
 	}
 	var nets []netip.Prefix
-	for _, name := range sortedKeys(all) {
+	for _, name := range slices.Sorted(maps.Keys(all)) {
 		nets = append(nets, all[name].policy.Net4, all[name].policy.Net6)
 	}
 	ranges := zoneRanges(nets)
 	host := innerHostAddrs(p.fc.addrs, ranges)
-	for _, name := range sortedKeys(all) {
+	for _, name := range slices.Sorted(maps.Keys(all)) {
 		z := all[name]
 		z.policy.HostAddrs, z.policy.ZoneNets = withGateway(host, z.pair), ranges
-		for _, other := range sortedKeys(all) {
+		for _, other := range slices.Sorted(maps.Keys(all)) {
 			o := all[other]
 			if slices.Contains(z.policy.ToHostIfs, HostIf(other)) {
 				z.policy.ToZoneAddrs = append(z.policy.ToZoneAddrs, addrsOf(o.pair.Zone4, o.pair.Zone6)...)

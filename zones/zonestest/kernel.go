@@ -2,6 +2,7 @@ package zonestest
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -34,7 +35,7 @@ func (k Kernel) NamespaceID(name string) (netns.NsID, error) {
 func (k Kernel) Namespaces() ([]string, error) {
 	k.m.mu.Lock()
 	defer k.m.mu.Unlock()
-	return sorted(k.m.namespaces), nil
+	return slices.Sorted(maps.Keys(k.m.namespaces)), nil
 }
 
 func (k Kernel) NamespaceHasAlias(name, alias string) (bool, error) {
@@ -183,10 +184,10 @@ func (k Kernel) LinkAddrs(name string) ([]netip.Prefix, error) {
 // among them.
 func (m *Machine) hostPrefixes() []netip.Prefix {
 	var out []netip.Prefix
-	for _, name := range sorted(m.links) {
+	for _, name := range slices.Sorted(maps.Keys(m.links)) {
 		out = append(out, m.links[name].addrs...)
 	}
-	for _, name := range sorted(m.pairs) {
+	for _, name := range slices.Sorted(maps.Keys(m.pairs)) {
 		out = append(out, valid(m.pairs[name].Host4, m.pairs[name].Host6)...)
 	}
 	return out

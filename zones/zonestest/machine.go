@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -207,7 +208,7 @@ func (m *Machine) Render() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var b strings.Builder
-	for _, name := range sorted(m.namespaces) {
+	for _, name := range slices.Sorted(maps.Keys(m.namespaces)) {
 		ns := m.namespaces[name]
 		fmt.Fprintf(&b, "namespace %s alias=%q ipv6=%v", name, ns.alias, ns.ipv6)
 		if ns.stale {
@@ -221,20 +222,20 @@ func (m *Machine) Render() string {
 			b.WriteString(indent(rules, "  inner "))
 		}
 	}
-	for _, name := range sorted(m.pairs) {
+	for _, name := range slices.Sorted(maps.Keys(m.pairs)) {
 		p := m.pairs[name]
 		fmt.Fprintf(&b, "pair %s alias=%q -> %s:%s host %s %s zone %s %s mtu %d\n",
 			name, p.Alias, p.Zone, p.PeerName, p.Host4, p.Host6, p.Zone4, p.Zone6, p.MTU)
 	}
-	for _, name := range sorted(m.links) {
+	for _, name := range slices.Sorted(maps.Keys(m.links)) {
 		l := m.links[name]
 		fmt.Fprintf(&b, "link %s alias=%q %v\n", name, l.alias, l.addrs)
 	}
 	fmt.Fprintf(&b, "default routes v4=%q v6=%q\n", m.defaultV4, m.defaultV6)
-	for _, k := range sorted(m.sysctls) {
+	for _, k := range slices.Sorted(maps.Keys(m.sysctls)) {
 		fmt.Fprintf(&b, "sysctl %s = %s\n", k, m.sysctls[k])
 	}
-	for _, t := range sorted(m.nftTables) {
+	for _, t := range slices.Sorted(maps.Keys(m.nftTables)) {
 		fmt.Fprintf(&b, "iptables-nft table %s\n", t)
 	}
 	for _, k := range firewall.Tables {
@@ -285,13 +286,4 @@ func indent(text, prefix string) string {
 		b.WriteString(prefix + l + "\n")
 	}
 	return b.String()
-}
-
-func sorted[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
