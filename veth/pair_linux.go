@@ -601,6 +601,19 @@ func DeletePair(zone, hostName, alias string, log *slog.Logger) error {
 	return nil
 }
 
+// CutShort reports whether the host's link hostName is an unmarked veth
+// whose peer is in the namespace pinned as zone: what a creation of the
+// pair (createPair) killed before it marked the host end leaves.
+func CutShort(zone, hostName string) bool {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return false
+	}
+	defer h.Close()
+	l, err := linkByName(h, hostName)
+	return err == nil && l != nil && peerIn(h, l, zone)
+}
+
 // peerIn reports whether l is an unmarked veth whose peer is in the
 // namespace pinned as zone.
 func peerIn(h *netlink.Handle, l netlink.Link, zone string) bool {

@@ -219,6 +219,9 @@ func TestEnsurePairCutShort(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			if !CutShort(p.Zone, p.HostName) || CutShort("t-other", p.HostName) {
+				t.Errorf("peer alias %q: CutShort does not tell the pair", peerAlias)
+			}
 			if ensure {
 				mustEnsure(t, p, true)
 				if m := mustInspect(t, p); len(m) > 0 {

@@ -36,6 +36,9 @@ type Kernel interface {
 	EnsurePair(p veth.Pair) (changed bool, err error)
 	// InspectPair says what of p is missing or different; nothing when whole.
 	InspectPair(p veth.Pair) ([]string, error)
+	// CutShort reports whether the host link hostName is the unmarked end of
+	// a pair into zone whose creation was cut short (ours, to make anew).
+	CutShort(zone, hostName string) bool
 	// DeletePair deletes the host link hostName, only when it carries alias
 	// (or is the unmarked host end of a pair into zone, cut short).
 	DeletePair(zone, hostName, alias string) error

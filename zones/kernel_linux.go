@@ -56,6 +56,8 @@ func (k linuxKernel) EnsurePair(p veth.Pair) (bool, error) { return veth.EnsureP
 
 func (k linuxKernel) InspectPair(p veth.Pair) ([]string, error) { return veth.InspectPair(p) }
 
+func (k linuxKernel) CutShort(zone, hostName string) bool { return veth.CutShort(zone, hostName) }
+
 func (k linuxKernel) DeletePair(zone, hostName, alias string) error {
 	return veth.DeletePair(zone, hostName, alias, k.log)
 }

@@ -95,7 +95,7 @@ func (m *Manager) checkLink(zone string, ours map[string]string) error {
 	if err != nil {
 		return fmt.Errorf("looking up interface %s: %w", name, err)
 	}
-	if exists && ours[name] != alias(zone) {
+	if exists && ours[name] != alias(zone) && !m.Kernel.CutShort(zone, name) {
 		return fmt.Errorf("interface %s exists and is not nszone's: %w", name, ErrNotOwned)
 	}
 	return nil
