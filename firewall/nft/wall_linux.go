@@ -336,7 +336,7 @@ func (s *state) gaps(sp spec, want []wantChain) []string {
 // whole. The table is created exclusively: should another writer have made
 // one since it was read, the batch fails rather than mixing two walls.
 func write(ns int, fam nftables.TableFamily, exists bool, want []wantChain) error {
-	c, err := nftables.New(nftables.WithNetNSFd(ns))
+	c, err := nftables.New(nftables.WithNetNSFd(ns), nftables.WithSockOptions(batchBuffers(count(want))))
 	if err != nil {
 		return err
 	}
@@ -362,6 +362,33 @@ func write(ns int, fam nftables.TableFamily, exists bool, want []wantChain) erro
 		}
 	}
 	return c.Flush()
+}
+
+// batchBuffers sizes the socket for a batch of rules: the kernel takes a
+// batch in one sendmsg, which fails (EMSGSIZE) beyond the send buffer, and
+// echoes every rule back before the first read, which overflows (ENOBUFS) a
+// default receive buffer; the host wall of ten zones or more did both. As nft
+// does, the buffers are forced (root) to what the batch needs, counted
+// generously per rule; the memory is only charged as it is used.
+func batchBuffers(rules int) nftables.SockOption {
+	n := 1<<20 + rules*4096
+	return func(c *netlink.Conn) error {
+		raw, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := raw.Control(func(fd uintptr) {
+			for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
+				if serr == nil {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, n)
+				}
+			}
+		}); err != nil {
+			return err
+		}
+		return serr
+	}
 }
 
 func count(want []wantChain) int {
