@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -156,5 +157,32 @@ func TestHostJumpsAndScope(t *testing.T) {
 	}
 	if len(want) != 3+4 {
 		t.Errorf("wan's check compiled %d chains, want the 3 dispatch chains and wan's 4", len(want))
+	}
+}
+
+// A host wall of 200 zones is one batch of some megabytes: the socket must
+// take it and its answers (up of ten zones once failed with ENOBUFS, of
+// fifteen with EMSGSIZE).
+func TestHostWallMany(t *testing.T) {
+	rootTest(t)
+	needNft(t)
+	const name = "nftmany"
+	ns := newNS(t, name)
+	p := firewall.Policy{IfWildcard: "nsz-+"}
+	for i := range 200 {
+		z := fmt.Sprintf("z%03d", i)
+		p.Zones = append(p.Zones, firewall.Zone{Name: z, HostIf: "nsz-" + z, Uplink: "eth0", IPv6: true, Internet: true,
+			Net4: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 250, byte(i * 4 / 256), byte(i * 4 % 256)}), 30),
+			Net6: netip.MustParsePrefix(fmt.Sprintf("fd6e:737a:7a6f:%x::/64", i))})
+	}
+	rules := firewall.HostRules(p)
+	for _, f := range firewall.Families {
+		sp, fr := hostSpec(f), map[firewall.Family][]firewall.Rule{f: rules[f]}
+		if changed, err := apply(ns.Fd(), sp, fr, quiet); err != nil || !changed {
+			t.Fatalf("%s: apply: changed=%v err=%v", f, changed, err)
+		}
+		if gaps, err := missing(ns.Fd(), sp, fr); err != nil || len(gaps) != 0 {
+			t.Fatalf("%s: after apply: %v %v", f, gaps, err)
+		}
 	}
 }
