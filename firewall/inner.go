@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"fmt"
 	"net/netip"
 )
 
@@ -116,6 +117,12 @@ func innerInRules(z Zone, f Family) []rule {
 			rs = append(rs, neighbourDiscovery(c)...)
 		}
 		rs = append(rs, addrRules(z.FromZoneAddrs, f, c, true, true)...)
+		for _, p := range z.Publish {
+			if p.in(f) {
+				rs = append(rs, rule{proto: p.Proto, comment: c,
+					matches: []string{"-m", p.Proto, "--dport", fmt.Sprint(p.ZonePort)}, target: accept})
+			}
+		}
 	}
 	return append(rs, rule{comment: c, target: drop})
 }

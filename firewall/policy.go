@@ -14,6 +14,24 @@ type Pinhole struct {
 	PortHi uint16
 }
 
+// Published is one port of the host's forwarded into a zone.
+type Published struct {
+	// Addr is the host address it is reached on: invalid for every one of
+	// the host's, a loopback address for the host alone.
+	Addr     netip.Addr
+	HostPort uint16
+	ZonePort uint16
+	Proto    string // "tcp" or "udp"
+}
+
+// loopback reports whether only the host itself reaches p.
+func (p Published) loopback() bool { return p.Addr.IsValid() && p.Addr.IsLoopback() }
+
+// in reports whether p is reached in family f.
+func (p Published) in(f Family) bool {
+	return !p.Addr.IsValid() || (f == IPv4) == p.Addr.Is4()
+}
+
 // Zone is one zone's policy, in the terms the kernel needs.
 type Zone struct {
 	Name       string
@@ -26,6 +44,14 @@ type Zone struct {
 	Host       bool
 	ToHostIfs  []string // host ends of the zones this zone may open connections to
 	Pinholes   []Pinhole
+
+	// Addr4 and Addr6 are the zone's own addresses on its link, where its
+	// published ports lead (Addr6 invalid without IPv6).
+	Addr4, Addr6 netip.Addr
+	Publish      []Published
+	// Via is the interface the zone's internet traffic must leave by, ""
+	// for the uplink.
+	Via string
 
 	// For the inner wall, which sees addresses, not interfaces:
 	HostAddrs     []netip.Addr   `json:",omitempty"` // the host's own addresses, every zone's gateway included
@@ -48,6 +74,8 @@ const (
 	chainInput       = Prefix + "INPUT"
 	chainOutput      = Prefix + "OUTPUT"
 	chainPostrouting = Prefix + "POSTROUTING"
+	chainPrerouting  = Prefix + "PREROUTING" // nat: published ports, from outside the host
+	chainNatOutput   = Prefix + "OUTPUT"     // nat: published ports, from the host itself
 )
 
 // ZoneChains returns the names of the filter chains of zone z.
@@ -180,6 +208,11 @@ func Build(p Policy) Ruleset {
 			t.Hooks["POSTROUTING"] = chainPostrouting
 			t.Chains[chainPostrouting] = nat
 		}
+		if pre, out := buildPublish(p, f); len(pre)+len(out) > 0 {
+			t := rs.table(f, "nat")
+			t.Hooks["PREROUTING"], t.Hooks["OUTPUT"] = chainPrerouting, chainNatOutput
+			t.Chains[chainPrerouting], t.Chains[chainNatOutput] = renderAll(chainPrerouting, pre), renderAll(chainNatOutput, out)
+		}
 	}
 	return rs
 }
@@ -210,6 +243,11 @@ func filterChains(p Policy, f Family) map[string][]rule {
 		{out: w, comment: Comment, matches: replies, target: accept},
 	}
 	input := []rule{{in: w, comment: Comment, matches: replies, target: accept}}
+	if f == IPv4 && publishesLoopback(p) {
+		// route_localnet, which lets the host's own loopback reach a
+		// published port, would let a zone reach the host's 127.0.0.0/8.
+		input = append([]rule{{dst: "127.0.0.0/8", in: w, comment: Comment, target: drop}}, input...)
+	}
 	output := []rule{{out: w, comment: Comment, matches: replies, target: accept}}
 	var fwdIn []rule
 	for _, z := range p.Zones {
@@ -220,7 +258,7 @@ func filterChains(p Policy, f Family) map[string][]rule {
 		input = append(input, rule{in: z.HostIf, comment: c, target: jump(host)})
 		output = append(output, rule{out: z.HostIf, comment: c, target: jump(hout)})
 		chains[out] = zoneOut(z, p.LAN, p.IfWildcard, f)
-		chains[in] = zoneIn(z)
+		chains[in] = zoneIn(z, f)
 		chains[host] = zoneHost(z, f)
 		chains[hout] = zoneHostOut(z, f)
 	}
@@ -265,6 +303,9 @@ func zoneOut(z Zone, lan []netip.Prefix, wildcard string, f Family) []rule {
 	for _, ph := range z.Pinholes {
 		rs = append(rs, pinholeRules(ph, f, c)...)
 	}
+	if z.Via != "" {
+		return append(append(rs, viaRules(z, prefixesOf(f, lan), f, c)...), rejectAll(c, f)...)
+	}
 	if z.Uplink != "" {
 		lans := prefixesOf(f, lan)
 		switch {
@@ -284,14 +325,103 @@ func zoneOut(z Zone, lan []netip.Prefix, wildcard string, f Family) []rule {
 	return append(rs, rejectAll(c, f)...)
 }
 
-// zoneIn lets only replies into the zone: nothing else reaches into a zone.
-// Zone-to-zone connections are decided by the source zone's chain alone.
-func zoneIn(z Zone) []rule {
-	c := Comment + "-" + z.Name
-	return []rule{
-		{comment: c, matches: replies, target: accept},
-		{comment: c, target: drop},
+// viaRules: the lan through the uplink as the terms say, the internet only
+// through the via interface; no other way out, so nothing leaves while it
+// is gone.
+func viaRules(z Zone, lans []string, f Family, c string) []rule {
+	var rs []rule
+	for _, d := range lans {
+		switch {
+		case z.LAN && z.Uplink != "":
+			rs = append(rs, rule{dst: d, out: z.Uplink, comment: c, target: accept})
+		case !z.LAN:
+			rs = append(rs, rejecting(rule{dst: d, comment: c}, f)...)
+		}
 	}
+	if z.Internet {
+		rs = append(rs, rule{out: z.Via, comment: c, target: accept})
+	}
+	return rs
+}
+
+// zoneIn lets only replies into the zone, and new connections to its
+// published ports; zone-to-zone connections are decided by the source
+// zone's chain alone.
+func zoneIn(z Zone, f Family) []rule {
+	c := Comment + "-" + z.Name
+	rs := []rule{{comment: c, matches: replies, target: accept}}
+	for _, p := range z.Publish {
+		if !p.loopback() {
+			rs = append(rs, publishedRule(z, p, f, c)...)
+		}
+	}
+	return append(rs, rule{comment: c, target: drop})
+}
+
+// publishedRule accepts new connections to p's port at the zone's address
+// of family f (none when the zone has no such address or p is not of f).
+func publishedRule(z Zone, p Published, f Family, c string) []rule {
+	to := z.Addr4
+	if f == IPv6 {
+		to = z.Addr6
+	}
+	if !to.IsValid() || !p.in(f) || !z.enabled(f) {
+		return nil
+	}
+	return []rule{{dst: netip.PrefixFrom(to, to.BitLen()).String(), proto: p.Proto, comment: c,
+		matches: []string{"-m", p.Proto, "--dport", fmt.Sprint(p.ZonePort)}, target: accept}}
+}
+
+// publishesLoopback reports whether some zone is reached from the host's
+// own 127.0.0.0/8: every IPv4 published port is.
+func publishesLoopback(p Policy) bool {
+	for _, z := range p.Zones {
+		for _, pub := range z.Publish {
+			if pub.in(IPv4) && z.Addr4.IsValid() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// buildPublish is the nat table's forwarding of published ports: from
+// outside the host (PREROUTING) to the host's addresses, never its
+// loopback, and from the host itself (OUTPUT), loopback included.
+func buildPublish(p Policy, f Family) (pre, out []rule) {
+	if f == IPv6 {
+		// The kernel drops what leaves with a source of ::1.
+		out = append(out, rule{src: "::1/128", comment: Comment, target: []string{"-j", "RETURN"}})
+	}
+	for _, z := range p.Zones {
+		c := Comment + "-" + z.Name
+		to := z.Addr4
+		if f == IPv6 {
+			to = z.Addr6
+		}
+		if !to.IsValid() || !z.enabled(f) {
+			continue
+		}
+		for _, pub := range z.Publish {
+			if !pub.in(f) {
+				continue
+			}
+			r := rule{proto: pub.Proto, comment: c,
+				matches: []string{"-m", "addrtype", "--dst-type", "LOCAL", "-m", pub.Proto, "--dport", fmt.Sprint(pub.HostPort)},
+				target:  []string{"-j", "DNAT", "--to-destination", netip.AddrPortFrom(to, pub.ZonePort).String()}}
+			if pub.Addr.IsValid() {
+				r.dst, r.matches = netip.PrefixFrom(pub.Addr, pub.Addr.BitLen()).String(), r.matches[4:]
+			}
+			if !pub.loopback() {
+				pre = append(pre, r)
+			}
+			out = append(out, r)
+		}
+	}
+	if len(pre)+len(out) == 1 { // the ::1 return alone
+		return nil, nil
+	}
+	return pre, out
 }
 
 // zoneHost is what the zone may open to the host's own addresses.
@@ -325,14 +455,20 @@ func zoneHostOut(z Zone, f Family) []rule {
 	if f == IPv6 && z.IPv6 {
 		rs = append(rs, neighbourDiscovery(c)...)
 	}
+	for _, p := range z.Publish {
+		rs = append(rs, publishedRule(z, p, f, c)...)
+	}
 	return append(rs, rejectAll(c, f)...)
 }
 
-// buildNAT masquerades each zone's traffic toward the uplink.
+// buildNAT masquerades each zone's traffic toward the uplink and its via
+// interface, and what the host's loopback sends to its published ports
+// (which could not find its way back from a zone with a loopback source).
 func buildNAT(p Policy, f Family) []string {
 	var out []string
+	masq := []string{"-j", "MASQUERADE"}
 	for _, z := range p.Zones {
-		if z.Uplink == "" || !z.enabled(f) {
+		if !z.enabled(f) {
 			continue
 		}
 		src := z.Net4
@@ -342,9 +478,15 @@ func buildNAT(p Policy, f Family) []string {
 		if !src.IsValid() {
 			continue
 		}
-		r := rule{src: src.Masked().String(), out: z.Uplink, comment: Comment + "-" + z.Name,
-			target: []string{"-j", "MASQUERADE"}}
-		out = append(out, r.render(chainPostrouting))
+		c := Comment + "-" + z.Name
+		for _, o := range []string{z.Uplink, z.Via} {
+			if o != "" {
+				out = append(out, rule{src: src.Masked().String(), out: o, comment: c, target: masq}.render(chainPostrouting))
+			}
+		}
+		if f == IPv4 && publishesLoopback(Policy{Zones: []Zone{z}}) {
+			out = append(out, rule{src: "127.0.0.0/8", out: z.HostIf, comment: c, target: masq}.render(chainPostrouting))
+		}
 	}
 	return out
 }

@@ -1,9 +1,16 @@
 package veth
 
 import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -141,4 +148,50 @@ func LinkAddrs(name string) ([]netip.Prefix, error) {
 	}
 	slices.SortFunc(out, comparePrefixes)
 	return slices.Compact(out), nil
+}
+
+// Listening reports whether a socket of the host's current namespace
+// listens on port (proto "tcp" or "udp": bound, for udp) at addr, at every
+// address, or, when addr is invalid, at any address: what a published port
+// would take from it. It reads /proc/net/{tcp,udp}{,6}.
+func Listening(proto string, addr netip.Addr, port uint16) (bool, error) {
+	for _, file := range []string{proto, proto + "6"} {
+		data, err := os.ReadFile("/proc/net/" + file)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // no IPv6
+		} else if err != nil {
+			return false, err
+		}
+		lines := strings.Split(string(data), "\n")
+		for _, l := range lines[1:] {
+			f := strings.Fields(l)
+			if len(f) < 4 || (proto == "tcp" && f[3] != "0A") { // TCP_LISTEN
+				continue
+			}
+			a, p, ok := procAddr(f[1])
+			if !ok || p != port {
+				continue
+			}
+			if !addr.IsValid() || a.IsUnspecified() || a == addr || (a.Is4In6() && a.Unmap() == addr) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// procAddr reads /proc/net's "0100007F:1F90": the address in the kernel's
+// byte order, 32 bits at a time, and the port in hex.
+func procAddr(s string) (netip.Addr, uint16, bool) {
+	h, ps, ok := strings.Cut(s, ":")
+	port, err := strconv.ParseUint(ps, 16, 16)
+	raw, herr := hex.DecodeString(h)
+	if !ok || err != nil || herr != nil || (len(raw) != 4 && len(raw) != 16) {
+		return netip.Addr{}, 0, false
+	}
+	for i := 0; i < len(raw); i += 4 {
+		binary.BigEndian.PutUint32(raw[i:], binary.NativeEndian.Uint32(raw[i:]))
+	}
+	a, _ := netip.AddrFromSlice(raw)
+	return a, uint16(port), true
 }

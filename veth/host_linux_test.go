@@ -132,3 +132,37 @@ func TestHostFacts(t *testing.T) {
 		t.Errorf("HostAddrs has no link-local address: %v", addrs)
 	}
 }
+
+func TestListening(t *testing.T) {
+	rootTest(t)
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := uint16(l.Addr().(*net.TCPAddr).Port)
+	for _, c := range []struct {
+		proto string
+		addr  string
+		want  bool
+	}{
+		{"tcp", "", true}, {"tcp", "127.0.0.1", true}, {"tcp", "192.0.2.1", false}, {"udp", "", false},
+	} {
+		var a netip.Addr
+		if c.addr != "" {
+			a = netip.MustParseAddr(c.addr)
+		}
+		if got, err := Listening(c.proto, a, port); err != nil || got != c.want {
+			t.Errorf("Listening(%s, %q, %d) = %v, %v; want %v", c.proto, c.addr, port, got, err, c.want)
+		}
+	}
+	u, err := net.ListenPacket("udp6", "[::]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	uport := uint16(u.LocalAddr().(*net.UDPAddr).Port)
+	if got, _ := Listening("udp", netip.MustParseAddr("127.0.0.1"), uport); !got {
+		t.Errorf("a udp socket on [::]:%d is not seen", uport)
+	}
+}

@@ -166,20 +166,21 @@ func (m *Manager) desired(f *config.File, names []string, fc *facts, recs map[st
 
 func buildZone(f *config.File, z *config.Zone, net4, net6 netip.Prefix, fc *facts) (*desiredZone, error) {
 	d := &desiredZone{cfg: z, lan: fc.lan}
-	// TODO(issue 15): the walls, forwarding and routing for these; until
-	// then a file asking for them is refused rather than half applied.
-	if len(z.Publish) > 0 {
-		return nil, &config.Error{File: f.Path, Line: z.Publish[0].Line, Msg: fmt.Sprintf("zone %q: publish: is not applied by this nszone yet", z.Name)}
-	}
-	if z.Via != "" {
-		return nil, &config.Error{File: f.Path, Line: z.ViaLine, Msg: fmt.Sprintf("zone %q: via: is not applied by this nszone yet", z.Name)}
-	}
 	d.pair = veth.Pair{Zone: z.Name, HostName: HostIf(z.Name), PeerName: peerName, Alias: alias(z.Name)}
 	d.pair.Host4, d.pair.Zone4 = hostAndZone(net4)
 	if net6.IsValid() {
 		d.pair.Host6, d.pair.Zone6 = hostAndZone(net6)
 	}
 	p := firewall.Zone{Name: z.Name, HostIf: d.pair.HostName, Uplink: fc.uplink, Net4: net4, Net6: net6, IPv6: z.IPv6}
+	p.Addr4, p.Via = d.pair.Zone4.Addr(), z.Via
+	if d.pair.Zone6.IsValid() {
+		p.Addr6 = d.pair.Zone6.Addr()
+	}
+	for _, pub := range z.Publish {
+		for _, proto := range pub.Protos() {
+			p.Publish = append(p.Publish, firewall.Published{Addr: pub.Addr, HostPort: pub.HostPort, ZonePort: pub.ZonePort, Proto: proto})
+		}
+	}
 	for _, t := range z.Allow {
 		switch t.Kind {
 		case config.TermInternet:
@@ -215,10 +216,18 @@ func buildZone(f *config.File, z *config.Zone, net4, net6 netip.Prefix, fc *fact
 		}
 	default:
 		for _, s := range z.DNS.Servers {
-			if v := dnsVerdict(s, p, fc); !v.Allow {
+			v := dnsVerdict(s, p, fc)
+			if !v.Allow {
 				return nil, &config.Error{File: f.Path, Line: z.DNS.Line, Msg: fmt.Sprintf(
 					"zone %q: dns server %s is not reachable under the zone's policy (allow %s, or add %q)",
 					z.Name, s, v.Class, netip.AddrPortFrom(s, 53).String()+"/udp")}
+			}
+			if z.Via != "" && v.Class != "internet" {
+				// Only the internet goes through the via interface: asking
+				// this server would leave by another way.
+				return nil, &config.Error{File: f.Path, Line: z.DNS.Line, Msg: fmt.Sprintf(
+					"zone %q: dns server %s is %s (%s), not reached through via %s: name one on the far side of %s",
+					z.Name, s, v.Class, v.Reason, z.Via, z.Via)}
 			}
 			d.dns = append(d.dns, s)
 		}

@@ -49,9 +49,9 @@ func (m *Manager) Ready(zone string) (*Entry, error) {
 	}
 	e := &Entry{Netns: netns.PinDir + "/" + zone, Etc: m.path(EtcNetns, zone), Access: rec.Access}
 	// The fast path: walls as the last full check found them (vouch.go);
-	// the link and the zone's files, which no generation covers, are
-	// looked at all the same.
-	if m.vouched(zone, digest) && len(m.linkAndFileGaps(zone, rec, false)) == 0 {
+	// the link, the via, and the zone's files, which no generation covers,
+	// are looked at all the same.
+	if m.vouched(zone, digest) && len(m.linkAndFileGaps(zone, rec, false)) == 0 && len(m.publishGaps(rec.Policy)) == 0 {
 		return e, nil
 	}
 	before, _ := m.generations(zone)

@@ -43,6 +43,14 @@ type Kernel interface {
 	// (or is the unmarked host end of a pair into zone, cut short).
 	DeletePair(zone, hostName, alias string) error
 
+	// EnsureVia, InspectVia and DeleteVia keep a zone's policy routing out
+	// through one interface (veth.Via), its kill switch included.
+	EnsureVia(v veth.Via) (changed bool, err error)
+	InspectVia(v veth.Via) ([]string, error)
+	DeleteVia(v veth.Via) error
+	// Listening reports whether a program of the host's listens on port.
+	Listening(proto string, addr netip.Addr, port uint16) (bool, error)
+
 	// DefaultRouteLink names the links of the host's default routes.
 	DefaultRouteLink() (v4, v6 string, err error)
 	// LinkAddrs lists the addresses of the host's link name.

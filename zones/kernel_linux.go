@@ -62,6 +62,16 @@ func (k linuxKernel) DeletePair(zone, hostName, alias string) error {
 	return veth.DeletePair(zone, hostName, alias, k.log)
 }
 
+func (k linuxKernel) EnsureVia(v veth.Via) (bool, error) { return veth.EnsureVia(v, k.log) }
+
+func (k linuxKernel) InspectVia(v veth.Via) ([]string, error) { return veth.InspectVia(v) }
+
+func (k linuxKernel) DeleteVia(v veth.Via) error { return veth.DeleteVia(v, k.log) }
+
+func (k linuxKernel) Listening(proto string, addr netip.Addr, port uint16) (bool, error) {
+	return veth.Listening(proto, addr, port)
+}
+
 func (k linuxKernel) DefaultRouteLink() (string, string, error) { return veth.DefaultRouteLink() }
 
 func (k linuxKernel) LinkAddrs(name string) ([]netip.Prefix, error) { return veth.LinkAddrs(name) }

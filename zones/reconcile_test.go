@@ -458,3 +458,36 @@ func TestUpVouch(t *testing.T) {
 	}
 	h.up(t, "01-four-zones.yaml")
 }
+
+// A via's interface gone leaves the zone degraded but closed, named; a host
+// port a program already listens on is refused before anything changes.
+func TestReconcileVia(t *testing.T) {
+	h := newHost(t)
+	f := load(t, "05-publish-via.yaml")
+	h.up(t, "05-publish-via.yaml")
+	h.DeleteLink("wg0")
+	st, err := h.m.Status(f, []string{"vpn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if z := st.Zones[0]; z.State != zones.StateDegraded || !strings.Contains(strings.Join(z.Missing, " "), "wg0") {
+		t.Errorf("vpn with wg0 gone: %s, missing %v", z.State, z.Missing)
+	}
+	if e, err := h.m.Ready("vpn"); err != nil || !strings.Contains(e.Warning, "wg0") {
+		t.Errorf("exec in vpn with wg0 gone: %v, %+v", err, e)
+	}
+	h.AddLink("wg0", "", "10.64.0.2/32")
+	h.up(t, "05-publish-via.yaml")
+
+	h2 := newHost(t)
+	h2.Listen("tcp", 8080)
+	before := h2.render(t)
+	_, err = h2.m.Up(f, nil)
+	var cerr *config.Error
+	if !errors.As(err, &cerr) || cerr.Line != 7 || !strings.Contains(cerr.Msg, "listens on tcp port 8080") {
+		t.Errorf("up with 8080 taken: %v", err)
+	}
+	if got := h2.render(t); got != before {
+		t.Errorf("a refused up changed the host:\n%s", diff(before, got))
+	}
+}

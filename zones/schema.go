@@ -71,6 +71,17 @@ type storedPolicy struct {
 	ToZoneAddrs   []netip.Addr    `json:"to_zone_addrs,omitempty"`
 	FromZoneAddrs []netip.Addr    `json:"from_zone_addrs,omitempty"`
 	ZoneNets      []netip.Prefix  `json:"zone_nets,omitempty"`
+	Addr4         netip.Addr      `json:"addr4,omitzero"`
+	Addr6         netip.Addr      `json:"addr6,omitzero"`
+	Publish       []storedPublish `json:"publish,omitempty"`
+	Via           string          `json:"via,omitempty"`
+}
+
+type storedPublish struct {
+	Addr     netip.Addr `json:"addr,omitzero"`
+	HostPort uint16     `json:"host_port"`
+	ZonePort uint16     `json:"zone_port"`
+	Proto    string     `json:"proto"`
 }
 
 type storedPinhole struct {
@@ -94,10 +105,14 @@ func (r *Record) stored() storedRecord {
 			Host4: p.Host4, Zone4: p.Zone4, Host6: p.Host6, Zone6: p.Zone6, MTU: p.MTU},
 		Policy: storedPolicy{Name: z.Name, HostIf: z.HostIf, Uplink: z.Uplink, Net4: z.Net4, Net6: z.Net6,
 			IPv6: z.IPv6, Internet: z.Internet, LAN: z.LAN, Host: z.Host, ToHostIfs: z.ToHostIfs,
-			HostAddrs: z.HostAddrs, ToZoneAddrs: z.ToZoneAddrs, FromZoneAddrs: z.FromZoneAddrs, ZoneNets: z.ZoneNets},
+			HostAddrs: z.HostAddrs, ToZoneAddrs: z.ToZoneAddrs, FromZoneAddrs: z.FromZoneAddrs, ZoneNets: z.ZoneNets,
+			Addr4: z.Addr4, Addr6: z.Addr6, Via: z.Via},
 		Allow: r.Allow, DNS: r.DNS, Openings: r.Openings, IPv6: r.IPv6, LAN: r.LAN, Access: storedAccess(r.Access)}
 	for _, ph := range z.Pinholes {
 		s.Policy.Pinholes = append(s.Policy.Pinholes, storedPinhole(ph))
+	}
+	for _, pub := range z.Publish {
+		s.Policy.Publish = append(s.Policy.Publish, storedPublish(pub))
 	}
 	return s
 }
@@ -109,10 +124,14 @@ func (s storedRecord) record() *Record {
 			Host4: l.Host4, Zone4: l.Zone4, Host6: l.Host6, Zone6: l.Zone6, MTU: l.MTU},
 		Policy: firewall.Zone{Name: z.Name, HostIf: z.HostIf, Uplink: z.Uplink, Net4: z.Net4, Net6: z.Net6,
 			IPv6: z.IPv6, Internet: z.Internet, LAN: z.LAN, Host: z.Host, ToHostIfs: z.ToHostIfs,
-			HostAddrs: z.HostAddrs, ToZoneAddrs: z.ToZoneAddrs, FromZoneAddrs: z.FromZoneAddrs, ZoneNets: z.ZoneNets},
+			HostAddrs: z.HostAddrs, ToZoneAddrs: z.ToZoneAddrs, FromZoneAddrs: z.FromZoneAddrs, ZoneNets: z.ZoneNets,
+			Addr4: z.Addr4, Addr6: z.Addr6, Via: z.Via},
 		Allow: s.Allow, DNS: s.DNS, Openings: s.Openings, IPv6: s.IPv6, LAN: s.LAN, Access: config.Access(s.Access)}
 	for _, ph := range z.Pinholes {
 		r.Policy.Pinholes = append(r.Policy.Pinholes, firewall.Pinhole(ph))
+	}
+	for _, pub := range z.Publish {
+		r.Policy.Publish = append(r.Policy.Publish, firewall.Published(pub))
 	}
 	return r
 }

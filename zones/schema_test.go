@@ -41,6 +41,10 @@ func fill(t *testing.T, v reflect.Value, n int) {
 			*x = []netip.Addr{netip.AddrFrom4([4]byte{10, byte(n), byte(i), 2})}
 		case *[]netip.Prefix:
 			*x = []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(n), byte(i), 0}), 24)}
+		case *[]firewall.Published:
+			var p firewall.Published
+			fill(t, reflect.ValueOf(&p).Elem(), n)
+			*x = []firewall.Published{p}
 		case *[]firewall.Pinhole:
 			var ph firewall.Pinhole
 			fill(t, reflect.ValueOf(&ph).Elem(), n)

@@ -199,6 +199,7 @@ func (m *Manager) missing(name string, rec *Record, iptGaps []string, policy fir
 		}
 	}
 	g.open = append(g.open, hostGaps...)
+	g.closed = append(g.closed, m.publishGaps(rec.Policy)...)
 	zg, zn := m.zoneGaps(name, rec, hostNow, nftWhole)
 	g.open, g.notes = append(g.open, zg...), append(g.notes, zn...)
 	return g

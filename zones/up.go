@@ -275,6 +275,9 @@ func (m *Manager) prepare(f *config.File, names []string) (*upPlan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing nszone's interfaces: %w", err)
 	}
+	if err := m.checkPublished(f, p.want); err != nil {
+		return nil, err
+	}
 	for _, name := range slices.Sorted(maps.Keys(p.want)) {
 		if _, _, err := m.owned(name, p.recs[name]); err != nil {
 			return nil, err
@@ -397,6 +400,11 @@ func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched bool, rep *Rep
 	if err := fault("up-inner"); err != nil {
 		return err
 	}
+	// The via's rules and kill switch are in place before the link is.
+	viaChanged, err := m.ensureVia(name, d.policy, old)
+	if err != nil {
+		return err
+	}
 	pairChanged, err := m.Kernel.EnsurePair(d.pair)
 	if err != nil {
 		return fmt.Errorf("zone %s: %w", name, err)
@@ -404,6 +412,11 @@ func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched bool, rep *Rep
 	if err := fault("up-pair"); err != nil {
 		return err
 	}
+	localnetChanged, err := m.ensureLocalnet(d.policy)
+	if err != nil {
+		return err
+	}
+	pairChanged = pairChanged || viaChanged || localnetChanged
 	filesChanged, err := m.writeZoneFiles(name, d)
 	if err != nil {
 		return err
@@ -489,6 +502,11 @@ func writeFileAtomic(path string, content []byte) error {
 // (or the catch-alls) still hold, and there is no link left to use them.
 func (m *Manager) removeZone(name string, rec *Record) error {
 	var errs []error
+	if rec != nil && rec.Policy.Via != "" {
+		if err := m.Kernel.DeleteVia(viaOf(rec.Policy)); err != nil {
+			errs = append(errs, fmt.Errorf("removing the via of zone %s: %w", name, err))
+		}
+	}
 	if err := m.Kernel.DeletePair(name, HostIf(name), alias(name)); err != nil {
 		errs = append(errs, fmt.Errorf("removing link of zone %s: %w", name, err))
 	}

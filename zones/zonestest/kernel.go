@@ -81,7 +81,7 @@ func (k Kernel) DeleteNamespace(name string) error {
 	if len(k.m.processes[ns.id]) == 0 {
 		for host, p := range k.m.pairs {
 			if p.Zone == name {
-				delete(k.m.pairs, host)
+				k.m.dropPair(host)
 			}
 		}
 	}
@@ -125,6 +125,9 @@ func (k Kernel) EnsurePair(p veth.Pair) (bool, error) {
 	if cur, ok := k.m.pairs[p.HostName]; ok && cur == p {
 		return false, nil
 	}
+	if _, ok := k.m.pairs[p.HostName]; !ok {
+		k.m.sysctls["net.ipv4.conf."+p.HostName+".route_localnet"] = "0" // a new link's
+	}
 	k.m.pairs[p.HostName] = p
 	return true, nil
 }
@@ -161,7 +164,7 @@ func (k Kernel) DeletePair(_, hostName, alias string) error {
 	if p.Alias != alias {
 		return fmt.Errorf("deleting link %s: %w", hostName, veth.ErrNotOwned)
 	}
-	delete(k.m.pairs, hostName)
+	k.m.dropPair(hostName)
 	return nil
 }
 
@@ -323,4 +326,43 @@ func valid(ps ...netip.Prefix) []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// EnsureVia keeps the via as asked; its route out exists while the
+// interface does, as the kernel drops routes through a link that goes.
+func (k Kernel) EnsureVia(v veth.Via) (bool, error) {
+	k.m.mu.Lock()
+	defer k.m.mu.Unlock()
+	if cur, ok := k.m.vias[v.HostIf]; ok && cur == v {
+		return false, nil
+	}
+	k.m.vias[v.HostIf] = v
+	return true, nil
+}
+
+func (k Kernel) InspectVia(v veth.Via) ([]string, error) {
+	k.m.mu.Lock()
+	defer k.m.mu.Unlock()
+	var gaps []string
+	if _, ok := k.m.links[v.Iface]; !ok {
+		gaps = append(gaps, "interface "+v.Iface+" missing")
+	}
+	if cur, ok := k.m.vias[v.HostIf]; !ok || cur != v {
+		gaps = append(gaps, "rules of "+v.HostIf+" missing")
+	}
+	return gaps, nil
+}
+
+func (k Kernel) DeleteVia(v veth.Via) error {
+	k.m.mu.Lock()
+	defer k.m.mu.Unlock()
+	delete(k.m.vias, v.HostIf)
+	return nil
+}
+
+// Listening: the machine's listeners, as tests set them ("tcp/22").
+func (k Kernel) Listening(proto string, _ netip.Addr, port uint16) (bool, error) {
+	k.m.mu.Lock()
+	defer k.m.mu.Unlock()
+	return k.m.listening[fmt.Sprintf("%s/%d", proto, port)], nil
 }

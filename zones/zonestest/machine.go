@@ -47,6 +47,15 @@ type Machine struct {
 	nextIno    uint64
 	hostGen    uint32 // the host's nf_tables generation, but for the iptables fake's writes
 	wallReads  int    // how often a wall was read (Missing)
+	vias       map[string]veth.Via
+	listening  map[string]bool // "tcp/22"
+}
+
+// Listen makes a program of the host's listen on port ("tcp", 8080).
+func (m *Machine) Listen(proto string, port uint16) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.listening[fmt.Sprintf("%s/%d", proto, port)] = true
 }
 
 // WallReads counts the reads of both nftables walls, for tests of what
@@ -71,7 +80,7 @@ type hostLink struct {
 }
 
 // New returns a host with an uplink eth0 (192.168.1.10/24 and
-// 2001:db8:1::10/64, both default routes), forwarding off, and the
+// 2001:db8:1::10/64, both default routes), a VPN tunnel wg0, forwarding off, and the
 // iptables-nft filter tables in place but no nat tables.
 func New() *Machine {
 	m := &Machine{
@@ -91,10 +100,13 @@ func New() *Machine {
 		inner:     map[string]string{},
 		hostWall:  map[firewall.Family][]firewall.Rule{},
 		nextIno:   4026532000,
+		vias:      map[string]veth.Via{},
+		listening: map[string]bool{},
 	}
 	m.Firewall.Mode = "nft"
 	m.AddLink("lo", "", "127.0.0.1/8", "::1/128")
 	m.AddLink("eth0", "", "192.168.1.10/24", "2001:db8:1::10/64")
+	m.AddLink("wg0", "", "10.64.0.2/32") // a VPN's tunnel
 	m.defaultV4, m.defaultV6 = "eth0", "eth0"
 	return m
 }
@@ -124,7 +136,13 @@ func (m *Machine) DeleteLink(name string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.links, name)
-	delete(m.pairs, name)
+	m.dropPair(name)
+}
+
+// dropPair takes a pair away, and the host end's sysctls with it.
+func (m *Machine) dropPair(host string) {
+	delete(m.pairs, host)
+	delete(m.sysctls, "net.ipv4.conf."+host+".route_localnet")
 }
 
 // SetDefaultRoutes moves the host's default routes ("" for none).
@@ -232,6 +250,10 @@ func (m *Machine) Render() string {
 		fmt.Fprintf(&b, "link %s alias=%q %v\n", name, l.alias, l.addrs)
 	}
 	fmt.Fprintf(&b, "default routes v4=%q v6=%q\n", m.defaultV4, m.defaultV6)
+	for _, name := range slices.Sorted(maps.Keys(m.vias)) {
+		v := m.vias[name]
+		fmt.Fprintf(&b, "via %s: iif %s -> %s table %d priority %d ipv6=%v\n", v.Zone, v.HostIf, v.Iface, v.Table, v.Priority, v.IPv6)
+	}
 	for _, k := range slices.Sorted(maps.Keys(m.sysctls)) {
 		fmt.Fprintf(&b, "sysctl %s = %s\n", k, m.sysctls[k])
 	}
