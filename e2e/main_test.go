@@ -174,6 +174,8 @@ func snapshot(t testing.TB) string {
 	section("rules6", "ip6tables-nft-save")
 	section("sysctls", "sysctl", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv6.conf.eth0.accept_ra")
 	section("netns", "ip", "netns", "list")
+	section("rules", "ip", "rule", "show")
+	section("rules6", "ip", "-6", "rule", "show")
 	for _, d := range []string{"/run/netns", "/etc/netns", "/run/nszone", "/var/lib/nszone"} {
 		var files []string
 		filepath.Walk(d, func(p string, info os.FileInfo, err error) error {

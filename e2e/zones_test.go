@@ -36,6 +36,8 @@ type zoneJSON struct {
 	Addresses   []string
 	Missing     []string
 	Notes       []string
+	Published   []string
+	Via         string
 	Processes   []struct {
 		PID     int
 		Command string

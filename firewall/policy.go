@@ -245,8 +245,9 @@ func filterChains(p Policy, f Family) map[string][]rule {
 	input := []rule{{in: w, comment: Comment, matches: replies, target: accept}}
 	if f == IPv4 && publishesLoopback(p) {
 		// route_localnet, which lets the host's own loopback reach a
-		// published port, would let a zone reach the host's 127.0.0.0/8.
-		input = append([]rule{{dst: "127.0.0.0/8", in: w, comment: Comment, target: drop}}, input...)
+		// published port, would let a zone reach the host's 127.0.0.0/8;
+		// the replies to the loopback's connections come in that way.
+		input = append(input, rule{dst: "127.0.0.0/8", in: w, comment: Comment, target: drop})
 	}
 	output := []rule{{out: w, comment: Comment, matches: replies, target: accept}}
 	var fwdIn []rule

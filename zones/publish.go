@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"net/netip"
 	"slices"
 
 	"github.com/nszone/nszone/config"
@@ -103,6 +104,20 @@ func (m *Manager) publishGaps(z firewall.Zone) []string {
 		if v, err := m.Kernel.Sysctl(localnet(z)); err != nil || v != "1" {
 			out = append(out, localnet(z)+" (the host's loopback cannot reach the published ports)")
 		}
+	}
+	return out
+}
+
+// PublishedText says each published port as status and plan show it:
+// "8080->80/tcp", "127.0.0.1:5432->5432/tcp", "[2001:db8::1]:53->53/udp".
+func PublishedText(ps []firewall.Published) []string {
+	out := []string{}
+	for _, p := range ps {
+		host := fmt.Sprint(p.HostPort)
+		if p.Addr.IsValid() {
+			host = netip.AddrPortFrom(p.Addr, p.HostPort).String()
+		}
+		out = append(out, fmt.Sprintf("%s->%d/%s", host, p.ZonePort, p.Proto))
 	}
 	return out
 }

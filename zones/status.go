@@ -38,6 +38,11 @@ type ZoneStatus struct {
 	Missing     []string  `json:"missing,omitempty"` // what makes a zone degraded
 	Notes       []string  `json:"notes,omitempty"`   // differences that open nothing (another wall covers them)
 	InFile      bool      `json:"in_file"`
+	// Published lists the ports published into the zone: "8080->80/tcp",
+	// "127.0.0.1:5432->5432/tcp".
+	Published []string `json:"published"`
+	// Via is the interface the zone's internet leaves by ("" for the uplink).
+	Via string `json:"via,omitempty"`
 	// Users and Groups may enter without sudo (through nszone-enter).
 	Users      []string `json:"users"`
 	Groups     []string `json:"groups"`
@@ -94,7 +99,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 	for _, name := range list {
 		zs := ZoneStatus{Name: name, Netns: netns.PinDir + "/" + name, HostIf: HostIf(name),
 			InFile: f.Zone(name) != nil, Processes: []Process{}, DNS: []string{}, DNSOpenings: []string{}, Addresses: []string{}, Allow: []string{},
-			Users: []string{}, Groups: []string{}}
+			Users: []string{}, Groups: []string{}, Published: []string{}}
 		if z := f.Zone(name); z != nil {
 			for _, t := range z.Allow {
 				zs.Allow = append(zs.Allow, t.String())
@@ -124,6 +129,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 		zs.Uplink = rec.Policy.Uplink
 		zs.Users, zs.Groups, zs.NoNewPrivs = nonNil(rec.Access.Users), nonNil(rec.Access.Groups), rec.Access.NoNewPrivs
 		zs.Confine = rec.Access.ConfineOr()
+		zs.Published, zs.Via = PublishedText(rec.Policy.Publish), rec.Policy.Via
 		for _, p := range []veth.Pair{rec.Pair} {
 			if p.Zone4.IsValid() {
 				zs.Addresses = append(zs.Addresses, p.Zone4.String())
