@@ -108,6 +108,9 @@ func build(f *config.File) *picture {
 		if z.Subnet6.IsValid() {
 			n.lines = append(n.lines, "subnet "+z.Subnet6.String())
 		}
+		if z.Via != "" {
+			n.lines = append(n.lines, "internet only via "+z.Via)
+		}
 		g.zones = append(g.zones, n)
 		g.edges = append(g.edges, graphEdge{from: id, to: gHost, kind: "link", label: []string{zones.HostIf(z.Name)}})
 
@@ -145,6 +148,21 @@ func build(f *config.File) *picture {
 		}
 		for _, to := range order {
 			g.edges = append(g.edges, graphEdge{from: id, to: to, kind: "allow", label: labels[to]})
+		}
+		// Published ports: arrows into the zone, from the LAN (and the host)
+		// or, on the loopback, from the host alone.
+		var fromLAN, fromHost []string
+		for _, p := range z.Publish {
+			fromHost = append(fromHost, "publish "+p.Raw)
+			if !p.LoopbackOnly() {
+				fromLAN = append(fromLAN, "publish "+p.Raw)
+			}
+		}
+		if len(fromLAN) > 0 {
+			g.edges = append(g.edges, graphEdge{from: gLAN, to: id, kind: "allow", label: fromLAN})
+		}
+		if len(fromHost) > 0 {
+			g.edges = append(g.edges, graphEdge{from: gHost, to: id, kind: "allow", label: fromHost})
 		}
 	}
 	return g

@@ -33,6 +33,8 @@ type PlanZone struct {
 	Allow       []string `json:"allow"`
 	DNS         []string `json:"dns"`
 	DNSOpenings []string `json:"dns_openings"` // port-53-only openings the policy needs
+	Published   []string `json:"published"`    // ports published into the zone ("8080->80/tcp")
+	Via         string   `json:"via,omitempty"` // the interface its internet leaves by
 	Changes     []string `json:"changes"`      // what differs (change), as the text says it
 }
 
@@ -108,7 +110,8 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 		d, rec := p.want[name], p.recs[name]
 		r := d.record()
 		pz := PlanZone{Name: name, Netns: netns.PinDir + "/" + name, HostIf: d.pair.HostName, Addresses: []string{},
-			Allow: nonNil(r.Allow), DNS: nonNil(r.DNS), DNSOpenings: nonNil(slices.Clone(d.openings)), Changes: []string{}}
+			Allow: nonNil(r.Allow), DNS: nonNil(r.DNS), DNSOpenings: nonNil(slices.Clone(d.openings)), Changes: []string{},
+			Published: PublishedText(d.policy.Publish), Via: d.policy.Via}
 		for _, a := range []netip.Prefix{d.pair.Zone4, d.pair.Zone6} {
 			if a.IsValid() {
 				pz.Addresses = append(pz.Addresses, a.String())
@@ -120,6 +123,12 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 				name, netns.PinDir, name, d.pair.HostName, d.pair.Zone4, v6Text(d.pair), allowText(r.Allow), dnsText(r.DNS))
 			if len(d.openings) > 0 {
 				rep.add("+ zone %s: DNS opening to %s (port 53 only)", name, strings.Join(d.openings, ", "))
+			}
+			if len(d.policy.Publish) > 0 {
+				rep.add("+ zone %s: published %s", name, strings.Join(PublishedText(d.policy.Publish), ", "))
+			}
+			if d.policy.Via != "" {
+				rep.add("+ zone %s: internet only via %s (nothing leaves while it is gone)", name, d.policy.Via)
 			}
 		} else {
 			r.Netns = rec.Netns
@@ -141,7 +150,7 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 	}
 	for _, name := range p.remove {
 		pz := PlanZone{Name: name, Action: PlanRemove, Netns: netns.PinDir + "/" + name, HostIf: HostIf(name),
-			Addresses: []string{}, Allow: []string{}, DNS: []string{}, DNSOpenings: []string{}, Changes: []string{}}
+			Addresses: []string{}, Allow: []string{}, DNS: []string{}, DNSOpenings: []string{}, Changes: []string{}, Published: []string{}}
 		if rec := p.recs[name]; rec != nil {
 			pz.Allow, pz.DNS, pz.DNSOpenings = nonNil(rec.Allow), nonNil(rec.DNS), nonNil(rec.Openings)
 		}

@@ -156,6 +156,12 @@ func printStatus(cmd *cobra.Command, st *zones.Status) {
 		for _, m := range z.Missing {
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: missing %s\n", z.Name, m)
 		}
+		if len(z.Published) > 0 {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: published %s\n", z.Name, strings.Join(z.Published, ", "))
+		}
+		if z.Via != "" {
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: internet only via %s\n", z.Name, z.Via)
+		}
 		if z.Confine != "" && z.Confine != "desktop" {
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: confine %s\n", z.Name, z.Confine)
 		}

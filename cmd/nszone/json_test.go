@@ -19,13 +19,13 @@ var jsonFields = map[string][]string{
 		"zones[].name", "zones[].state", "zones[].netns", "zones[].allow", "zones[].dns", "zones[].dns_openings",
 		"zones[].addresses", "zones[].host_interface", "zones[].uplink", "zones[].processes[].pid",
 		"zones[].processes[].command", "zones[].missing", "zones[].in_file", "zones[].users", "zones[].groups", "zones[].no_new_privs", "firewall",
-		"zones[].notes", "notes", "zones[].confine",
+		"zones[].notes", "notes", "zones[].confine", "zones[].published", "zones[].via",
 	},
 	"plan": {
 		"changed", "zones[].name", "zones[].action", "zones[].netns", "zones[].host_interface", "zones[].addresses",
 		"zones[].allow", "zones[].dns", "zones[].dns_openings", "zones[].changes", "firewall[].table",
 		"firewall[].write", "firewall[].remove", "firewall[].jumps", "sysctls[].key", "sysctls[].from",
-		"sysctls[].to", "notes",
+		"sysctls[].to", "notes", "zones[].published", "zones[].via",
 	},
 	"check": {
 		"ok", "zones[].name", "zones[].results[].class", "zones[].results[].target", "zones[].results[].proto",
