@@ -50,7 +50,7 @@ const (
 
 // Result is one observation.
 type Result struct {
-	Class    string `json:"class"`  // internet, lan, host, zone:NAME, dns, pinhole
+	Class    string `json:"class"`  // internet, lan, host, zone:NAME, dns, pinhole, published, via
 	Target   string `json:"target"` // ADDR:PORT, or "ADDR:53 NAME" for dns
 	Proto    string `json:"proto"`  // tcp or udp
 	Expected string `json:"expected"`
@@ -181,6 +181,14 @@ func Run(m *zones.Manager, f *config.File, names []string) (*Report, error) {
 				zc.Results = append(zc.Results, res)
 				rep.OK = rep.OK && res.OK
 			}
+		}
+		extra := publishedResults(name, recs[name])
+		if recs[name].Policy.Via != "" {
+			extra = append(extra, viaResult(recs[name]))
+		}
+		for _, res := range extra {
+			zc.Results = append(zc.Results, res)
+			rep.OK = rep.OK && res.OK
 		}
 		rep.Zones = append(rep.Zones, zc)
 	}

@@ -96,6 +96,19 @@ func testPublish(t *testing.T) {
 	mustRun(t, "up", "-c", file)
 	reached(lan, "the LAN, after a flush and up,", at("tcp", h4, 8080), at("tcp", h6, 8080))
 
+	// check proves the TCP ports from the host, with a listener of its own
+	// in the zone (the sink holds the zone's port here: it answers).
+	ck, _ := checkJSONOf(t, "-c", file, "web")
+	pub := ck.results("web", "published", "", "tcp")
+	if len(pub) != 3 { // 8080 on both families, 5432 on 127.0.0.1
+		t.Errorf("check web: %d published results, want 3: %+v", len(pub), pub)
+	}
+	for _, r := range pub {
+		if !r.OK || r.Observed != "allow" {
+			t.Errorf("check web: published %s: %+v", r.Target, r)
+		}
+	}
+
 	st := status(t, "-c", file)
 	if z := statusZone(st, "web"); z.State != "up" || !strings.Contains(strings.Join(z.Published, " "), fmt.Sprintf("127.0.0.1:5432->%d/tcp", portZone)) {
 		t.Errorf("status of web: %s, published %v", z.State, z.Published)
@@ -191,6 +204,11 @@ func testVia(t *testing.T) {
 	}
 	if n := inet.Conns(); n > 0 {
 		t.Errorf("%d connections of vpn's reached the internet server by the uplink", n)
+	}
+
+	ck, _ := checkJSONOf(t, "-c", file, "vpn")
+	if via := ck.results("vpn", "via", "wg0", ""); len(via) != 1 || !strings.Contains(via[0].Note, "10.64.0.2") {
+		t.Errorf("check vpn does not say what the internet sees: %+v", via)
 	}
 
 	w := startWatch(t, file)
