@@ -54,7 +54,7 @@ func Read(root string) (*Machine, error) {
 			return nil, fmt.Errorf("reading the addresses of uplink %s: %w", l, err)
 		}
 		for _, p := range nets {
-			if !p.Addr().IsLinkLocalUnicast() && !slices.Contains(m.UplinkNets, p) {
+			if p = p.Masked(); !p.Addr().IsLinkLocalUnicast() && !slices.Contains(m.UplinkNets, p) {
 				m.UplinkNets = append(m.UplinkNets, p)
 			}
 		}

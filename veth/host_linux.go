@@ -129,8 +129,8 @@ func LinkExists(name string) (bool, error) {
 	return true, nil
 }
 
-// LinkAddrs lists the subnets of a link's global addresses (the uplink's own
-// LAN), both families.
+// LinkAddrs lists a link's global addresses with their prefix lengths
+// (192.168.1.10/24: Masked is the uplink's own LAN), both families.
 func LinkAddrs(name string) ([]netip.Prefix, error) {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
@@ -143,7 +143,7 @@ func LinkAddrs(name string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, a := range addrs {
 		if pf, ok := prefixOf(a.IPNet); ok && a.Scope == unix.RT_SCOPE_UNIVERSE {
-			out = append(out, pf.Masked())
+			out = append(out, pf)
 		}
 	}
 	slices.SortFunc(out, comparePrefixes)

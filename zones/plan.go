@@ -32,10 +32,10 @@ type PlanZone struct {
 	Addresses   []string `json:"addresses"` // the zone's end of its link, as up would make it
 	Allow       []string `json:"allow"`
 	DNS         []string `json:"dns"`
-	DNSOpenings []string `json:"dns_openings"` // port-53-only openings the policy needs
-	Published   []string `json:"published"`    // ports published into the zone ("8080->80/tcp")
+	DNSOpenings []string `json:"dns_openings"`  // port-53-only openings the policy needs
+	Published   []string `json:"published"`     // ports published into the zone ("8080->80/tcp")
 	Via         string   `json:"via,omitempty"` // the interface its internet leaves by
-	Changes     []string `json:"changes"`      // what differs (change), as the text says it
+	Changes     []string `json:"changes"`       // what differs (change), as the text says it
 }
 
 // PlanFirewall is one table in a plan.
