@@ -11,6 +11,7 @@ import (
 	"github.com/nszone/nszone/e2e/internal/sender"
 	"github.com/nszone/nszone/e2e/internal/sink"
 	"github.com/nszone/nszone/lab"
+	"github.com/nszone/nszone/zones"
 )
 
 // Published ports of an offline zone, in both families: one for every
@@ -140,6 +141,9 @@ func tunnelUp(t testing.TB) {
 	for _, c := range [][]string{
 		{"ip", "link", "add", "wg0", "type", "veth", "peer", "name", "far0", "netns", vpnNS},
 		{"ip", "addr", "add", vpnHost, "dev", "wg0"},
+		// No duplicate address detection: snapshots must not catch wg0's
+		// link-local address still tentative.
+		{"sysctl", "-qw", "net.ipv6.conf.wg0.accept_dad=0"},
 		{"ip", "link", "set", "wg0", "up"},
 		{"ip", "-n", vpnNS, "addr", "add", vpnFar, "dev", "far0"},
 		{"ip", "-n", vpnNS, "addr", "add", theLab.InetServer4.String() + "/32", "dev", "far0"},
@@ -253,5 +257,80 @@ func testVia(t *testing.T) {
 	runCmd(t, nil, "ip", "link", "del", "wg0")
 	if after := snapshot(t); after != before {
 		t.Errorf("down left something of the via:\n%s", diffLines(before, after))
+	}
+}
+
+// TestCrashPublishVia kills up and down at every fault point with a
+// published port and a via zone: the via zone never leaves by the uplink,
+// the offline zone opens nothing, the next up converges (the port answers,
+// the via works), and down leaves no rule, route or sysctl behind.
+func TestCrashPublishVia(t *testing.T) {
+	guardHost(t)
+	if r := runCmd(t, nil, "ip", "netns", "add", vpnNS); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() {
+		runCmd(t, nil, "ip", "link", "del", "wg0")
+		runCmd(t, nil, "ip", "netns", "del", vpnNS)
+	})
+	tunnelUp(t)
+	file := writeZones(t, fmt.Sprintf(viaZones, theLab.InetServer4)+
+		fmt.Sprintf("  web:\n    allow: []\n    publish: [\"8080:%d/tcp\"]\n", portZone))
+	t.Cleanup(func() { run(t, nil, "down", "--all") })
+	before := snapshot(t)
+	inet := sink.Listen(t, lab.InetNS, sink.Options{TCP: []int{portTCP}})
+	h4 := theLab.HostAddr4.Addr()
+	leaks := func(when string) {
+		t.Helper()
+		if runCmd(t, nil, "ip", "netns", "exec", "vpn", "true").code == 0 {
+			send(t, "netns:vpn", sender.Token("crash-via"), 1, "tcp:"+netip.AddrPortFrom(theLab.InetServer4, portTCP).String())
+		}
+		if runCmd(t, nil, "ip", "netns", "exec", "web", "true").code == 0 {
+			for tg, st := range send(t, "netns:web", sender.Token("crash-web"), 1,
+				"tcp:"+netip.AddrPortFrom(theLab.LANServer4, 80).String(), "tcp:"+netip.AddrPortFrom(h4, portHost).String()) {
+				if st.OK > 0 {
+					t.Errorf("%s: web opened %s", when, tg)
+				}
+			}
+		}
+		waitInFlight()
+		if n := inet.Conns(); n > 0 {
+			t.Errorf("%s: %d connections of vpn's left by the uplink", when, n)
+		}
+	}
+	for _, point := range zones.FaultPoints {
+		t.Run(point, func(t *testing.T) {
+			down := strings.HasPrefix(point, "down-")
+			if down || point == "up-remove" {
+				mustRun(t, "up", "-c", file)
+			}
+			faulted, op := file, "up"
+			if point == "up-remove" {
+				faulted = writeZones(t, fmt.Sprintf(viaZones, theLab.InetServer4))
+			}
+			if down {
+				op = "down"
+			}
+			if r := run(t, []string{zones.EnvFault + "=" + point}, op, "-c", faulted); r.code != 137 {
+				t.Fatalf("%s killed at %s: exit %d\n%s%s", op, point, r.code, r.out, r.err)
+			}
+			leaks("after the kill at " + point)
+			mustRun(t, "up", "-c", file)
+			sink.Listen(t, "web", sink.Options{TCP: []int{portZone}})
+			target := "tcp:" + netip.AddrPortFrom(h4, 8080).String()
+			if st := send(t, "netns:"+lab.LANNS, sender.Token("crash-pub"), 2, target)[target]; st.OK == 0 {
+				t.Errorf("after %s and up: the LAN cannot reach web's published port: %s", point, st.LastErr)
+			}
+			via := "tcp:" + netip.AddrPortFrom(theLab.InetServer4, portTCP).String()
+			sink.Listen(t, vpnNS, sink.Options{TCP: []int{portTCP}})
+			if st := send(t, "netns:vpn", sender.Token("crash-via-ok"), 1, via)[via]; st.OK == 0 {
+				t.Errorf("after %s and up: vpn cannot reach the internet through wg0: %s", point, st.LastErr)
+			}
+			leaks("after recovery from " + point)
+			mustRun(t, "down", "-c", file)
+			if after := snapshot(t); after != before {
+				t.Errorf("after %s at %s, up and down: host differs:\n%s", op, point, diffLines(before, after))
+			}
+		})
 	}
 }
