@@ -30,14 +30,7 @@ zones:
 // included; the loopback-only port from the host alone; the zone still
 // opens nothing; another zone does not reach the published port. status
 // shows the ports; a port a program of the host's holds is refused.
-func TestPublish(t *testing.T) {
-	for _, mode := range []string{"nft", "legacy"} {
-		t.Run(mode, func(t *testing.T) {
-			t.Setenv("NSZONE_IPTABLES", mode)
-			testPublish(t)
-		})
-	}
-}
+func TestPublish(t *testing.T) { onBothVariants(t, func(t *testing.T, _ string) { testPublish(t) }) }
 
 func testPublish(t *testing.T) {
 	guardHost(t)
@@ -169,14 +162,7 @@ zones:
 // down, then gone, nothing of it arrives anywhere over seconds of attempts
 // (no fallback through the uplink), and status names wg0; with wg0 back,
 // watch makes it work again without an admin; down leaves nothing.
-func TestVia(t *testing.T) {
-	for _, mode := range []string{"nft", "legacy"} {
-		t.Run(mode, func(t *testing.T) {
-			t.Setenv("NSZONE_IPTABLES", mode)
-			testVia(t)
-		})
-	}
-}
+func TestVia(t *testing.T) { onBothVariants(t, func(t *testing.T, _ string) { testVia(t) }) }
 
 func testVia(t *testing.T) {
 	guardHost(t)

@@ -71,10 +71,16 @@ func status(t testing.TB, args ...string) statusJSON {
 // second up that changes nothing, and a down that leaves the host as before.
 func TestDefaultZones(t *testing.T) {
 	needSandbox(t)
+	onBothVariants(t, func(t *testing.T, mode string) { testDefaultZones(t, mode) })
+}
+
+// onBothVariants runs test as a subtest on each iptables variant, nszone
+// told which by NSZONE_IPTABLES.
+func onBothVariants(t *testing.T, test func(t *testing.T, mode string)) {
 	for _, mode := range []string{"nft", "legacy"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Setenv("NSZONE_IPTABLES", mode)
-			testDefaultZones(t, mode)
+			test(t, mode)
 		})
 	}
 }
