@@ -1,12 +1,13 @@
 package lab
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 )
@@ -14,37 +15,33 @@ import (
 // servers are the HTTP and DNS servers of one lab machine. The listening
 // sockets are made by the caller, inside the machine's namespace; serving
 // them from any goroutine is fine, since a socket keeps its namespace.
+//
+// The HTTP server is a few lines of its own rather than net/http: the lab
+// lives in the binary users run, and net/http would bring its TLS and
+// HTTP/2 code into every start of it. The lab's clients (curl, check's
+// probes) send one request and read one answer.
 type servers struct {
-	log  *slog.Logger
-	zone records
-	http *http.Server
-	udp  net.PacketConn
-	tcp  net.Listener
+	log   *slog.Logger
+	zone  records
+	body  string
+	httpL net.Listener
+	udp   net.PacketConn
+	tcp   net.Listener
 
 	wg     sync.WaitGroup
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{} // open DNS-over-TCP connections
+	conns  map[net.Conn]struct{} // open connections, closed by Close
 	closed bool
 }
 
 // serve starts answering: HTTP on httpL with body, DNS from zone on dnsUDP
 // and dnsTCP.
 func serve(log *slog.Logger, body string, zone records, httpL net.Listener, dnsUDP net.PacketConn, dnsTCP net.Listener) *servers {
-	s := &servers{log: log, zone: zone, udp: dnsUDP, tcp: dnsTCP, conns: map[net.Conn]struct{}{}}
-	s.http = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			io.WriteString(w, body)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	s := &servers{log: log, zone: zone, body: body, httpL: httpL, udp: dnsUDP, tcp: dnsTCP, conns: map[net.Conn]struct{}{}}
 	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
-		if err := s.http.Serve(httpL); !errors.Is(err, http.ErrServerClosed) {
-			log.Error("lab http server stopped", "addr", httpL.Addr(), "err", err)
-		}
+		s.accept(httpL, "http", s.serveHTTP)
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -52,7 +49,7 @@ func serve(log *slog.Logger, body string, zone records, httpL net.Listener, dnsU
 	}()
 	go func() {
 		defer s.wg.Done()
-		s.serveTCP()
+		s.accept(dnsTCP, "dns", s.serveConn)
 	}()
 	return s
 }
@@ -75,12 +72,13 @@ func (s *servers) serveUDP() {
 	}
 }
 
-func (s *servers) serveTCP() {
+// accept serves each connection of l with serve until l is closed.
+func (s *servers) accept(l net.Listener, what string, serve func(net.Conn)) {
 	for {
-		c, err := s.tcp.Accept()
+		c, err := l.Accept()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
-				s.log.Error("lab dns server stopped", "addr", s.tcp.Addr(), "err", err)
+				s.log.Error("lab "+what+" server stopped", "addr", l.Addr(), "err", err)
 			}
 			return
 		}
@@ -95,7 +93,7 @@ func (s *servers) serveTCP() {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			s.serveConn(c)
+			serve(c)
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
@@ -103,12 +101,32 @@ func (s *servers) serveTCP() {
 	}
 }
 
+// serveHTTP reads one request's head and answers it with the body.
+func (s *servers) serveHTTP(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	head := make([]byte, 0, 1024)
+	buf := make([]byte, 1024)
+	for !bytes.Contains(head, []byte("\r\n\r\n")) {
+		n, err := c.Read(buf)
+		if err != nil || len(head)+n > 16<<10 {
+			return
+		}
+		head = append(head, buf[:n]...)
+	}
+	resp := fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", len(s.body))
+	if !bytes.HasPrefix(head, []byte("HEAD ")) {
+		resp += s.body
+	}
+	_, _ = io.WriteString(c, resp)
+}
+
 // serveConn answers length-prefixed queries (RFC 7766) until the client is
 // done or idle.
 func (s *servers) serveConn(c net.Conn) {
 	defer c.Close()
 	for {
-		c.SetDeadline(time.Now().Add(10 * time.Second))
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 		var size [2]byte
 		if _, err := io.ReadFull(c, size[:]); err != nil {
 			return
@@ -135,7 +153,7 @@ func (s *servers) Close() error {
 		c.Close()
 	}
 	s.mu.Unlock()
-	err := errors.Join(s.http.Close(), s.udp.Close(), s.tcp.Close())
+	err := errors.Join(s.httpL.Close(), s.udp.Close(), s.tcp.Close())
 	s.wg.Wait()
 	return err
 }
