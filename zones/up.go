@@ -160,9 +160,13 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 		}
 		if changed || hostChanged {
 			rep.add("firewall: rules updated")
-		} else {
-			m.vouchForHost(hostDigest, before)
+			// Read back what was written, so the next up need not.
+			before, _ = m.generations("")
+			if !m.hostWallsWhole(p.policy) {
+				before = vouch{}
+			}
 		}
+		m.vouchForHost(hostDigest, before)
 	}
 	if err := fault("up-firewall"); err != nil {
 		return rep, err
@@ -434,9 +438,15 @@ func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched bool, rep *Rep
 	if err := fault("up-record"); err != nil {
 		return err
 	}
-	if !vouched && !created && !innerChanged && !pairChanged {
-		if _, now, err := m.readRecord(name); err == nil && now == digest {
-			m.vouchFor(name, digest, before)
+	if !vouched {
+		if created || innerChanged {
+			// Read back the wall just written, so the next up need not.
+			if before, _ = m.generations(name); len(m.innerMissing(name, &Record{Policy: d.policy, LAN: d.lan})) > 0 {
+				before = vouch{}
+			}
+		}
+		if _, now, err := m.readRecord(name); err == nil {
+			m.vouchFor(name, now, before)
 		}
 	}
 	switch {
