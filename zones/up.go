@@ -91,6 +91,9 @@ func (m *Manager) owned(zone string, rec *Record) (id netns.NsID, exists bool, e
 // checkLink refuses a host interface named like the zone's that nszone did not make.
 func (m *Manager) checkLink(zone string, ours map[string]string) error {
 	name := HostIf(zone)
+	if ours[name] == alias(zone) {
+		return nil // there, and nszone's: no need to ask the kernel again
+	}
 	exists, err := m.Kernel.LinkExists(name)
 	if err != nil {
 		return fmt.Errorf("looking up interface %s: %w", name, err)
