@@ -334,7 +334,7 @@ func (m *Manager) upZones(p *upPlan, rep *Report) error {
 	names := slices.Sorted(maps.Keys(p.want))
 	reps := make([]Report, len(names))
 	errs := make([]error, len(names))
-	sem := make(chan struct{}, 4)
+	sem := make(chan struct{}, 8) // on 2 CPUs, quicker than 4 for a fresh up and a repair alike
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Add(1)
