@@ -40,11 +40,16 @@ type nftWall struct {
 }
 
 func (w *nftWall) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, fresh bool, log *slog.Logger) (bool, error) {
-	changed, err := inZone(zone, func(ns *netns.Handle) (bool, error) {
-		return nft.Apply(ns, firewall.InnerRules(policy, lan), log)
+	var iptables bool
+	changed, err := inZone(zone, func(ns *netns.Handle) (changed bool, err error) {
+		changed, iptables, err = nft.ApplyInner(ns, firewall.InnerRules(policy, lan), log)
+		return changed, err
 	})
 	if err != nil || !changed || fresh {
 		return changed, err
+	}
+	if w.old.mode == "nft" && !iptables {
+		return changed, nil // no iptables-nft table in the zone: nothing to clear
 	}
 	// Both walls must pass a packet: stale iptables chains from before the
 	// switch would keep blocking what a widened policy allows.

@@ -91,6 +91,9 @@ func (m *Manager) owned(zone string, rec *Record) (id netns.NsID, exists bool, e
 // checkLink refuses a host interface named like the zone's that nszone did not make.
 func (m *Manager) checkLink(zone string, ours map[string]string) error {
 	name := HostIf(zone)
+	if ours[name] == alias(zone) {
+		return nil // there, and nszone's: no need to ask the kernel again
+	}
 	exists, err := m.Kernel.LinkExists(name)
 	if err != nil {
 		return fmt.Errorf("looking up interface %s: %w", name, err)
@@ -338,7 +341,7 @@ func (m *Manager) upZones(p *upPlan, rep *Report) error {
 	names := slices.Sorted(maps.Keys(p.want))
 	reps := make([]Report, len(names))
 	errs := make([]error, len(names))
-	sem := make(chan struct{}, 4)
+	sem := make(chan struct{}, 8) // on 2 CPUs, quicker than 4 for a fresh up and a repair alike
 	var wg sync.WaitGroup
 	for i, name := range names {
 		wg.Add(1)

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
+	"sync"
 
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
@@ -104,16 +106,48 @@ type hostVouch struct {
 func (m *Manager) hostVouchPath() string { return m.path(RunDir, "vouch", "host.json") }
 
 // hostWallDigest names the rules p's host walls hold: iptables' and the
-// nftables tables'.
+// nftables tables'. Building them takes milliseconds for 50 zones, on
+// every up and every convergence of watch, so the last digest is kept,
+// for a policy that differs at most in the zones' fields for the inner
+// wall (firewall.Zone's addresses): the host walls decide by interface and
+// never list those, and a change of the host's addresses, watch's
+// commonest, then builds no host wall to find it unchanged.
 func hostWallDigest(p firewall.Policy) string {
+	key, ok := hostWallKey(p)
+	lastHostWall.Lock()
+	defer lastHostWall.Unlock()
+	if ok && lastHostWall.ok && key == lastHostWall.key {
+		return lastHostWall.digest
+	}
 	h := sha256.New()
 	fmt.Fprint(h, firewall.Build(p).String())
+	host := firewall.HostRules(p)
 	for _, f := range firewall.Families {
-		for _, r := range firewall.HostRules(p)[f] {
+		for _, r := range host[f] {
 			fmt.Fprintln(h, f, r.Text())
 		}
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	digest := hex.EncodeToString(h.Sum(nil))
+	lastHostWall.key, lastHostWall.ok, lastHostWall.digest = key, ok, digest
+	return digest
+}
+
+var lastHostWall struct {
+	sync.Mutex
+	key    [sha256.Size]byte
+	ok     bool
+	digest string
+}
+
+// hostWallKey fingerprints p without the inner walls' addresses.
+func hostWallKey(p firewall.Policy) ([sha256.Size]byte, bool) {
+	p.Zones = slices.Clone(p.Zones)
+	for i := range p.Zones {
+		z := &p.Zones[i]
+		z.HostAddrs, z.ToZoneAddrs, z.FromZoneAddrs, z.ZoneNets = nil, nil, nil, nil
+	}
+	b, err := json.Marshal(p)
+	return sha256.Sum256(b), err == nil
 }
 
 func (m *Manager) hostVouched(digest string) bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -20,15 +21,18 @@ import (
 // How watch paces itself. A burst of events (an interface coming up brings
 // a link, its addresses and routes, Docker's restart dozens of rule
 // changes) is gathered until quiet for debounceQuiet, never longer than
-// debounceMax, then converged once. A failed convergence (the host's
+// debounceMax, then converged once; the kernel reports one change (an
+// address, the routes it adds for it) within a millisecond or two, and a
+// convergence that repairs nothing is cheap. A failed convergence (the host's
 // xtables lock held, an interface half made) is tried again after
 // retryAfter. Where the host's iptables is legacy, whose rules change
 // without any event, a no-change check runs every legacyPoll.
 const (
-	debounceQuiet = 20 * time.Millisecond
+	debounceQuiet = 10 * time.Millisecond
 	debounceMax   = 100 * time.Millisecond
 	retryAfter    = 500 * time.Millisecond
 	legacyPoll    = time.Second
+	watchGOGC     = 400
 )
 
 func watchCmd(o *options) *cobra.Command {
@@ -64,6 +68,12 @@ Killing it changes nothing: every zone stays as closed as its walls make it.`,
 }
 
 func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) error {
+	// A convergence allocates much and keeps little (what it read of every
+	// zone): with Go's default heap goal, the collector took a sixth of
+	// watch's time repairing 50 zones. GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(watchGOGC)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)

@@ -3,6 +3,7 @@ package nft
 import (
 	"fmt"
 	"os/exec"
+	"slices"
 	"testing"
 
 	"github.com/nszone/nszone/firewall"
@@ -17,6 +18,7 @@ import (
 //
 // Fresh: the first apply in a new namespace (its creation is not timed).
 // Unchanged: an apply with nothing to do. Missing: the check of status and exec.
+// HostAddr: an apply for a host address added or removed.
 
 // benchRules is a zone of every kind of term, both families.
 func benchRules(zone string) map[firewall.Family][]firewall.Rule {
@@ -173,6 +175,34 @@ func BenchmarkCompile(b *testing.B) {
 	for b.Loop() {
 		if _, err := compile(innerSpec, rules); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkApplyHostAddr is watch's most common repair: a host address
+// added or removed, and each zone's wall rewritten for it, one zone after
+// the other.
+func BenchmarkApplyHostAddr(b *testing.B) {
+	rootTest(b)
+	const zones = 10
+	var nss []*netns.Handle
+	z := wideZone("nftbench")
+	for i := range zones {
+		ns := newNS(b, fmt.Sprintf("nftbench%d", i))
+		if _, err := Apply(ns, firewall.InnerRules(z, defaultLAN), quiet); err != nil {
+			b.Fatal(err)
+		}
+		nss = append(nss, ns)
+	}
+	extra := addrs("198.51.100.7", "2001:db8:ff::7")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w, round := z, i/zones
+		if round%2 == 0 {
+			w.HostAddrs = append(slices.Clone(z.HostAddrs), extra[round/2%2])
+		}
+		if changed, err := Apply(nss[i%zones], firewall.InnerRules(w, defaultLAN), quiet); err != nil || !changed {
+			b.Fatalf("changed=%v err=%v", changed, err)
 		}
 	}
 }

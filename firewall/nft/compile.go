@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -24,7 +25,7 @@ const inet = nftables.TableFamilyINet
 // translation versions the translation below. It is part of every rule's
 // tag, so a change in how rules are translated (bump it with any such
 // change) rewrites each zone's table once, on its next up.
-const translation = "1"
+const translation = "2"
 
 // baseChain is one chain of a table: a base chain holds the rules of one
 // iptables chain of nszone's (NSZ-OUT, NSZ-FORWARD) on that chain's hook; a
@@ -44,6 +45,7 @@ type spec struct {
 	famName string // "inet", "ip", "ip6"
 	bases   []baseChain
 	regular bool // rules of chains other than the bases' go to regular chains
+	sets    bool // destination addresses of runs of like rules go to sets (addrRun)
 	// only, when set, is the one zone a check looks at: other zones'
 	// chains are neither compiled nor looked at (exec's cost stays flat in
 	// the number of zones).
@@ -70,7 +72,8 @@ func basesOf(chains map[string]string, builtins ...string) []baseChain {
 }
 
 // innerSpec is the inner wall: one inet table, both families in it.
-var innerSpec = spec{what: "inner wall", family: inet, famName: "inet", bases: basesOf(firewall.InnerChains, "OUTPUT", "INPUT")}
+var innerSpec = spec{what: "inner wall", family: inet, famName: "inet", sets: true,
+	bases: basesOf(firewall.InnerChains, "OUTPUT", "INPUT")}
 
 // hostSpec is the host wall's table of family f.
 func hostSpec(f firewall.Family) spec {
@@ -82,10 +85,22 @@ func hostSpec(f firewall.Family) spec {
 		bases: basesOf(firewall.HostChains, "FORWARD", "INPUT", "OUTPUT")}
 }
 
-// wantChain is a chain as it must be in the kernel.
+// wantChain is a chain as it must be in the kernel, with the sets its
+// rules look addresses up in.
 type wantChain struct {
 	baseChain
 	rules []wantRule
+	sets  []wantSet
+}
+
+// wantSet is a named set of addresses as it must be in the kernel: the
+// destinations of a run of rules (addrRun), which one rule per pattern
+// looks up instead. A change of the host's addresses then changes a set's
+// elements, and no rule: a write of a few bytes per zone.
+type wantSet struct {
+	name  string // "output_1": the chain's name and the set's number in it
+	key   nftables.SetDatatype
+	elems [][]byte // the addresses, in the rules' order
 }
 
 // wantRule is one rule as it must be in the kernel. Its comment (the rule's
@@ -112,7 +127,9 @@ func compile(sp spec, rules map[firewall.Family][]firewall.Rule) ([]wantChain, e
 		index[b.from] = i
 	}
 	for _, f := range firewall.Families {
-		for n, r := range rules[f] {
+		rs := rules[f]
+		for n := 0; n < len(rs); n++ {
+			r := rs[n]
 			i, ok := index[r.Chain]
 			if !ok && !sp.ownedBy(r.Chain) {
 				continue
@@ -125,25 +142,119 @@ func compile(sp spec, rules map[firewall.Family][]firewall.Rule) ([]wantChain, e
 			if !ok {
 				return nil, fmt.Errorf("%s: %s rule %d: chain %q is not one of the wall's", sp.what, f, n+1, r.Chain)
 			}
-			if !sp.regular && len(r.Target) == 2 && strings.HasPrefix(r.Target[1], firewall.Prefix) {
-				return nil, fmt.Errorf("%s: %s rule %q: a jump, and the wall has no chain to jump to", sp.what, f, r.Text())
-			}
-			exprs, err := translate(sp.family, f, r)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %s rule %q: %w", sp.what, f, r.Text(), err)
-			}
 			c := &chains[i]
-			comment := fmt.Sprintf("%s #%d %s", r.Comment, len(c.rules)+1, ruleHash(f, r))
-			if r.Comment == "" {
-				comment = comment[1:]
+			group, addrs := 1, 0
+			if sp.sets {
+				group, addrs = addrRun(rs[n:])
 			}
-			if len(comment) > maxComment {
-				return nil, fmt.Errorf("%s: %s rule %q: comment too long", sp.what, f, r.Text())
+			set := ""
+			if addrs > 0 {
+				ws, err := newSet(f, fmt.Sprintf("%s_%d", c.name, len(c.sets)+1), rs[n:n+group*addrs], group)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %s rule %q: %w", sp.what, f, r.Text(), err)
+				}
+				c.sets, set = append(c.sets, ws), ws.name
 			}
-			c.rules = append(c.rules, wantRule{exprs: exprs, comment: comment})
+			for _, r := range rs[n : n+group] {
+				if err := c.add(sp, f, r, set); err != nil {
+					return nil, err
+				}
+			}
+			n += group*max(addrs, 1) - 1
 		}
 	}
 	return chains, nil
+}
+
+// add translates r into a rule at the end of c; with set, r's destination
+// is that set's addresses.
+func (c *wantChain) add(sp spec, f firewall.Family, r firewall.Rule, set string) error {
+	if set != "" {
+		r.Dst = "@" + set // what the rule's tag fingerprints
+	}
+	if !sp.regular && len(r.Target) == 2 && strings.HasPrefix(r.Target[1], firewall.Prefix) {
+		return fmt.Errorf("%s: %s rule %q: a jump, and the wall has no chain to jump to", sp.what, f, r.Text())
+	}
+	exprs, err := translate(sp.family, f, r, set)
+	if err != nil {
+		return fmt.Errorf("%s: %s rule %q: %w", sp.what, f, r.Text(), err)
+	}
+	comment := fmt.Sprintf("%s #%d %s", r.Comment, len(c.rules)+1, ruleHash(f, r))
+	if r.Comment == "" {
+		comment = comment[1:]
+	}
+	if len(comment) > maxComment {
+		return fmt.Errorf("%s: %s rule %q: comment too long", sp.what, f, r.Text())
+	}
+	c.rules = append(c.rules, wantRule{exprs: exprs, comment: comment})
+	return nil
+}
+
+// addrRun finds a run of rules at the start of rs that repeat one pattern
+// of group rules (1, or 2 as a rejection is a TCP reset and a reject) for
+// one host address after another, and differ in nothing else: the host's
+// addresses in an inner wall, one rule or two each. It returns the
+// pattern's length and the number of addresses, 0 when rs starts with no
+// rule of a host address.
+//
+// One rule per pattern that looks the destination up in a set of the
+// run's addresses lets exactly the packets through that the run does: a
+// packet has one destination, so at most one address of the run is its
+// own, and its pattern's first rule that matches decides either way.
+func addrRun(rs []firewall.Rule) (group, addrs int) {
+	for _, g := range []int{2, 1} {
+		if g == 2 && (len(rs) < 2 || likeRules(rs[0], rs[1])) {
+			continue // a pattern of one rule, or no pattern of two
+		}
+		n := 0
+		seen := map[string]bool{}
+	run:
+		for ; (n+1)*g <= len(rs); n++ {
+			d := rs[n*g].Dst
+			if seen[d] || !hostPrefix(d) {
+				break
+			}
+			for j, r := range rs[n*g : (n+1)*g] {
+				if r.Dst != d || !likeRules(r, rs[j]) {
+					break run
+				}
+			}
+			seen[d] = true
+		}
+		if n*g > group*addrs {
+			group, addrs = g, n
+		}
+	}
+	return max(group, 1), addrs
+}
+
+// likeRules reports whether a and b differ in their destination at most.
+func likeRules(a, b firewall.Rule) bool {
+	a.Dst, b.Dst = "", ""
+	return a.Chain == b.Chain && a.Src == b.Src && a.In == b.In && a.Out == b.Out && a.Proto == b.Proto &&
+		slices.Equal(a.Matches, b.Matches) && slices.Equal(a.Target, b.Target) && a.Comment == b.Comment
+}
+
+func hostPrefix(s string) bool {
+	p, err := netip.ParsePrefix(s)
+	return err == nil && p.IsSingleIP()
+}
+
+// newSet makes the set named name of the destinations of run, a run of
+// rules of family f in patterns of group rules.
+func newSet(f firewall.Family, name string, run []firewall.Rule, group int) (wantSet, error) {
+	ws := wantSet{name: name, key: nftables.TypeIPAddr}
+	if f == firewall.IPv6 {
+		ws.key = nftables.TypeIP6Addr
+	}
+	for n := 0; n < len(run); n += group {
+		p, err := parsePrefix(f, run[n].Dst)
+		if err != nil {
+			return wantSet{}, err
+		}
+		ws.elems = append(ws.elems, p.Addr().AsSlice())
+	}
+	return ws, nil
 }
 
 // maxComment: a rule's user data holds at most 255 bytes of comment,
@@ -168,7 +279,8 @@ func cmpEq(data []byte) *expr.Cmp {
 // translate turns one rule of family f into nftables expressions, in the
 // order nft would write them: family, interfaces, protocol, addresses,
 // conntrack state, transport header, verdict.
-func translate(table nftables.TableFamily, f firewall.Family, r firewall.Rule) ([]expr.Any, error) {
+// With set, the destination is looked up in that set; r.Dst names it.
+func translate(table nftables.TableFamily, f firewall.Family, r firewall.Rule, set string) ([]expr.Any, error) {
 	var exprs []expr.Any
 	if table == inet { // a table of one family needs no family match
 		proto := byte(unix.NFPROTO_IPV4)
@@ -201,6 +313,10 @@ func translate(table nftables.TableFamily, f firewall.Family, r firewall.Rule) (
 		prefix string
 		dst    bool
 	}{{r.Src, false}, {r.Dst, true}} {
+		if a.dst && set != "" {
+			exprs = append(exprs, addrLoad(f, true), &expr.Lookup{SourceRegister: reg, SetName: set})
+			continue
+		}
 		if a.prefix == "" {
 			continue
 		}
@@ -244,28 +360,17 @@ func ifName(name string) ([]byte, error) {
 // iptables-save form ("10.0.0.0/8", "192.0.2.1/32"): a host prefix compares
 // the address, a shorter one masks it first; /0 matches everything.
 func addrMatch(f firewall.Family, s string, dst bool) ([]expr.Any, error) {
-	p, err := netip.ParsePrefix(s)
+	p, err := parsePrefix(f, s)
 	if err != nil {
-		return nil, fmt.Errorf("address %q: want a prefix like 192.0.2.0/24", s)
-	}
-	if p.Addr().Is4() != (f == firewall.IPv4) || p.Addr().Is4In6() || p.Addr().Zone() != "" {
-		return nil, fmt.Errorf("address %q is not a plain %s prefix", s, f)
-	}
-	if p != p.Masked() {
-		return nil, fmt.Errorf("address %q has host bits set", s)
+		return nil, err
 	}
 	if p.Bits() == 0 {
 		return nil, nil
 	}
-	// Offsets in the IPv4 and IPv6 headers.
-	off := map[bool]uint32{false: 12, true: 16}[dst]
-	if f == firewall.IPv6 {
-		off = map[bool]uint32{false: 8, true: 24}[dst]
-	}
+	out := []expr.Any{addrLoad(f, dst)}
 	addr := p.Addr().AsSlice()
-	n := uint32(len(addr))
-	out := []expr.Any{&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n}}
 	if p.Bits() < p.Addr().BitLen() {
+		n := uint32(len(addr))
 		mask := make([]byte, n)
 		for i := range p.Bits() {
 			mask[i/8] |= 0x80 >> (i % 8)
@@ -273,6 +378,31 @@ func addrMatch(f firewall.Family, s string, dst bool) ([]expr.Any, error) {
 		out = append(out, &expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: n, Mask: mask, Xor: make([]byte, n)})
 	}
 	return append(out, cmpEq(addr)), nil
+}
+
+// parsePrefix reads a prefix of family f in iptables-save form.
+func parsePrefix(f firewall.Family, s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return p, fmt.Errorf("address %q: want a prefix like 192.0.2.0/24", s)
+	}
+	if p.Addr().Is4() != (f == firewall.IPv4) || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+		return p, fmt.Errorf("address %q is not a plain %s prefix", s, f)
+	}
+	if p != p.Masked() {
+		return p, fmt.Errorf("address %q has host bits set", s)
+	}
+	return p, nil
+}
+
+// addrLoad loads the source or destination address of the packet.
+func addrLoad(f firewall.Family, dst bool) *expr.Payload {
+	// Offsets and lengths in the IPv4 and IPv6 headers.
+	off, n := map[bool]uint32{false: 12, true: 16}[dst], uint32(4)
+	if f == firewall.IPv6 {
+		off, n = map[bool]uint32{false: 8, true: 24}[dst], 16
+	}
+	return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n}
 }
 
 var ctStates = map[string]uint32{

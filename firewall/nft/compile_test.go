@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -69,6 +70,7 @@ func sampleZones() []firewall.Zone {
 // Every form InnerRules produces translates, and the sample covers them all.
 func TestTranslateInnerRules(t *testing.T) {
 	forms := map[string]bool{}
+	sets := 0
 	for _, z := range sampleZones() {
 		rules := firewall.InnerRules(z, defaultLAN)
 		chains, err := compile(innerSpec, rules)
@@ -91,10 +93,19 @@ func TestTranslateInnerRules(t *testing.T) {
 				}
 			}
 			n += len(c.rules)
+			// A rule that looks its destination up stands for one per address.
+			for _, r := range c.rules {
+				for _, e := range r.exprs {
+					if l, ok := e.(*expr.Lookup); ok {
+						n += len(setOf(c, l.SetName).elems) - 1
+						sets++
+					}
+				}
+			}
 		}
 		want := len(rules[firewall.IPv4]) + len(rules[firewall.IPv6])
 		if n != want {
-			t.Errorf("zone %s: %d nftables rules, want %d", z.Name, n, want)
+			t.Errorf("zone %s: %d nftables rules (host addresses counted one by one), want %d", z.Name, n, want)
 		}
 		for _, f := range firewall.Families {
 			for _, r := range rules[f] {
@@ -116,6 +127,53 @@ func TestTranslateInnerRules(t *testing.T) {
 	} {
 		if !forms[want] {
 			t.Errorf("the sample lacks the form %q; it has %v", want, forms)
+		}
+	}
+	if sets == 0 {
+		t.Error("no rule looks its destination up in a set")
+	}
+}
+
+func setOf(c wantChain, name string) wantSet {
+	for _, ws := range c.sets {
+		if ws.name == name {
+			return ws
+		}
+	}
+	return wantSet{}
+}
+
+// The host's addresses, one rule or a TCP reset and a reject each, become
+// one rule per pattern that looks them up in a set, and nothing else does.
+func TestAddrRun(t *testing.T) {
+	acc := func(d string) firewall.Rule {
+		return firewall.Rule{Chain: "NSZ-OUT", Dst: d, Target: []string{"-j", "ACCEPT"}, Comment: "nszone-z"}
+	}
+	rej := func(d string) []firewall.Rule {
+		tcp, other := acc(d), acc(d)
+		tcp.Proto, tcp.Target = "tcp", []string{"-j", "REJECT", "--reject-with", "tcp-reset"}
+		other.Target = []string{"-j", "REJECT", "--reject-with", "icmp-admin-prohibited"}
+		return []firewall.Rule{tcp, other}
+	}
+	cat := slices.Concat[[]firewall.Rule]
+	one := func(rs ...firewall.Rule) []firewall.Rule { return rs }
+	for _, tc := range []struct {
+		name         string
+		rs           []firewall.Rule
+		group, addrs int
+	}{
+		{"accepts", one(acc("10.0.0.1/32"), acc("10.0.0.2/32"), acc("10.0.0.0/8")), 1, 2},
+		{"one accept", one(acc("10.0.0.1/32"), acc("10.0.0.0/8")), 1, 1},
+		{"rejections", cat(rej("10.0.0.1/32"), rej("10.0.0.2/32"), rej("10.0.0.3/32"), one(acc("10.0.0.4/32"))), 2, 3},
+		{"one rejection", cat(rej("fd00::1/128"), rej("fd00::/64")), 2, 1},
+		{"a prefix", one(acc("10.0.0.0/8"), acc("10.0.0.1/32")), 1, 0},
+		{"no destination", one(acc(""), acc("10.0.0.1/32")), 1, 0},
+		{"twice the same", one(acc("10.0.0.1/32"), acc("10.0.0.1/32")), 1, 1},
+		{"another target", one(acc("10.0.0.1/32"), rej("10.0.0.2/32")[1]), 1, 1},
+		{"the pattern broken", cat(rej("10.0.0.1/32"), one(rej("10.0.0.2/32")[0], acc("10.0.0.2/32"))), 2, 1},
+	} {
+		if g, n := addrRun(tc.rs); g != tc.group || n != tc.addrs {
+			t.Errorf("%s: addrRun = %d, %d; want %d, %d", tc.name, g, n, tc.group, tc.addrs)
 		}
 	}
 }
@@ -220,7 +278,7 @@ func TestTranslateExpressions(t *testing.T) {
 			&expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 1}})},
 	}
 	for _, tc := range cases {
-		got, err := translate(inet, tc.f, tc.r)
+		got, err := translate(inet, tc.f, tc.r, "")
 		if err != nil {
 			t.Errorf("%s %q: %v", tc.f, tc.r.Text(), err)
 			continue
@@ -316,15 +374,25 @@ func TestGaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	whole := func() *state {
-		s := &state{table: true, comments: map[string][]string{}}
+		s := &state{table: true, comments: map[string][]string{}, sets: map[string]set{}}
 		for _, w := range want {
 			hook, policy := uint32(*w.hook), uint32(nftables.ChainPolicyAccept)
 			s.chains = append(s.chains, chain{name: w.name, typ: "filter", hook: &hook, policy: &policy})
 			for _, r := range w.rules {
 				s.comments[w.name] = append(s.comments[w.name], r.comment)
 			}
+			for _, ws := range w.sets {
+				st := set{key: ws.key.GetNFTMagic(), keyLen: ws.key.Bytes, elems: map[string]bool{}}
+				for _, e := range ws.elems {
+					st.elems[string(e)] = true
+				}
+				s.sets[ws.name] = st
+			}
 		}
 		return s
+	}
+	if g := wanted(want, false).gaps(innerSpec, want); len(g) != 0 {
+		t.Fatalf("the wall as written: %q", g)
 	}
 	if g := whole().gaps(innerSpec, want); len(g) != 0 {
 		t.Fatalf("whole wall: %q", g)
@@ -355,6 +423,17 @@ func TestGaps(t *testing.T) {
 			c := s.comments["output"]
 			c[1], c[2] = c[2], c[1]
 		}, []string{"inner wall: rule 2 of chain output differs", "inner wall: rule 3 of chain output differs"}},
+		{"set gone", func(s *state) { delete(s.sets, "output_1") }, []string{"inner wall: set output_1 missing"}},
+		{"set of another kind", func(s *state) {
+			st := s.sets["output_1"]
+			st.flags = unix.NFT_SET_INTERVAL
+			s.sets["output_1"] = st
+		}, []string{"inner wall: set output_1 is not a plain set of type ipv4_addr"}},
+		{"element gone", func(s *state) { delete(s.sets["output_1"].elems, string(want[0].sets[0].elems[0])) }, []string{
+			"inner wall: set output_1 lacks " + elemText(want[0].sets[0].elems[0])}},
+		{"element added", func(s *state) { s.sets["output_1"].elems["\xc0\x00\x02\x63"] = true }, []string{
+			"inner wall: set output_1 holds 192.0.2.99, not nszone's"}},
+		{"extra set", func(s *state) { s.sets["sneak"] = set{} }, []string{"inner wall: set sneak is not nszone's"}},
 		{"many changed", func(s *state) {
 			for i := range s.comments["input"] {
 				s.comments["input"][i] = ""

@@ -27,10 +27,15 @@ func Generation(ns int) (Gen, error) {
 	if err != nil {
 		return Gen{}, err
 	}
-	defer c.Close()
+	defer closeSoon(c)
+	return generationOn(c)
+}
+
+// generationOn reads the generation of the namespace of c.
+func generationOn(c *netlink.Conn) (Gen, error) {
 	var g Gen
 	found := false
-	err = query(c, unix.NFPROTO_UNSPEC, unix.NFT_MSG_GETGEN, 0, nil, func(_ byte, ad *netlink.AttributeDecoder) {
+	err := query(c, unix.NFPROTO_UNSPEC, unix.NFT_MSG_GETGEN, 0, nil, func(_ byte, ad *netlink.AttributeDecoder) {
 		for ad.Next() {
 			if ad.Type() == unix.NFTA_GEN_ID {
 				g.ID, found = ad.Uint32(), true
@@ -57,4 +62,14 @@ func Generation(ns int) (Gen, error) {
 		return Gen{}, fmt.Errorf("reading the namespace cookie: %w", cerr)
 	}
 	return g, nil
+}
+
+// next is the generation one commit after g: the kernel counts on past
+// zero without stopping there.
+func (g Gen) next() Gen {
+	g.ID++
+	if g.ID == 0 {
+		g.ID++
+	}
+	return g
 }

@@ -58,10 +58,10 @@ func TestHostWallKernel(t *testing.T) {
 	for _, f := range firewall.Families {
 		sp, fr := hostSpec(f), map[firewall.Family][]firewall.Rule{f: rules[f]}
 		t.Run(f.String(), func(t *testing.T) {
-			if changed, err := apply(ns.Fd(), sp, fr, quiet); err != nil || !changed {
+			if changed, _, err := apply(ns.Fd(), sp, fr, quiet); err != nil || !changed {
 				t.Fatalf("first apply: changed=%v err=%v", changed, err)
 			}
-			if changed, err := apply(ns.Fd(), sp, fr, quiet); err != nil || changed {
+			if changed, _, err := apply(ns.Fd(), sp, fr, quiet); err != nil || changed {
 				t.Fatalf("second apply: changed=%v err=%v", changed, err)
 			}
 			fam := sp.famName
@@ -98,7 +98,7 @@ func TestHostWallKernel(t *testing.T) {
 			if gaps, err := missingHost(ns.Fd(), fr, "lan"); err != nil || len(gaps) == 0 {
 				t.Errorf("lan's check with a dispatch rule deleted: gaps %q %v", gaps, err)
 			}
-			if changed, err := apply(ns.Fd(), sp, fr, quiet); err != nil || !changed {
+			if changed, _, err := apply(ns.Fd(), sp, fr, quiet); err != nil || !changed {
 				t.Fatalf("repair: changed=%v err=%v", changed, err)
 			}
 			if gaps, err := missing(ns.Fd(), sp, fr); err != nil || len(gaps) != 0 {
@@ -178,7 +178,7 @@ func TestHostWallMany(t *testing.T) {
 	rules := firewall.HostRules(p)
 	for _, f := range firewall.Families {
 		sp, fr := hostSpec(f), map[firewall.Family][]firewall.Rule{f: rules[f]}
-		if changed, err := apply(ns.Fd(), sp, fr, quiet); err != nil || !changed {
+		if changed, _, err := apply(ns.Fd(), sp, fr, quiet); err != nil || !changed {
 			t.Fatalf("%s: apply: changed=%v err=%v", f, changed, err)
 		}
 		if gaps, err := missing(ns.Fd(), sp, fr); err != nil || len(gaps) != 0 {

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -164,7 +165,8 @@ func TestApplyAndRepair(t *testing.T) {
 		`meta nfproto ipv4 iifname "lo" accept`,
 		"ct state established,related accept", "ct state invalid drop",
 		"icmpv6 type nd-neighbor-solicit accept", "icmpv6 type nd-neighbor-advert accept",
-		"ip daddr 10.250.0.1 accept", "ip daddr 10.250.0.4/30 reject with icmp admin-prohibited",
+		"ip daddr @output_1 accept", "set output_1 {", "type ipv4_addr", "10.250.0.1,", "ip6 daddr @output_2 accept",
+		"ip daddr 10.250.0.4/30 reject with icmp admin-prohibited",
 		"ip6 daddr fd6e:737a:0:2::/64 reject with icmpv6 admin-prohibited", "ip6 daddr fe80::/10 accept",
 		"ip6 daddr 2001:db8::/32 tcp dport 8000-8080 accept", "ip daddr 198.51.100.0/24 udp dport 5000-5010 accept",
 		"meta l4proto udp ip6 daddr 2001:db8:1::/48 accept", "meta nfproto ipv4 accept", "meta nfproto ipv6 accept",
@@ -196,6 +198,11 @@ func TestApplyAndRepair(t *testing.T) {
 			fmt.Sprintf("inner wall: chain output has %d rules, want %d", nOut+1, nOut)}},
 		{"extra", "nft add chain inet nszone sneak { type filter hook output priority -10; policy drop; }", []string{
 			"inner wall: chain sneak is not nszone's"}},
+		{"element", "nft delete element inet nszone output_1 { 10.250.0.1 }", []string{
+			"inner wall: set output_1 lacks 10.250.0.1"}},
+		{"element added", "nft add element inet nszone output_1 { 192.0.2.99 }", []string{
+			"inner wall: set output_1 holds 192.0.2.99, not nszone's"}},
+		{"set", "nft add set inet nszone sneak { type ipv4_addr; }", []string{"inner wall: set sneak is not nszone's"}},
 	}
 	for _, d := range damage {
 		run(t, zone, strings.Fields(d.cmd)...)
@@ -234,6 +241,62 @@ func TestApplyAndRepair(t *testing.T) {
 	}
 	if gen := zoneGeneration(t, zone); gen != before {
 		t.Errorf("a refused Apply wrote: generation %d -> %d", before, gen)
+	}
+}
+
+// A new host address changes the elements of a set, in one small batch:
+// no rule is written again, and the wall is then exactly as wanted, as
+// apply remembers it (so that the next apply need not read it).
+func TestApplyHostAddress(t *testing.T) {
+	rootTest(t)
+	needNft(t)
+	const zone = "nftaddr"
+	ns := newNS(t, zone)
+	z := wideZone(zone)
+	if _, err := Apply(ns, firewall.InnerRules(z, defaultLAN), quiet); err != nil {
+		t.Fatal(err)
+	}
+	handles := run(t, zone, "nft", "-a", "list", "chain", "inet", "nszone", "output")
+	for _, a := range []string{"198.51.100.7", "2001:db8:ff::7", ""} {
+		w := z
+		if a != "" {
+			w.HostAddrs = append(slices.Clone(z.HostAddrs), netip.MustParseAddr(a))
+		}
+		rules := firewall.InnerRules(w, defaultLAN)
+		gen := zoneGeneration(t, zone)
+		if changed, err := Apply(ns, rules, quiet); err != nil || !changed {
+			t.Fatalf("adding %q: changed=%v err=%v", a, changed, err)
+		}
+		if g := zoneGeneration(t, zone); g != gen+1 {
+			t.Errorf("adding %q: generation %d -> %d, want one batch", a, gen, g)
+		}
+		if gaps, err := Missing(ns, rules); err != nil || len(gaps) != 0 {
+			t.Fatalf("adding %q: Missing = %q %v", a, gaps, err)
+		}
+		if now := run(t, zone, "nft", "-a", "list", "chain", "inet", "nszone", "output"); now != handles {
+			t.Errorf("adding %q rewrote rules:\n%s\nwas\n%s", a, now, handles)
+		}
+		if a != "" && !strings.Contains(run(t, zone, "nft", "list", "table", "inet", "nszone"), a) {
+			t.Errorf("the wall does not list %s", a)
+		}
+		want, _ := compile(innerSpec, rules)
+		cur, err := readIn(ns.Fd(), inet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := wanted(want, false); !reflect.DeepEqual(cur, w) {
+			t.Errorf("adding %q: the kernel holds\n%#v\napply remembers\n%#v", a, cur, w)
+		}
+		g, err := Generation(ns.Fd())
+		if err != nil {
+			t.Fatal(err)
+		}
+		known.Lock()
+		k := known.tables[knownKey{g.Cookie, inet}]
+		known.Unlock()
+		if k.id != g.ID {
+			t.Errorf("adding %q: apply remembers the wall at generation %d, it is at %d", a, k.id, g.ID)
+		}
 	}
 }
 
