@@ -56,6 +56,8 @@ func TestHostWallKey(t *testing.T) {
 			switch v.Interface().(type) {
 			case netip.Prefix:
 				v.Set(reflect.ValueOf(netip.MustParsePrefix("10.99.0.0/30")))
+			case netip.Addr:
+				v.Set(reflect.ValueOf(netip.MustParseAddr("10.99.0.2")))
 			default:
 				t.Errorf("firewall.Zone.%s: a %s, which this test does not know how to change", f.Name, v.Type())
 				continue
