@@ -149,6 +149,19 @@ func tunnelUp(t testing.TB) {
 	}
 }
 
+// labTunnel makes the tunnel's far end and wg0, both gone after the test.
+func labTunnel(t testing.TB) {
+	t.Helper()
+	if r := runCmd(t, nil, "ip", "netns", "add", vpnNS); r.code != 0 {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() {
+		runCmd(t, nil, "ip", "link", "del", "wg0")
+		runCmd(t, nil, "ip", "netns", "del", vpnNS)
+	})
+	tunnelUp(t)
+}
+
 const viaZones = `version: 1
 zones:
   vpn:
@@ -166,14 +179,7 @@ func TestVia(t *testing.T) { onBothVariants(t, func(t *testing.T, _ string) { te
 
 func testVia(t *testing.T) {
 	guardHost(t)
-	if r := runCmd(t, nil, "ip", "netns", "add", vpnNS); r.code != 0 {
-		t.Fatal(r.err)
-	}
-	t.Cleanup(func() {
-		runCmd(t, nil, "ip", "link", "del", "wg0")
-		runCmd(t, nil, "ip", "netns", "del", vpnNS)
-	})
-	tunnelUp(t) // once first: the namespace gets the id that ip netns list shows
+	labTunnel(t) // once first: the namespace gets the id that ip netns list shows
 	runCmd(t, nil, "ip", "link", "del", "wg0")
 	before := snapshot(t)
 	tunnelUp(t)
@@ -252,14 +258,7 @@ func testVia(t *testing.T) {
 // the via works), and down leaves no rule, route or sysctl behind.
 func TestCrashPublishVia(t *testing.T) {
 	guardHost(t)
-	if r := runCmd(t, nil, "ip", "netns", "add", vpnNS); r.code != 0 {
-		t.Fatal(r.err)
-	}
-	t.Cleanup(func() {
-		runCmd(t, nil, "ip", "link", "del", "wg0")
-		runCmd(t, nil, "ip", "netns", "del", vpnNS)
-	})
-	tunnelUp(t)
+	labTunnel(t)
 	file := writeZones(t, fmt.Sprintf(viaZones, theLab.InetServer4)+
 		fmt.Sprintf("  web:\n    allow: []\n    publish: [\"8080:%d/tcp\"]\n", portZone))
 	t.Cleanup(func() { run(t, nil, "down", "--all") })
