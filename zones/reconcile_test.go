@@ -434,14 +434,15 @@ func TestExecVouch(t *testing.T) {
 	}
 }
 
-// An up with nothing to change reads no wall the kernel vouches for, right
-// after the up that made them too, and one rule changed by someone else is
-// still found and repaired.
+// An up with nothing to change reads no wall the kernel vouches for, and
+// one rule changed by someone else is still found and repaired.
 func TestUpVouch(t *testing.T) {
 	h := newHost(t)
 	f := load(t, "01-four-zones.yaml")
-	if _, err := h.m.Up(f, nil); err != nil {
-		t.Fatal(err)
+	for range 2 { // the second finds the host's walls as the first wrote them
+		if _, err := h.m.Up(f, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	reads, saves := h.WallReads(), h.Firewall.Reads
 	rep, err := h.m.Up(f, nil)

@@ -159,15 +159,6 @@ func (m *Manager) hostVouched(digest string) bool {
 	return ok && now.Host == v.Host
 }
 
-// hostWallsWhole reads both host walls back: true when they hold p.
-func (m *Manager) hostWallsWhole(p firewall.Policy) bool {
-	if m.HostWall != nil && len(m.HostWall.Missing(p, "")) > 0 {
-		return false
-	}
-	scripts, err := firewall.Scripts(m.Firewall, firewall.Build(p), firewall.Tables)
-	return err == nil && len(scripts) == 0
-}
-
 func (m *Manager) vouchForHost(digest string, before vouch) {
 	after, ok := m.generations("")
 	if !ok || after.Host != before.Host {
