@@ -207,3 +207,45 @@ func TestCheck(t *testing.T) {
 		t.Errorf("check after up: exit %d; mismatches:\n%s%s", r.code, ck.mismatches(), r.err)
 	}
 }
+
+// TestExplainAgreesWithCheck: for every observation check makes in the
+// lab's zones (internet, lan, host, zone:NAME, pinhole, DNS openings),
+// explain, asked the same question, gives the verdict check expected, and
+// the verdict check saw.
+func TestExplainAgreesWithCheck(t *testing.T) {
+	needSandbox(t)
+	file := writeZones(t, checkZones)
+	mustRun(t, "up", "-c", file)
+	t.Cleanup(func() { run(t, nil, "down", "--all") })
+	ck, _ := checkJSONOf(t, "-c", file)
+	asked := 0
+	for _, z := range ck.Zones {
+		for _, res := range z.Results {
+			target, _, _ := strings.Cut(res.Target, " ") // dns: "ADDR:53 NAME"
+			if res.Observed == "skipped" || res.Observed == "error" || !strings.Contains(target, ":") ||
+				res.Class == "published" || res.Class == "via" {
+				continue
+			}
+			r := run(t, nil, "explain", "-c", file, "-o", "json", z.Name, target+"/"+res.Proto)
+			var ex struct{ Verdict, Class, Term, Reason string }
+			if err := json.Unmarshal([]byte(r.out), &ex); err != nil || r.code != 0 {
+				t.Fatalf("explain %s %s/%s: exit %d %v\nstdout: %s\nstderr: %s", z.Name, target, res.Proto, r.code, err, r.out, r.err)
+			}
+			asked++
+			if ex.Verdict != res.Expected || ex.Verdict != res.Observed {
+				t.Errorf("zone %s to %s/%s (%s): explain says %s (%s, term %q: %s), check expected %s and saw %s",
+					z.Name, target, res.Proto, res.Class, ex.Verdict, ex.Class, ex.Term, ex.Reason, res.Expected, res.Observed)
+			}
+		}
+	}
+	if asked < 20 {
+		t.Errorf("only %d of check's observations asked of explain", asked)
+	}
+	t.Logf("explain agreed with check on %d observations", asked)
+	if r := run(t, nil, "explain", "-c", file, "nosuch", "192.0.2.1:80"); r.code != 2 {
+		t.Errorf("explain of an unknown zone: exit %d %s", r.code, r.err)
+	}
+	if r := run(t, nil, "explain", "-c", file, "wan", "not-an-address"); r.code != 2 {
+		t.Errorf("explain of a bad destination: exit %d %s", r.code, r.err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -493,5 +494,46 @@ func TestReconcileVia(t *testing.T) {
 	}
 	if got := h2.render(t); got != before {
 		t.Errorf("a refused up changed the host:\n%s", diff(before, got))
+	}
+}
+
+// explain answers from the file and the host, with nothing up, as the walls
+// up would write: the class and its reason, the deciding term.
+func TestExplain(t *testing.T) {
+	h := newHost(t)
+	f := load(t, "01-four-zones.yaml")
+	for _, c := range []struct {
+		zone, dst string
+		port      uint16
+		proto     string
+		allow     bool
+		class     string
+		term      string
+		reason    string
+	}{
+		{"wan", "203.0.113.10", 443, "tcp", true, "internet", "internet", ""},
+		{"wan", "192.168.50.10", 80, "tcp", false, "lan", "", "192.168.0.0/16"},
+		{"lan", "192.168.50.10", 80, "tcp", true, "lan", "lan", "192.168.0.0/16"},
+		{"web", "192.168.50.10", 22, "tcp", true, "lan", "192.168.50.10:22/tcp", ""},
+		{"web", "192.168.50.10", 23, "tcp", false, "lan", "", ""},
+		{"web", "192.168.1.10", 8080, "tcp", true, "host", "host", ""},
+		{"offline", "203.0.113.10", 443, "tcp", false, "internet", "", ""},
+		{"web", "10.250.0.6", 80, "tcp", true, "zone:lan", "zone:lan", ""},
+		{"wan", "192.168.1.1", 53, "udp", true, "lan", "192.168.1.1:53", ""}, // the DNS opening
+	} {
+		v, err := h.m.Explain(f, c.zone, firewall.Dest{Addr: netip.MustParseAddr(c.dst), Port: c.port, Proto: c.proto})
+		if err != nil {
+			t.Fatalf("%s to %s: %v", c.zone, c.dst, err)
+		}
+		if v.Allow != c.allow || v.Class != c.class || v.Term != c.term || !strings.Contains(v.Reason, c.reason) {
+			t.Errorf("%s to %s:%d/%s: %+v; want allow %v, class %s, term %q, reason with %q",
+				c.zone, c.dst, c.port, c.proto, v, c.allow, c.class, c.term, c.reason)
+		}
+	}
+	if _, err := h.m.Explain(f, "nosuch", firewall.Dest{Addr: netip.MustParseAddr("192.0.2.1")}); !errors.As(err, new(*zones.UnknownZoneError)) {
+		t.Errorf("an unknown zone: %v", err)
+	}
+	if got := h.Render(); strings.Contains(got, "namespace ") {
+		t.Error("explain brought something up")
 	}
 }
