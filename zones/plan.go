@@ -207,6 +207,10 @@ func recordDiff(old, new *Record) []string {
 			out = append(out, fmt.Sprintf("dns %s -> %s", dnsText(old.DNS), dnsText(new.DNS)))
 		case f == "dns_openings":
 			out = append(out, fmt.Sprintf("dns openings %v -> %v", old.Openings, new.Openings))
+		case f == "policy.publish":
+			out = append(out, fmt.Sprintf("published %s -> %s", publishedList(old.Policy.Publish), publishedList(new.Policy.Publish)))
+		case f == "policy.via":
+			out = append(out, fmt.Sprintf("via %q -> %q", old.Policy.Via, new.Policy.Via))
 		case f == "policy.uplink":
 			out = append(out, fmt.Sprintf("uplink %q -> %q", old.Policy.Uplink, new.Policy.Uplink))
 		case f == "ipv6":

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
@@ -106,6 +107,14 @@ func (m *Manager) publishGaps(z firewall.Zone) []string {
 		}
 	}
 	return out
+}
+
+// publishedList is PublishedText in one line, "none" for none.
+func publishedList(ps []firewall.Published) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	return strings.Join(PublishedText(ps), ", ")
 }
 
 // PublishedText says each published port as status and plan show it:
