@@ -14,8 +14,7 @@ import (
 type HostWall interface {
 	// Apply makes the tables hold p's host wall; no zones removes them.
 	Apply(p firewall.Policy, log *slog.Logger) (bool, error)
-	// Missing says what of zone's part of p's host wall is not in place;
-	// of all of it for zone "".
+	// Missing says what of zone's part of p's host wall is not in place.
 	Missing(p firewall.Policy, zone string) []string
 }
 

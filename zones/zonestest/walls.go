@@ -65,7 +65,7 @@ func (w Wall) Apply(p firewall.Policy, _ *slog.Logger) (bool, error) {
 func (w Wall) Missing(p firewall.Policy, zone string) []string {
 	want := firewall.HostRules(p)
 	mine := func(r firewall.Rule) bool {
-		return zone == "" || r.Comment == firewall.Comment || r.Comment == firewall.Comment+"-"+zone
+		return r.Comment == firewall.Comment || r.Comment == firewall.Comment+"-"+zone
 	}
 	w.m.mu.Lock()
 	defer w.m.mu.Unlock()
