@@ -75,14 +75,17 @@ func publishes4(z firewall.Zone) bool {
 	return z.Addr4.IsValid() && slices.ContainsFunc(z.Publish, func(p firewall.Published) bool { return !p.Addr.Is6() })
 }
 
+// A zone that publishes no more gets it back at 0: the host wall drops a
+// zone's packets to 127.0.0.0/8 only while some zone publishes.
 func (m *Manager) ensureLocalnet(z firewall.Zone) (bool, error) {
-	if !publishes4(z) {
-		return false, nil // a link made anew starts at 0; one left at 1 is guarded by the host wall
+	want := "0"
+	if publishes4(z) {
+		want = "1"
 	}
-	if v, err := m.Kernel.Sysctl(localnet(z)); err == nil && v == "1" {
+	if v, err := m.Kernel.Sysctl(localnet(z)); err == nil && v == want {
 		return false, nil
 	}
-	if err := m.Kernel.SetSysctl(localnet(z), "1"); err != nil {
+	if err := m.Kernel.SetSysctl(localnet(z), want); err != nil {
 		return false, fmt.Errorf("zone %s: %w", z.Name, err)
 	}
 	return true, nil

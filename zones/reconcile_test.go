@@ -556,3 +556,19 @@ func TestPlanPublishVia(t *testing.T) {
 		}
 	}
 }
+
+// A zone that stops publishing gets route_localnet back at 0: with no zone
+// publishing, the host wall no longer drops what a zone sends to the
+// host's 127.0.0.0/8.
+func TestUnpublishResetsLocalnet(t *testing.T) {
+	h := newHost(t)
+	h.up(t, "05-publish-via.yaml")
+	f := load(t, "05-publish-via.yaml")
+	f.Zones[0].Publish = nil
+	if _, err := h.m.Up(f, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := h.Kernel().Sysctl("net.ipv4.conf.nsz-web.route_localnet"); v != "0" {
+		t.Errorf("route_localnet of nsz-web is %q after web stopped publishing", v)
+	}
+}
