@@ -245,6 +245,9 @@ func TestExplainAgreesWithCheck(t *testing.T) {
 	if r := run(t, nil, "explain", "-c", file, "nosuch", "192.0.2.1:80"); r.code != 2 {
 		t.Errorf("explain of an unknown zone: exit %d %s", r.code, r.err)
 	}
+	if r := run(t, nil, "explain", "-c", file, "wan"); r.code != 2 {
+		t.Errorf("explain without a destination: exit %d %s", r.code, r.err)
+	}
 	if r := run(t, nil, "explain", "-c", file, "wan", "not-an-address"); r.code != 2 {
 		t.Errorf("explain of a bad destination: exit %d %s", r.code, r.err)
 	}

@@ -32,7 +32,12 @@ they are, with the same matching that builds the rules; no zone needs to be up.
 It exits 0 either way, and 2 for a zone or destination it cannot read.`,
 		Example: `  nszone explain wan 192.168.50.10:80/tcp
   nszone explain -o json lan 203.0.113.10:443`,
-		Args: cobra.ExactArgs(2),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.ExactArgs(2)(cmd, args); err != nil {
+				return usageError{err} // exit 2, as the contract says
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "table" && output != "json" {
 				return usagef("-o %q: want table or json", output)
