@@ -58,6 +58,9 @@ type Zone struct {
 	// (a VPN's wg0, tun0); "" for the uplink. ViaLine is its line.
 	Via     string
 	ViaLine int
+	// NoLog is log: false: the zone's refused connection attempts are not
+	// logged (nszone log); they are still refused and counted.
+	NoLog bool
 }
 
 // Publish is one publish: entry: a port of the host's forwarded to a port

@@ -37,6 +37,8 @@ func evalChain(t *testing.T, rules []Rule, chain string, pkt packet) string {
 		switch target := r.Target[1]; target {
 		case "ACCEPT", "DROP", "REJECT":
 			return target
+		case "NFLOG":
+			continue // logs, decides nothing
 		default:
 			if v := evalChain(t, rules, target, pkt); v != "" {
 				return v
@@ -72,6 +74,8 @@ func ruleMatches(t *testing.T, r Rule, pkt packet) bool {
 			if !slices.Contains(strings.Split(r.Matches[i], ","), "NEW") {
 				return false
 			}
+		case "--limit", "--limit-burst":
+			i++ // limits the log alone
 		case "--dport":
 			i++
 			lo, hi, _ := strings.Cut(r.Matches[i], ":")

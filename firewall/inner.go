@@ -12,13 +12,50 @@ import (
 // root on the host. It works on addresses, as it cannot see host interfaces.
 //
 //	zone OUTPUT ──► NSZ-OUT   loopback, replies, neighbour discovery, the
-//	                          allow terms; everything else rejected
+//	                          allow terms; everything else to NSZ-REFUSE
+//	                NSZ-REFUSE  log the attempt (rate-limited), then reject it
 //	zone INPUT  ──► NSZ-IN    loopback, replies, neighbour discovery, new
 //	                          connections only from zones allowed to make them
 const (
-	innerOut = Prefix + "OUT"
-	innerIn  = Prefix + "IN"
+	innerOut    = Prefix + "OUT"
+	innerIn     = Prefix + "IN"
+	// InnerRefuse is the inner wall's chain that logs and rejects.
+	InnerRefuse = Prefix + "REFUSE"
 )
+
+// Refused connection attempts go to the kernel's log as NFLOG packets of
+// group LogGroup, in the zone's own namespace, each its first LogSnaplen
+// bytes (the headers); a reader there (nszone watch, nszone log -f) names
+// them. The kernel passes at most LogRate a second after a burst of
+// LogBurst, per zone and family, so a flood of refused packets costs a
+// reader little and cannot fill anything. Only the log is limited: every
+// attempt is refused.
+const (
+	LogGroup   = 28275 // "ns"
+	LogSnaplen = 128
+	LogRate    = 20
+	LogBurst   = 50
+)
+
+// refuse sends what r matches to NSZ-REFUSE.
+func refuse(r rule) rule {
+	r.target = jump(InnerRefuse)
+	return r
+}
+
+// refuseRules are NSZ-REFUSE: the log (unless the zone says log: false),
+// then a TCP reset or an ICMP error, as the host wall rejects.
+func refuseRules(z Zone, f Family) []rule {
+	c := Comment + "-" + z.Name
+	var rs []rule
+	if !z.NoLog {
+		rs = append(rs, rule{comment: c,
+			matches: []string{"-m", "limit", "--limit", fmt.Sprintf("%d/sec", LogRate), "--limit-burst", fmt.Sprint(LogBurst)},
+			target: []string{"-j", "NFLOG", "--nflog-prefix", c, "--nflog-group", fmt.Sprint(LogGroup),
+				"--nflog-size", fmt.Sprint(LogSnaplen)}})
+	}
+	return append(rs, rejectAll(c, f)...)
+}
 
 // InnerTables are the tables the inner wall uses.
 var InnerTables = []Key{{IPv4, "filter"}, {IPv6, "filter"}}
@@ -43,11 +80,12 @@ func BuildInner(z Zone, lan []netip.Prefix) Ruleset {
 		t.Hooks["INPUT"] = innerIn
 		t.Chains[innerOut] = renderAll(innerOut, innerOutRules(z, lan, f))
 		t.Chains[innerIn] = renderAll(innerIn, innerInRules(z, f))
+		t.Chains[InnerRefuse] = renderAll(InnerRefuse, refuseRules(z, f))
 	}
 	return rs
 }
 
-// addrRules accepts (allow) or rejects traffic to (or, with src, from) addrs.
+// addrRules accepts (allow) or refuses traffic to (or, with src, from) addrs.
 func addrRules(addrs []netip.Addr, f Family, c string, src, allow bool) []rule {
 	var ps []netip.Prefix
 	for _, a := range addrs {
@@ -56,6 +94,8 @@ func addrRules(addrs []netip.Addr, f Family, c string, src, allow bool) []rule {
 	return prefixRules(ps, f, c, src, allow)
 }
 
+// prefixRules accepts (allow) or refuses traffic to (or, with src, from)
+// the prefixes of family f.
 func prefixRules(ps []netip.Prefix, f Family, c string, src, allow bool) []rule {
 	var rs []rule
 	for _, p := range prefixesOf(f, ps) {
@@ -66,7 +106,7 @@ func prefixRules(ps []netip.Prefix, f Family, c string, src, allow bool) []rule 
 		if allow {
 			rs = append(rs, r)
 		} else {
-			rs = append(rs, rejecting(r, f)...)
+			rs = append(rs, refuse(r))
 		}
 	}
 	return rs
@@ -80,7 +120,7 @@ func innerOutRules(z Zone, lan []netip.Prefix, f Family) []rule {
 		{comment: c, matches: invalid, target: drop},
 	}
 	if !z.enabled(f) {
-		return append(rs, rejectAll(c, f)...)
+		return append(rs, refuse(rule{comment: c}))
 	}
 	if f == IPv6 {
 		rs = append(rs, neighbourDiscovery(c)...)
@@ -102,7 +142,7 @@ func innerOutRules(z Zone, lan []netip.Prefix, f Family) []rule {
 		rs = append(rs, prefixRules(lans, f, c, false, false)...)
 		rs = append(rs, rule{comment: c, target: accept})
 	}
-	return append(rs, rejectAll(c, f)...)
+	return append(rs, refuse(rule{comment: c}))
 }
 
 func innerInRules(z Zone, f Family) []rule {
@@ -143,18 +183,19 @@ func (r Rule) Text() string {
 		comment: r.Comment, target: r.Target}.render(r.Chain)
 }
 
-// InnerChains are the inner wall's chains and the built-in chains that jump to them.
+// InnerChains are the inner wall's base chains and the built-in chains
+// that jump to them; NSZ-REFUSE is a chain of its own, which NSZ-OUT jumps to.
 var InnerChains = map[string]string{innerOut: "OUTPUT", innerIn: "INPUT"}
 
 // InnerRules returns z's inner wall as structured rules per family, in
-// chain order (NSZ-OUT, then NSZ-IN); BuildInner renders the same rules.
+// chain order (NSZ-OUT, NSZ-IN, NSZ-REFUSE); BuildInner renders the same rules.
 func InnerRules(z Zone, lan []netip.Prefix) map[Family][]Rule {
 	out := map[Family][]Rule{}
 	for _, f := range Families {
 		for _, c := range []struct {
 			name  string
 			rules []rule
-		}{{innerOut, innerOutRules(z, lan, f)}, {innerIn, innerInRules(z, f)}} {
+		}{{innerOut, innerOutRules(z, lan, f)}, {innerIn, innerInRules(z, f)}, {InnerRefuse, refuseRules(z, f)}} {
 			for _, r := range c.rules {
 				out[f] = append(out[f], r.structured(c.name))
 			}

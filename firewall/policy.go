@@ -52,6 +52,9 @@ type Zone struct {
 	// Via is the interface the zone's internet traffic must leave by, ""
 	// for the uplink.
 	Via string
+	// NoLog leaves the zone's refused connection attempts out of the
+	// kernel's log (log: false); they are still refused and counted.
+	NoLog bool
 
 	// For the inner wall, which sees addresses, not interfaces:
 	HostAddrs     []netip.Addr   `json:",omitempty"` // the host's own addresses, every zone's gateway included

@@ -172,7 +172,7 @@ func buildZone(f *config.File, z *config.Zone, net4, net6 netip.Prefix, fc *fact
 		d.pair.Host6, d.pair.Zone6 = hostAndZone(net6)
 	}
 	p := firewall.Zone{Name: z.Name, HostIf: d.pair.HostName, Uplink: fc.uplink, Net4: net4, Net6: net6, IPv6: z.IPv6}
-	p.Addr4, p.Via = d.pair.Zone4.Addr(), z.Via
+	p.Addr4, p.Via, p.NoLog = d.pair.Zone4.Addr(), z.Via, z.NoLog
 	if d.pair.Zone6.IsValid() {
 		p.Addr6 = d.pair.Zone6.Addr()
 	}

@@ -75,6 +75,7 @@ type storedPolicy struct {
 	Addr6         netip.Addr      `json:"addr6,omitzero"`
 	Publish       []storedPublish `json:"publish,omitempty"`
 	Via           string          `json:"via,omitempty"`
+	NoLog         bool            `json:"no_log,omitempty"`
 }
 
 type storedPublish struct {
@@ -106,7 +107,7 @@ func (r *Record) stored() storedRecord {
 		Policy: storedPolicy{Name: z.Name, HostIf: z.HostIf, Uplink: z.Uplink, Net4: z.Net4, Net6: z.Net6,
 			IPv6: z.IPv6, Internet: z.Internet, LAN: z.LAN, Host: z.Host, ToHostIfs: z.ToHostIfs,
 			HostAddrs: z.HostAddrs, ToZoneAddrs: z.ToZoneAddrs, FromZoneAddrs: z.FromZoneAddrs, ZoneNets: z.ZoneNets,
-			Addr4: z.Addr4, Addr6: z.Addr6, Via: z.Via},
+			Addr4: z.Addr4, Addr6: z.Addr6, Via: z.Via, NoLog: z.NoLog},
 		Allow: r.Allow, DNS: r.DNS, Openings: r.Openings, IPv6: r.IPv6, LAN: r.LAN, Access: storedAccess(r.Access)}
 	for _, ph := range z.Pinholes {
 		s.Policy.Pinholes = append(s.Policy.Pinholes, storedPinhole(ph))
@@ -125,7 +126,7 @@ func (s storedRecord) record() *Record {
 		Policy: firewall.Zone{Name: z.Name, HostIf: z.HostIf, Uplink: z.Uplink, Net4: z.Net4, Net6: z.Net6,
 			IPv6: z.IPv6, Internet: z.Internet, LAN: z.LAN, Host: z.Host, ToHostIfs: z.ToHostIfs,
 			HostAddrs: z.HostAddrs, ToZoneAddrs: z.ToZoneAddrs, FromZoneAddrs: z.FromZoneAddrs, ZoneNets: z.ZoneNets,
-			Addr4: z.Addr4, Addr6: z.Addr6, Via: z.Via},
+			Addr4: z.Addr4, Addr6: z.Addr6, Via: z.Via, NoLog: z.NoLog},
 		Allow: s.Allow, DNS: s.DNS, Openings: s.Openings, IPv6: s.IPv6, LAN: s.LAN, Access: config.Access(s.Access)}
 	for _, ph := range z.Pinholes {
 		r.Policy.Pinholes = append(r.Policy.Pinholes, firewall.Pinhole(ph))

@@ -286,7 +286,7 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (config.Zone, error)
 	if err != nil {
 		return z, err
 	}
-	if err := d.known(pairs, where, "allow", "confine", "dns", "groups", "ipv6", "no_new_privs", "publish", "subnet", "subnet6", "users", "via"); err != nil {
+	if err := d.known(pairs, where, "allow", "confine", "dns", "groups", "ipv6", "log", "no_new_privs", "publish", "subnet", "subnet6", "users", "via"); err != nil {
 		return z, err
 	}
 	// ipv6 first: allow, dns and subnet6 are checked against it.
@@ -320,6 +320,11 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (config.Zone, error)
 		case "via":
 			z.Via, err = d.via(&z, p.val)
 			z.ViaLine = p.val.Line
+		case "log":
+			if p.val.Kind != yaml.ScalarNode || p.val.Tag != "!!bool" {
+				err = d.errf(p.val.Line, "log %s must be true or false, got %s", where, describe(p.val))
+			}
+			z.NoLog = !strings.EqualFold(p.val.Value, "true")
 		case "no_new_privs":
 			if p.val.Kind != yaml.ScalarNode || p.val.Tag != "!!bool" {
 				err = d.errf(p.val.Line, "no_new_privs %s must be true or false, got %s", where, describe(p.val))

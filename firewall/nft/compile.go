@@ -25,7 +25,7 @@ const inet = nftables.TableFamilyINet
 // translation versions the translation below. It is part of every rule's
 // tag, so a change in how rules are translated (bump it with any such
 // change) rewrites each zone's table once, on its next up.
-const translation = "2"
+const translation = "3"
 
 // baseChain is one chain of a table: a base chain holds the rules of one
 // iptables chain of nszone's (NSZ-OUT, NSZ-FORWARD) on that chain's hook; a
@@ -45,7 +45,12 @@ type spec struct {
 	famName string // "inet", "ip", "ip6"
 	bases   []baseChain
 	regular bool // rules of chains other than the bases' go to regular chains
+	// named, when set, are the only regular chains the wall may have.
+	named []string
 	sets    bool // destination addresses of runs of like rules go to sets (addrRun)
+	// counters puts a counter in every rule, which status reads as the
+	// zone's allowed and refused traffic.
+	counters bool
 	// only, when set, is the one zone a check looks at: other zones'
 	// chains are neither compiled nor looked at (exec's cost stays flat in
 	// the number of zones).
@@ -71,9 +76,10 @@ func basesOf(chains map[string]string, builtins ...string) []baseChain {
 	return out
 }
 
-// innerSpec is the inner wall: one inet table, both families in it.
-var innerSpec = spec{what: "inner wall", family: inet, famName: "inet", sets: true,
-	bases: basesOf(firewall.InnerChains, "OUTPUT", "INPUT")}
+// innerSpec is the inner wall: one inet table, both families in it, and
+// its one regular chain, NSZ-REFUSE.
+var innerSpec = spec{what: "inner wall", family: inet, famName: "inet", sets: true, regular: true, counters: true,
+	named: []string{firewall.InnerRefuse}, bases: basesOf(firewall.InnerChains, "OUTPUT", "INPUT")}
 
 // hostSpec is the host wall's table of family f.
 func hostSpec(f firewall.Family) spec {
@@ -134,7 +140,7 @@ func compile(sp spec, rules map[firewall.Family][]firewall.Rule) ([]wantChain, e
 			if !ok && !sp.ownedBy(r.Chain) {
 				continue
 			}
-			if !ok && sp.regular {
+			if !ok && sp.hasRegular(r.Chain) {
 				i, ok = len(chains), true
 				index[r.Chain] = i
 				chains = append(chains, wantChain{baseChain: baseChain{name: r.Chain, from: r.Chain}})
@@ -166,16 +172,25 @@ func compile(sp spec, rules map[firewall.Family][]firewall.Rule) ([]wantChain, e
 	return chains, nil
 }
 
+// hasRegular reports whether the wall may have a regular chain of name.
+func (sp spec) hasRegular(name string) bool {
+	return sp.regular && (sp.named == nil || slices.Contains(sp.named, name))
+}
+
 // add translates r into a rule at the end of c; with set, r's destination
 // is that set's addresses.
 func (c *wantChain) add(sp spec, f firewall.Family, r firewall.Rule, set string) error {
 	if set != "" {
 		r.Dst = "@" + set // what the rule's tag fingerprints
 	}
-	if !sp.regular && len(r.Target) == 2 && strings.HasPrefix(r.Target[1], firewall.Prefix) {
+	if len(r.Target) == 2 && strings.HasPrefix(r.Target[1], firewall.Prefix) && !sp.hasRegular(r.Target[1]) {
 		return fmt.Errorf("%s: %s rule %q: a jump, and the wall has no chain to jump to", sp.what, f, r.Text())
 	}
 	exprs, err := translate(sp.family, f, r, set)
+	if err == nil && sp.counters {
+		// Before the verdict or the log, which ends the rule.
+		exprs = slices.Insert(exprs, len(exprs)-1, expr.Any(&expr.Counter{}))
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %s rule %q: %w", sp.what, f, r.Text(), err)
 	}
@@ -446,6 +461,13 @@ func matches(f firewall.Family, proto string, args []string) ([]expr.Any, error)
 			out = append(out,
 				&expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 				cmpEq([]byte{byte(t)}))
+		case module == "limit" && opt == "--limit" && len(args) >= 2 && args[0] == "--limit-burst":
+			l, err := limit(val, args[1])
+			if err != nil {
+				return nil, err
+			}
+			args = args[2:]
+			out = append(out, l)
 		case (module == "tcp" || module == "udp") && opt == "--dport":
 			if proto != module {
 				return nil, fmt.Errorf("-m %s needs -p %s", module, module)
@@ -470,6 +492,33 @@ func matches(f firewall.Family, proto string, args []string) ([]expr.Any, error)
 	return out, nil
 }
 
+// limit translates "-m limit --limit N/sec --limit-burst B": a packet
+// matches while the rate holds.
+func limit(rate, burst string) (*expr.Limit, error) {
+	n, unit, _ := strings.Cut(rate, "/")
+	r, err1 := strconv.ParseUint(n, 10, 32)
+	b, err2 := strconv.ParseUint(burst, 10, 32)
+	if err1 != nil || err2 != nil || unit != "sec" || r == 0 {
+		return nil, fmt.Errorf("limit %q burst %q not supported (want N/sec and a number)", rate, burst)
+	}
+	return &expr.Limit{Type: expr.LimitTypePkts, Rate: r, Unit: expr.LimitTimeSecond, Burst: uint32(b)}, nil
+}
+
+// nflog translates "-j NFLOG --nflog-prefix P --nflog-group G --nflog-size
+// S": a copy of the packet's first S bytes to the namespace's NFLOG group G.
+func nflog(t []string) (expr.Any, error) {
+	if len(t) != 8 || t[2] != "--nflog-prefix" || t[4] != "--nflog-group" || t[6] != "--nflog-size" {
+		return nil, fmt.Errorf("target %q not supported (want -j NFLOG --nflog-prefix P --nflog-group G --nflog-size S)", strings.Join(t, " "))
+	}
+	g, err1 := strconv.ParseUint(t[5], 10, 16)
+	n, err2 := strconv.ParseUint(t[7], 10, 32)
+	if err1 != nil || err2 != nil || len(t[3]) > 63 {
+		return nil, fmt.Errorf("target %q not supported", strings.Join(t, " "))
+	}
+	return &expr.Log{Group: uint16(g), Snaplen: uint32(n), Data: []byte(t[3]),
+		Key: 1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_GROUP | 1<<unix.NFTA_LOG_SNAPLEN}, nil
+}
+
 // portRange parses "N" or "N:M".
 func portRange(s string) (lo, hi uint16, err error) {
 	a, b, isRange := strings.Cut(s, ":")
@@ -485,12 +534,15 @@ func portRange(s string) (lo, hi uint16, err error) {
 }
 
 // target translates "-j ACCEPT", "-j DROP", a jump to another chain of
-// nszone's, and the REJECT forms the policy uses, each exactly as iptables'
+// nszone's, NFLOG (which decides nothing), and the REJECT forms the policy uses, each exactly as iptables'
 // REJECT answers: ICMP destination unreachable code 13, ICMPv6 destination
 // unreachable code 1, TCP reset.
 func target(f firewall.Family, proto string, t []string) (expr.Any, error) {
 	if len(t) == 2 && t[0] == "-j" && strings.HasPrefix(t[1], firewall.Prefix) {
 		return &expr.Verdict{Kind: expr.VerdictJump, Chain: t[1]}, nil
+	}
+	if len(t) > 2 && t[0] == "-j" && t[1] == "NFLOG" {
+		return nflog(t)
 	}
 	switch strings.Join(t, " ") {
 	case "-j ACCEPT":

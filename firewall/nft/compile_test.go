@@ -88,6 +88,9 @@ func TestTranslateInnerRules(t *testing.T) {
 				if len(r.comment) > maxComment {
 					t.Errorf("comment %q too long", r.comment)
 				}
+				if _, log := r.exprs[len(r.exprs)-1].(*expr.Log); log && c.name == firewall.InnerRefuse {
+					continue // logs and goes on to the reject
+				}
 				if v := r.exprs[len(r.exprs)-1]; !isVerdict(v) {
 					t.Errorf("zone %s: rule %d of %s does not end in a verdict: %#v", z.Name, i+1, c.name, v)
 				}
@@ -120,7 +123,7 @@ func TestTranslateInnerRules(t *testing.T) {
 		"-d P -p tcp -m tcp --dport N -j ACCEPT", "-d P -p udp -m udp --dport N -j ACCEPT",
 		"-d P -p udp -m udp --dport N:M -j ACCEPT", "-d P -p tcp -m tcp --dport N:M -j ACCEPT",
 		"-d P -p udp -j ACCEPT", "-d P -j ACCEPT", "-s P -j ACCEPT",
-		"-d P -j REJECT --reject-with icmp-admin-prohibited", "-d P -j REJECT --reject-with icmp6-adm-prohibited",
+		"-d P -j NSZ-REFUSE", "-j NSZ-REFUSE",
 		"-p tcp -j REJECT --reject-with tcp-reset",
 		"-j REJECT --reject-with icmp-admin-prohibited", "-j REJECT --reject-with icmp6-adm-prohibited",
 		"-j ACCEPT", "-j DROP",
@@ -377,7 +380,7 @@ func TestGaps(t *testing.T) {
 	if g := wanted(want, false).gaps(innerSpec, want); len(g) != 0 {
 		t.Fatalf("the wall as written: %q", g)
 	}
-	out, in := len(want[0].rules), len(want[1].rules)
+	out, in, refuse := len(want[0].rules), len(want[1].rules), len(want[2].rules)
 	drop := uint32(nftables.ChainPolicyDrop)
 	cases := []struct {
 		name   string
@@ -387,9 +390,10 @@ func TestGaps(t *testing.T) {
 		{"no table", func(s *state) { *s = state{} }, []string{"inner wall: table inet nszone missing"}},
 		{"flushed", func(s *state) { s.comments = map[string][]string{} }, []string{
 			fmt.Sprintf("inner wall: chain output has 0 rules, want %d", out),
-			fmt.Sprintf("inner wall: chain input has 0 rules, want %d", in)}},
+			fmt.Sprintf("inner wall: chain input has 0 rules, want %d", in),
+			fmt.Sprintf("inner wall: chain NSZ-REFUSE has 0 rules, want %d", refuse)}},
 		{"dormant", func(s *state) { s.flags = unix.NFT_TABLE_F_DORMANT }, []string{"inner wall: table inet nszone is dormant"}},
-		{"chain gone", func(s *state) { s.chains = s.chains[:1] }, []string{"inner wall: chain input missing"}},
+		{"chain gone", func(s *state) { s.chains = slices.Delete(s.chains, 1, 2) }, []string{"inner wall: chain input missing"}},
 		{"priority", func(s *state) { s.chains[0].priority = -10 }, []string{
 			"inner wall: chain output is not type filter hook output priority filter policy accept"}},
 		{"policy", func(s *state) { s.chains[0].policy = &drop }, []string{

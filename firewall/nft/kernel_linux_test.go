@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -127,7 +128,7 @@ func TestApplyAndRepair(t *testing.T) {
 	z := wideZone(zone)
 	rules := firewall.InnerRules(z, defaultLAN)
 	want, _ := compile(innerSpec, rules)
-	nOut, nIn := len(want[0].rules), len(want[1].rules)
+	nOut, nIn, nRefuse := len(want[0].rules), len(want[1].rules), len(want[2].rules)
 
 	if gaps, err := Missing(ns, rules); err != nil || !equal(gaps, "inner wall: table inet nszone missing") {
 		t.Fatalf("Missing before Apply: %q %v", gaps, err)
@@ -157,6 +158,7 @@ func TestApplyAndRepair(t *testing.T) {
 
 	listing := run(t, zone, "nft", "list", "ruleset")
 	t.Logf("nft list ruleset in %s:\n%s", zone, listing)
+	listing = regexp.MustCompile(` counter packets \d+ bytes \d+`).ReplaceAllString(listing, "")
 	for _, s := range []string{
 		"table inet nszone {",
 		"chain output {", "type filter hook output priority filter; policy accept;",
@@ -166,8 +168,10 @@ func TestApplyAndRepair(t *testing.T) {
 		"ct state established,related accept", "ct state invalid drop",
 		"icmpv6 type nd-neighbor-solicit accept", "icmpv6 type nd-neighbor-advert accept",
 		"ip daddr @output_1 accept", "set output_1 {", "type ipv4_addr", "10.250.0.1,", "ip6 daddr @output_2 accept",
-		"ip daddr 10.250.0.4/30 reject with icmp admin-prohibited",
-		"ip6 daddr fd6e:737a:0:2::/64 reject with icmpv6 admin-prohibited", "ip6 daddr fe80::/10 accept",
+		"ip daddr 10.250.0.4/30 jump NSZ-REFUSE", "ip6 daddr fd6e:737a:0:2::/64 jump NSZ-REFUSE",
+		"meta nfproto ipv4 jump NSZ-REFUSE", "chain NSZ-REFUSE {",
+		`meta nfproto ipv4 limit rate 20/second burst 50 packets log prefix "nszone-nftwall" group 28275 snaplen 128`,
+		`meta nfproto ipv6 limit rate 20/second burst 50 packets log prefix "nszone-nftwall" group 28275 snaplen 128`, "ip6 daddr fe80::/10 accept",
 		"ip6 daddr 2001:db8::/32 tcp dport 8000-8080 accept", "ip daddr 198.51.100.0/24 udp dport 5000-5010 accept",
 		"meta l4proto udp ip6 daddr 2001:db8:1::/48 accept", "meta nfproto ipv4 accept", "meta nfproto ipv6 accept",
 		"meta nfproto ipv4 drop", "meta nfproto ipv6 drop",
@@ -179,8 +183,8 @@ func TestApplyAndRepair(t *testing.T) {
 			t.Errorf("nft list ruleset lacks %q", s)
 		}
 	}
-	if n := strings.Count(listing, ` comment "nszone-`+zone+` #`); n != nOut+nIn {
-		t.Errorf("nft list ruleset shows %d nszone rules, want %d", n, nOut+nIn)
+	if n := strings.Count(listing, ` comment "nszone-`+zone+` #`); n != nOut+nIn+nRefuse {
+		t.Errorf("nft list ruleset shows %d nszone rules, want %d", n, nOut+nIn+nRefuse)
 	}
 
 	damage := []struct {
@@ -190,7 +194,8 @@ func TestApplyAndRepair(t *testing.T) {
 	}{
 		{"flush", "nft flush table inet nszone", []string{
 			fmt.Sprintf("inner wall: chain output has 0 rules, want %d", nOut),
-			fmt.Sprintf("inner wall: chain input has 0 rules, want %d", nIn)}},
+			fmt.Sprintf("inner wall: chain input has 0 rules, want %d", nIn),
+			fmt.Sprintf("inner wall: chain NSZ-REFUSE has 0 rules, want %d", nRefuse)}},
 		{"delete", "nft delete table inet nszone", []string{"inner wall: table inet nszone missing"}},
 		{"dormant", "nft add table inet nszone { flags dormant; }", []string{"inner wall: table inet nszone is dormant"}},
 		{"chain", "nft delete chain inet nszone input", []string{"inner wall: chain input missing"}},
