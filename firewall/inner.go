@@ -17,8 +17,8 @@ import (
 //	zone INPUT  ──► NSZ-IN    loopback, replies, neighbour discovery, new
 //	                          connections only from zones allowed to make them
 const (
-	innerOut    = Prefix + "OUT"
-	innerIn     = Prefix + "IN"
+	innerOut = Prefix + "OUT"
+	innerIn  = Prefix + "IN"
 	// InnerRefuse is the inner wall's chain that logs and rejects.
 	InnerRefuse = Prefix + "REFUSE"
 )

@@ -47,7 +47,7 @@ type spec struct {
 	regular bool // rules of chains other than the bases' go to regular chains
 	// named, when set, are the only regular chains the wall may have.
 	named []string
-	sets    bool // destination addresses of runs of like rules go to sets (addrRun)
+	sets  bool // destination addresses of runs of like rules go to sets (addrRun)
 	// counters puts a counter in every rule, which status reads as the
 	// zone's allowed and refused traffic.
 	counters bool
