@@ -35,3 +35,32 @@ func (m *Manager) Explain(f *config.File, zone string, d firewall.Dest) (firewal
 	}
 	return p.Decide(zone, fc.addrs, d)
 }
+
+// Classifier says what a destination is to a zone that is up (lan, host,
+// internet, zone:NAME), as explain does: firewall.Decide's class over the
+// recorded policies and the host's addresses now. The log of refused
+// attempts names its entries by it.
+func (m *Manager) Classifier() (func(zone string, d firewall.Dest) string, error) {
+	recs, _, err := m.records()
+	if err != nil {
+		return nil, err
+	}
+	local, err := m.Kernel.HostAddrs()
+	if err != nil {
+		return nil, err
+	}
+	p := firewall.Policy{IfWildcard: ifWildcard}
+	for _, name := range slices.Sorted(maps.Keys(recs)) {
+		p.Zones, p.LAN = append(p.Zones, recs[name].Policy), recs[name].LAN
+	}
+	return func(zone string, d firewall.Dest) string {
+		v, err := p.Decide(zone, local, d)
+		if err != nil {
+			return ""
+		}
+		return v.Class
+	}, nil
+}
+
+// LogDir is where the ring of refused attempts is kept.
+func (m *Manager) LogDir() string { return m.path(RunDir, "log") }

@@ -53,7 +53,7 @@ To try one in the current shell instead: source <(nszone completion bash).`,
 func addCompletions(root *cobra.Command, o *options) {
 	for _, c := range root.Commands() {
 		switch c.Name() {
-		case "up", "down", "status", "check":
+		case "up", "down", "status", "check", "log":
 			c.ValidArgsFunction = completeZones(o, true)
 		case "exec", "unit":
 			c.ValidArgsFunction = completeZones(o, false)

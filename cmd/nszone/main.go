@@ -114,7 +114,7 @@ built-in default: wan (internet), lan (lan) and offline (nothing).`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentFlags().BoolVarP(&o.verbose, "verbose", "v", false, "log every change (debug)")
 	root.AddCommand(upCmd(o), downCmd(o), watchCmd(o), statusCmd(o), planCmd(o), execCmd(o), versionCmd(), labCmd(o), checkCmd(o),
-		initCmd(o), graphCmd(o), explainCmd(o), completionCmd(), unitCmd(o))
+		initCmd(o), graphCmd(o), explainCmd(o), logCmd(o), completionCmd(), unitCmd(o))
 	addCompletions(root, o)
 	return root
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/follow"
 	"github.com/nszone/nszone/netns"
+	"github.com/nszone/nszone/refusals"
 	"github.com/nszone/nszone/sdnotify"
 	"github.com/nszone/nszone/zones"
 )
@@ -104,6 +105,13 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 		}
 	}
 	go forward(host)
+	out := cmd.OutOrStdout()
+	say := func(format string, args ...any) {
+		fmt.Fprintf(out, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+	}
+	// Each zone's refused attempts, into the ring and the journal.
+	refused := &refusals.Collector{Ring: &refusals.Ring{Dir: m.LogDir(), Max: refusals.DefaultMax},
+		Classifier: m.Classifier, Log: o.log, Emit: func(e refusals.Entry) { say("%s", e) }}
 	inner := map[string]context.CancelFunc{}
 	followZones := func() {
 		names, err := m.UpZones()
@@ -129,6 +137,7 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 			}
 			inner[name] = cancel
 			go forward(ch)
+			go refused.Follow(zctx, name)
 		}
 		for name, cancel := range inner {
 			if !up[name] {
@@ -138,10 +147,6 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 		}
 	}
 	batches := follow.Debounce(ctx, events, debounceQuiet, debounceMax)
-	out := cmd.OutOrStdout()
-	say := func(format string, args ...any) {
-		fmt.Fprintf(out, "%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-	}
 
 	converge := func(why string) bool {
 		l, err := m.Lock(true)
