@@ -78,11 +78,11 @@ func TestLog(t *testing.T) {
 	hostTCP := netip.AddrPortFrom(l.HostAddr4.Addr(), 2222)
 	began := time.Now()
 	res := send(t, "wan", tok, 3,
-		"tcp:"+netip.AddrPortFrom(l.LANServer4, 80).String(), // lan: refused
-		"tcp:"+netip.AddrPortFrom(l.LANServer6, 80).String(), // lan, IPv6
-		"tcp:"+hostTCP.String(),                              // host
+		"tcp:"+netip.AddrPortFrom(l.LANServer4, 80).String(),   // lan: refused
+		"tcp:"+netip.AddrPortFrom(l.LANServer6, 80).String(),   // lan, IPv6
+		"tcp:"+hostTCP.String(),                                // host
 		"udp:"+netip.AddrPortFrom(l.LANServer4, 9999).String(), // 3 datagrams from one socket: one attempt
-		"tcp:"+netip.AddrPortFrom(l.InetServer4, 80).String()) // allowed
+		"tcp:"+netip.AddrPortFrom(l.InetServer4, 80).String())  // allowed
 	if res["tcp:"+netip.AddrPortFrom(l.InetServer4, 80).String()].OK == 0 {
 		t.Fatal("positive control: wan does not reach the internet server")
 	}
