@@ -160,6 +160,30 @@ func TestLog(t *testing.T) {
 		if e.Zone == "quiet" {
 			t.Errorf("zone quiet, log: false, logged %+v", e)
 		}
+		if e.UID == nil {
+			t.Errorf("an entry no program's socket sent (the kernel's own): %+v", e)
+		}
+	}
+	// Counters: what each zone sent, let through and refused, in status.
+	for _, z := range status(t, "-c", file).Zones {
+		c := z.Counters
+		if c == nil {
+			t.Errorf("status: zone %s has no counters", z.Name)
+			continue
+		}
+		t.Logf("zone %s counters: %+v", z.Name, *c)
+		refused, allowed := c.IPv4.Refused.Packets+c.IPv6.Refused.Packets, c.IPv4.Allowed.Packets+c.IPv6.Allowed.Packets
+		switch z.Name {
+		case "wan":
+			// 3 TCP attempts refused at once, 3 datagrams; the internet's connection.
+			if refused < 6 || c.IPv6.Refused.Packets < 1 || allowed < 3 || c.IPv4.Refused.Bytes < 6*40 {
+				t.Errorf("wan's counters: %+v", *c)
+			}
+		case "quiet", "lan": // one refused attempt each, logged or not
+			if refused < 1 {
+				t.Errorf("%s's counters: %+v", z.Name, *c)
+			}
+		}
 	}
 
 	// A flood of refused SYNs from new sockets, 40 ports at once for 3 s:

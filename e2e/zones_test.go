@@ -38,7 +38,12 @@ type zoneJSON struct {
 	Notes       []string
 	Published   []string
 	Via         string
-	Processes   []struct {
+	Counters    *struct {
+		IPv4, IPv6 struct {
+			Allowed, Refused struct{ Packets, Bytes uint64 }
+		}
+	}
+	Processes []struct {
 		PID     int
 		Command string
 	}

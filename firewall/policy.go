@@ -63,6 +63,33 @@ type Zone struct {
 	ZoneNets      []netip.Prefix `json:",omitempty"` // every zone's link subnet
 }
 
+// Count is a number of packets and of their bytes.
+type Count struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// FamilyCounters are what a zone sent of one family: let through (its
+// loopback aside) and refused by its inner wall.
+type FamilyCounters struct {
+	Allowed Count `json:"allowed"`
+	Refused Count `json:"refused"`
+}
+
+// Counters are a zone's counters, both families.
+type Counters struct {
+	IPv4 FamilyCounters `json:"ipv4"`
+	IPv6 FamilyCounters `json:"ipv6"`
+}
+
+// Of is the counters of family f.
+func (c *Counters) Of(f Family) *FamilyCounters {
+	if f == IPv6 {
+		return &c.IPv6
+	}
+	return &c.IPv4
+}
+
 // Policy is every zone's policy plus what "lan" means.
 type Policy struct {
 	LAN        []netip.Prefix

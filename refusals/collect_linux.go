@@ -104,14 +104,14 @@ func (c *Collector) keep(zone string, ps []nflog.Packet) {
 	var es []Entry
 	for _, p := range ps {
 		f, err := nflog.ParseFlow(p.Payload)
-		if err != nil {
+		if err != nil || p.UID < 0 {
+			// No socket sent it: the kernel's own packets (IPv6's
+			// multicast listener reports when the link comes up) are
+			// no program's attempt.
 			continue
 		}
-		e := Entry{Time: p.Time, Zone: zone, Proto: f.Proto, Src: f.Src, Sport: f.Sport, Dst: f.Dst, Dport: f.Dport}
-		if p.UID >= 0 {
-			uid := p.UID
-			e.UID = &uid
-		}
+		uid := p.UID
+		e := Entry{Time: p.Time, Zone: zone, Proto: f.Proto, Src: f.Src, Sport: f.Sport, Dst: f.Dst, Dport: f.Dport, UID: &uid}
 		if !c.dedup.first(e) {
 			continue
 		}

@@ -23,7 +23,7 @@ type Entry struct {
 	// Class is what the destination is to the zone, as explain names it:
 	// lan, host, internet or zone:NAME.
 	Class string `json:"class"`
-	// UID owns the socket that tried, when the kernel says.
+	// UID owns the socket that tried.
 	UID *int `json:"uid,omitempty"`
 }
 

@@ -49,10 +49,7 @@ func (m *Manager) Classifier() (func(zone string, d firewall.Dest) string, error
 	if err != nil {
 		return nil, err
 	}
-	p := firewall.Policy{IfWildcard: ifWildcard}
-	for _, name := range slices.Sorted(maps.Keys(recs)) {
-		p.Zones, p.LAN = append(p.Zones, recs[name].Policy), recs[name].LAN
-	}
+	p := recordedPolicy(recs)
 	return func(zone string, d firewall.Dest) string {
 		v, err := p.Decide(zone, local, d)
 		if err != nil {

@@ -1,6 +1,7 @@
 package zones
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -22,6 +23,9 @@ type InnerWall interface {
 	// Generational reports whether the wall's rules move the namespace's
 	// nf_tables generation (see vouch.go).
 	Generational() bool
+	// Counters reads what the zone sent, let through and refused, since its
+	// wall was last written.
+	Counters(zone string, policy firewall.Zone, lan []netip.Prefix) (firewall.Counters, error)
 }
 
 // newInnerWall prefers nftables over netlink (no process per zone and
@@ -69,6 +73,12 @@ func (w *nftWall) Missing(zone string, policy firewall.Zone, lan []netip.Prefix)
 	return gaps
 }
 
+func (w *nftWall) Counters(zone string, policy firewall.Zone, lan []netip.Prefix) (firewall.Counters, error) {
+	return inZone(zone, func(ns *netns.Handle) (firewall.Counters, error) {
+		return nft.Counters(ns, firewall.InnerRules(policy, lan))
+	})
+}
+
 // inZone calls fn with the zone's namespace open; errors name the zone.
 func inZone[T any](zone string, fn func(*netns.Handle) (T, error)) (T, error) {
 	ns, err := netns.OpenNamed(zone)
@@ -92,6 +102,14 @@ func (w *iptablesWall) backend(zone string) firewall.Backend {
 }
 
 func (w *iptablesWall) Generational() bool { return false }
+
+// errNoCounters: the iptables inner wall serves kernels without nf_tables,
+// and reading its counters would take an iptables-save -c per zone.
+var errNoCounters = errors.New("counters need the nftables inner wall")
+
+func (w *iptablesWall) Counters(string, firewall.Zone, []netip.Prefix) (firewall.Counters, error) {
+	return firewall.Counters{}, errNoCounters
+}
 
 func (w *iptablesWall) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, _ bool, log *slog.Logger) (bool, error) {
 	return firewall.Apply(w.backend(zone), firewall.BuildInner(policy, lan), firewall.InnerTables, log)

@@ -572,3 +572,27 @@ func TestUnpublishResetsLocalnet(t *testing.T) {
 		t.Errorf("route_localnet of nsz-web is %q after web stopped publishing", v)
 	}
 }
+
+// status shows each zone's counters as its inner wall holds them; a zone
+// that is down has none; a rewritten wall counts from zero.
+func TestStatusCounters(t *testing.T) {
+	h := newHost(t)
+	f := load(t, "01-four-zones.yaml")
+	h.up(t, "01-four-zones.yaml")
+	want := firewall.Counters{IPv4: firewall.FamilyCounters{Allowed: firewall.Count{Packets: 12, Bytes: 3400}, Refused: firewall.Count{Packets: 3, Bytes: 180}}}
+	h.Count("wan", want)
+	st, err := h.m.Status(f, []string{"wan", "nosuch"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := st.Zones[0].Counters; c == nil || *c != want {
+		t.Errorf("wan's counters: %+v, want %+v", c, want)
+	}
+	if c := st.Zones[1].Counters; c != nil {
+		t.Errorf("a zone that is not up has counters %+v", c)
+	}
+	h.up(t, "02-narrowed.yaml") // rewrites wan's wall
+	if st, err = h.m.Status(f, []string{"wan"}); err != nil || st.Zones[0].Counters == nil || *st.Zones[0].Counters != (firewall.Counters{}) {
+		t.Errorf("after a rewrite, wan's counters: %+v %v", st.Zones[0].Counters, err)
+	}
+}

@@ -50,6 +50,10 @@ type ZoneStatus struct {
 	// Confine is what its programs reach besides the network: desktop,
 	// strict or none ("" while the zone is not up).
 	Confine string `json:"confine"`
+	// Counters are what the zone sent, let through and refused, per
+	// family, since its inner wall was last written; absent while it is
+	// not up, or where the inner wall is iptables'.
+	Counters *firewall.Counters `json:"counters,omitempty"`
 }
 
 // Status is the whole of `status`.
@@ -141,6 +145,9 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 		zs.Processes = nonNil(m.Kernel.ProcessesIn(rec.Netns))
 		g := m.missing(name, rec, firewall.Missing(cur, want, name), policy, now)
 		zs.Missing, zs.Notes = g.missing(), g.notes
+		if c, err := m.Inner.Counters(name, rec.Policy, rec.LAN); err == nil {
+			zs.Counters = &c
+		}
 		zs.State = StateUp
 		if len(zs.Missing) > 0 {
 			zs.State = StateDegraded

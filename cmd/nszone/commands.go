@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/launch"
 	"github.com/nszone/nszone/zones"
 )
@@ -132,9 +134,31 @@ func writeJSON(cmd *cobra.Command, v any) error {
 	return enc.Encode(v)
 }
 
+// counted is a zone's counters in a few characters: packets let through
+// and refused, both families ("1.2k/37").
+func counted(c *firewall.Counters) string {
+	if c == nil {
+		return "-"
+	}
+	return short(c.IPv4.Allowed.Packets+c.IPv6.Allowed.Packets) + "/" + short(c.IPv4.Refused.Packets+c.IPv6.Refused.Packets)
+}
+
+// short writes n with a k, M or G suffix above a thousand.
+func short(n uint64) string {
+	for _, u := range []struct {
+		div    float64
+		suffix string
+	}{{1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
+		if float64(n) >= u.div {
+			return strconv.FormatFloat(float64(n)/u.div, 'f', 1, 64) + u.suffix
+		}
+	}
+	return strconv.FormatUint(n, 10)
+}
+
 func printStatus(cmd *cobra.Command, st *zones.Status) {
 	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ZONE\tSTATE\tALLOW\tADDRESSES\tDNS\tPROCESSES")
+	fmt.Fprintln(w, "ZONE\tSTATE\tALLOW\tADDRESSES\tDNS\tSENT/REFUSED\tPROCESSES")
 	for _, z := range st.Zones {
 		dns := strings.Join(z.DNS, ",")
 		if len(z.DNSOpenings) > 0 {
@@ -144,8 +168,8 @@ func printStatus(cmd *cobra.Command, st *zones.Status) {
 		for _, p := range z.Processes {
 			procs = append(procs, fmt.Sprintf("%s[%d]", p.Command, p.PID))
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", z.Name, z.State, dash(strings.Join(z.Allow, ",")),
-			dash(strings.Join(z.Addresses, ",")), dash(dns), dash(strings.Join(procs, ",")))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", z.Name, z.State, dash(strings.Join(z.Allow, ",")),
+			dash(strings.Join(z.Addresses, ",")), dash(dns), counted(z.Counters), dash(strings.Join(procs, ",")))
 	}
 	w.Flush()
 	for _, z := range st.Zones {

@@ -19,7 +19,7 @@ var jsonFields = map[string][]string{
 		"zones[].name", "zones[].state", "zones[].netns", "zones[].allow", "zones[].dns", "zones[].dns_openings",
 		"zones[].addresses", "zones[].host_interface", "zones[].uplink", "zones[].processes[].pid",
 		"zones[].processes[].command", "zones[].missing", "zones[].in_file", "zones[].users", "zones[].groups", "zones[].no_new_privs", "firewall",
-		"zones[].notes", "notes", "zones[].confine", "zones[].published", "zones[].via",
+		"zones[].notes", "notes", "zones[].confine", "zones[].published", "zones[].via", "zones[].counters",
 	},
 	"plan": {
 		"changed", "zones[].name", "zones[].action", "zones[].netns", "zones[].host_interface", "zones[].addresses",

@@ -114,6 +114,9 @@ type wantSet struct {
 type wantRule struct {
 	exprs   []expr.Any
 	comment string
+	// counts says which of the zone's counters the rule's counter adds
+	// to (family, and allowed or refused); nil for none.
+	counts func(*firewall.Counters) *firewall.Count
 }
 
 // compile translates the structured rules of the given families into the
@@ -201,7 +204,23 @@ func (c *wantChain) add(sp spec, f firewall.Family, r firewall.Rule, set string)
 	if len(comment) > maxComment {
 		return fmt.Errorf("%s: %s rule %q: comment too long", sp.what, f, r.Text())
 	}
-	c.rules = append(c.rules, wantRule{exprs: exprs, comment: comment})
+	c.rules = append(c.rules, wantRule{exprs: exprs, comment: comment, counts: countsOf(sp, c.baseChain, f, r)})
+	return nil
+}
+
+// countsOf says which counter a rule of the inner wall's output chain adds
+// to: what the zone sends and is let through, loopback aside, and what it
+// is refused (the jumps to NSZ-REFUSE, the invalid packets dropped).
+func countsOf(sp spec, c baseChain, f firewall.Family, r firewall.Rule) func(*firewall.Counters) *firewall.Count {
+	if !sp.counters || c.hook != nftables.ChainHookOutput || r.Out == "lo" || len(r.Target) != 2 {
+		return nil
+	}
+	switch r.Target[1] {
+	case "ACCEPT":
+		return func(cs *firewall.Counters) *firewall.Count { return &cs.Of(f).Allowed }
+	case "DROP", firewall.InnerRefuse:
+		return func(cs *firewall.Counters) *firewall.Count { return &cs.Of(f).Refused }
+	}
 	return nil
 }
 

@@ -602,3 +602,74 @@ func unwrapNetErr(err error) error {
 	}
 	return err
 }
+
+// Counters counts what the zone sends: let through and refused, per
+// family, with their bytes; loopback counts nowhere.
+func TestCounters(t *testing.T) {
+	rootTest(t)
+	needNft(t)
+	const zone = "nftcount"
+	ns := newNS(t, zone)
+	rules := firewall.InnerRules(wideZone(zone), defaultLAN)
+	if _, err := Apply(ns, rules, quiet); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{
+		"ip link add c0 type veth peer name c1", "ip link set c0 up", "ip link set c1 up",
+		"ip addr add 10.250.0.2/30 dev c0", "ip route add default via 10.250.0.1",
+		"ip -6 addr add fd6e:737a:0:9::2/64 dev c0 nodad", "ip -6 route add default via fd6e:737a:0:9::1",
+	} {
+		run(t, zone, strings.Fields(c)...)
+	}
+	before, err := Counters(ns, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 100)
+	send := func(to string, n int) {
+		err := ns.Do(func() error {
+			c, err := net.ListenPacket("udp", ":0")
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			for range n {
+				// A refused datagram fails the call (EPERM) and is counted.
+				if _, err := c.WriteTo(payload, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(to))); err != nil && !errors.Is(err, unix.EPERM) {
+					return err
+				}
+			}
+			lo, err := net.Dial("udp", "127.0.0.1:9") // counts nowhere
+			if err != nil {
+				return err
+			}
+			defer lo.Close()
+			_, err = lo.Write(payload)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("sending to %s: %v", to, err)
+		}
+	}
+	send("198.18.0.1:9", 3)         // the internet: let through
+	send("10.250.0.6:9", 2)         // another zone's link: refused
+	send("[2001:db8::1]:9", 3)      // the internet, IPv6
+	send("[fd6e:737a:0:2::2]:9", 2) // another zone's, IPv6
+	after, err := Counters(ns, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4 := firewall.FamilyCounters{
+		Allowed: firewall.Count{Packets: after.IPv4.Allowed.Packets - before.IPv4.Allowed.Packets, Bytes: after.IPv4.Allowed.Bytes - before.IPv4.Allowed.Bytes},
+		Refused: firewall.Count{Packets: after.IPv4.Refused.Packets - before.IPv4.Refused.Packets, Bytes: after.IPv4.Refused.Bytes - before.IPv4.Refused.Bytes},
+	}
+	if want := (firewall.FamilyCounters{Allowed: firewall.Count{Packets: 3, Bytes: 3 * 128}, Refused: firewall.Count{Packets: 2, Bytes: 2 * 128}}); v4 != want {
+		t.Errorf("IPv4 counters moved by %+v, want %+v", v4, want)
+	}
+	if d := after.IPv6.Allowed.Packets - before.IPv6.Allowed.Packets; d < 3 {
+		t.Errorf("IPv6 allowed packets moved by %d, want 3 at least", d)
+	}
+	if d := after.IPv6.Refused.Packets - before.IPv6.Refused.Packets; d < 2 || after.IPv6.Refused.Bytes-before.IPv6.Refused.Bytes < 2*148 {
+		t.Errorf("IPv6 refused moved by %d packets, %d bytes", d, after.IPv6.Refused.Bytes-before.IPv6.Refused.Bytes)
+	}
+}

@@ -43,6 +43,7 @@ type Machine struct {
 	foreign    []nft.Foreign
 	nftTables  map[string]bool // iptables-nft tables that exist ("ip filter")
 	inner      map[string]string
+	counters   map[string]firewall.Counters // the inner walls' counters
 	hostWall   map[firewall.Family][]firewall.Rule
 	nextIno    uint64
 	hostGen    uint32 // the host's nf_tables generation, but for the iptables fake's writes
@@ -56,6 +57,14 @@ func (m *Machine) Listen(proto string, port uint16) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.listening[fmt.Sprintf("%s/%d", proto, port)] = true
+}
+
+// Count sets the counters of zone's inner wall, as if it had sent that;
+// a write of the wall sets them to zero again.
+func (m *Machine) Count(zone string, c firewall.Counters) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.counters[zone] = c
 }
 
 // WallReads counts the reads of both nftables walls, for tests of what
@@ -98,6 +107,7 @@ func New() *Machine {
 		processes: map[netns.NsID][]zones.Process{},
 		nftTables: map[string]bool{"ip filter": true, "ip6 filter": true},
 		inner:     map[string]string{},
+		counters:  map[string]firewall.Counters{},
 		hostWall:  map[firewall.Family][]firewall.Rule{},
 		nextIno:   4026532000,
 		vias:      map[string]veth.Via{},

@@ -27,11 +27,22 @@ func (w Inner) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, _ bo
 		return false, nil
 	}
 	w.m.inner[zone] = want
+	delete(w.m.counters, zone)
 	w.m.namespaces[zone].gen++
 	return true, nil
 }
 
 func (w Inner) Generational() bool { return true }
+
+// Counters are those Machine.Count gave the zone.
+func (w Inner) Counters(zone string, _ firewall.Zone, _ []netip.Prefix) (firewall.Counters, error) {
+	w.m.mu.Lock()
+	defer w.m.mu.Unlock()
+	if _, ok := w.m.inner[zone]; !ok {
+		return firewall.Counters{}, fmt.Errorf("inner wall of %s: %w", zone, w.m.notExist(zone))
+	}
+	return w.m.counters[zone], nil
+}
 
 func (w Inner) Missing(zone string, policy firewall.Zone, lan []netip.Prefix) []string {
 	want := firewall.BuildInner(policy, lan).String()

@@ -1,0 +1,97 @@
+package nft
+
+import (
+	"fmt"
+
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/netns"
+)
+
+// Counters reads the counters of the inner wall in the zone's namespace ns
+// (rules as firewall.InnerRules gives them): what the zone sent and was let
+// through, and what it was refused, per family, since the wall was last
+// written. A rule the kernel holds that rules do not have counts nowhere.
+func Counters(ns *netns.Handle, rules map[firewall.Family][]firewall.Rule) (firewall.Counters, error) {
+	var out firewall.Counters
+	want, err := compile(innerSpec, rules)
+	if err != nil {
+		return out, err
+	}
+	counts := map[string]func(*firewall.Counters) *firewall.Count{}
+	for _, c := range want {
+		for _, r := range c.rules {
+			if r.counts != nil {
+				counts[r.comment] = r.counts
+			}
+		}
+	}
+	c, err := dialIn(ns.Fd())
+	if err != nil {
+		return out, err
+	}
+	defer closeSoon(c)
+	filter := []netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: cstring(Table)}}
+	err = dump(c, byte(innerSpec.family), unix.NFT_MSG_GETRULE, filter, func(_ byte, ad *netlink.AttributeDecoder) {
+		table, comment, n := decodeCounted(ad)
+		if add := counts[comment]; table == Table && add != nil {
+			cnt := add(&out)
+			cnt.Packets += n.Packets
+			cnt.Bytes += n.Bytes
+		}
+	})
+	if err != nil {
+		return out, fmt.Errorf("reading the inner wall's counters: %w", err)
+	}
+	return out, nil
+}
+
+// decodeCounted reads a rule of a GETRULE dump: its table, its comment and
+// its counter expression's numbers.
+func decodeCounted(ad *netlink.AttributeDecoder) (table, comment string, n firewall.Count) {
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.NFTA_RULE_TABLE:
+			table = ad.String()
+		case unix.NFTA_RULE_USERDATA:
+			comment, _ = userdata.GetString(ad.Bytes(), userdata.TypeComment)
+		case unix.NFTA_RULE_EXPRESSIONS:
+			ad.Nested(func(list *netlink.AttributeDecoder) error {
+				for list.Next() {
+					list.Nested(func(e *netlink.AttributeDecoder) error {
+						counterData(e, &n)
+						return nil
+					})
+				}
+				return nil
+			})
+		}
+	}
+	return table, comment, n
+}
+
+// counterData adds the numbers of expression e to n when it is a counter.
+func counterData(e *netlink.AttributeDecoder, n *firewall.Count) {
+	counter := false
+	for e.Next() {
+		switch {
+		case e.Type() == unix.NFTA_EXPR_NAME:
+			counter = e.String() == "counter"
+		case e.Type() == unix.NFTA_EXPR_DATA && counter:
+			e.Nested(func(d *netlink.AttributeDecoder) error {
+				for d.Next() {
+					switch d.Type() {
+					case unix.NFTA_COUNTER_BYTES:
+						n.Bytes += d.Uint64()
+					case unix.NFTA_COUNTER_PACKETS:
+						n.Packets += d.Uint64()
+					}
+				}
+				return nil
+			})
+		}
+	}
+}
