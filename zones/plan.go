@@ -215,6 +215,8 @@ func recordDiff(old, new *Record) []string {
 			out = append(out, fmt.Sprintf("uplink %q -> %q", old.Policy.Uplink, new.Policy.Uplink))
 		case f == "ipv6":
 			out = append(out, fmt.Sprintf("ipv6 %v -> %v", old.IPv6, new.IPv6))
+		case f == "policy.no_log":
+			out = append(out, fmt.Sprintf("log %v -> %v", !old.Policy.NoLog, !new.Policy.NoLog))
 		case f == "access.confine" && old.Access.ConfineOr() != new.Access.ConfineOr():
 			out = append(out, fmt.Sprintf("confine %s -> %s (for programs started from now on)", old.Access.ConfineOr(), new.Access.ConfineOr()))
 		case top == "access" && f != "access.confine":

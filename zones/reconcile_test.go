@@ -538,19 +538,20 @@ func TestExplain(t *testing.T) {
 	}
 }
 
-// plan says a change of published ports or of the via in words.
+// plan says a change of published ports, of the via or of log: in words.
 func TestPlanPublishVia(t *testing.T) {
 	h := newHost(t)
 	h.up(t, "05-publish-via.yaml")
 	f := load(t, "05-publish-via.yaml")
 	f.Zones[0].Publish = f.Zones[0].Publish[:1]
 	f.Zones[1].Via = "eth0"
+	f.Zones[1].NoLog = true
 	plan, err := h.m.PlanDetail(f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := strings.Join(plan.Report().Lines, "\n")
-	for _, want := range []string{"~ zone web: published 8080->80/tcp, 127.0.0.1:5432->5432/tcp", "-> 8080->80/tcp", `~ zone vpn: via "wg0" -> "eth0"`} {
+	for _, want := range []string{"~ zone web: published 8080->80/tcp, 127.0.0.1:5432->5432/tcp", "-> 8080->80/tcp", `~ zone vpn: via "wg0" -> "eth0"`, "log true -> false"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("plan lacks %q:\n%s", want, text)
 		}
