@@ -51,9 +51,11 @@ func readLog(t testing.TB, args ...string) []logEntry {
 	return es
 }
 
-func findEntry(es []logEntry, zone, proto string, dst netip.Addr, dport int) *logEntry {
+// findEntry finds the entry of an attempt since the test began: the ring
+// keeps what earlier tests' zones of the same names were refused.
+func findEntry(es []logEntry, since time.Time, zone, proto string, dst netip.Addr, dport int) *logEntry {
 	for i, e := range es {
-		if e.Zone == zone && e.Proto == proto && e.Dst == dst.String() && e.Dport == dport {
+		if e.Zone == zone && e.Proto == proto && e.Dst == dst.String() && e.Dport == dport && !e.Time.Before(since) {
 			return &es[i]
 		}
 	}
@@ -99,7 +101,7 @@ func TestLog(t *testing.T) {
 	eventually(t, "the refused attempts in nszone log wan", func() bool {
 		es = readLog(t, "wan")
 		for _, w := range want {
-			if findEntry(es, "wan", w.proto, w.dst, w.port) == nil {
+			if findEntry(es, began, "wan", w.proto, w.dst, w.port) == nil {
 				return false
 			}
 		}
@@ -107,7 +109,7 @@ func TestLog(t *testing.T) {
 	})
 	own, _ := zoneAddrs(t, "wan")
 	for _, w := range want {
-		e := findEntry(es, "wan", w.proto, w.dst, w.port)
+		e := findEntry(es, began, "wan", w.proto, w.dst, w.port)
 		if e == nil {
 			t.Errorf("no entry for wan %s to %s:%d; log: %+v", w.proto, w.dst, w.port, es)
 			continue
@@ -120,6 +122,9 @@ func TestLog(t *testing.T) {
 	}
 	var udp, inet int
 	for _, e := range es {
+		if e.Time.Before(began) {
+			continue
+		}
 		if e.Proto == "udp" && e.Dst == l.LANServer4.String() && e.Dport == 9999 {
 			udp++
 		}
@@ -151,12 +156,15 @@ func TestLog(t *testing.T) {
 		t.Error("lan reached the internet server")
 	}
 	eventually(t, "lan's refused attempt to the internet in the log", func() bool {
-		return findEntry(readLog(t, "lan"), "lan", "tcp", l.InetServer4, 80) != nil
+		return findEntry(readLog(t, "lan"), began, "lan", "tcp", l.InetServer4, 80) != nil
 	})
-	if e := findEntry(readLog(t, "lan"), "lan", "tcp", l.InetServer4, 80); e != nil && e.Class != "internet" {
+	if e := findEntry(readLog(t, "lan"), began, "lan", "tcp", l.InetServer4, 80); e != nil && e.Class != "internet" {
 		t.Errorf("lan's attempt to the internet server: class %q", e.Class)
 	}
 	for _, e := range readLog(t) {
+		if e.Time.Before(began) {
+			continue
+		}
 		if e.Zone == "quiet" {
 			t.Errorf("zone quiet, log: false, logged %+v", e)
 		}
