@@ -14,7 +14,7 @@ import (
 // attributes after the netfilter header, which names the group. It is
 // small enough that a dependency for it would bring more than it saves.
 const (
-	msgPacket = unix.NFNL_SUBSYS_ULOG << 8 // | NFULNL_MSG_PACKET, which is 0
+	msgPacket = unix.NFNL_SUBSYS_ULOG << 8   // | NFULNL_MSG_PACKET, which is 0
 	msgConfig = unix.NFNL_SUBSYS_ULOG<<8 | 1 // NFULNL_MSG_CONFIG
 
 	cfgCmd     = 1 // NFULA_CFG_CMD
