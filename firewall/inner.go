@@ -37,6 +37,9 @@ const (
 	LogBurst   = 50
 )
 
+// LogPrefix is the prefix of zone's logged packets.
+func LogPrefix(zone string) string { return Comment + "-" + zone }
+
 // refuse sends what r matches to NSZ-REFUSE.
 func refuse(r rule) rule {
 	r.target = jump(InnerRefuse)
@@ -51,7 +54,7 @@ func refuseRules(z Zone, f Family) []rule {
 	if !z.NoLog {
 		rs = append(rs, rule{comment: c,
 			matches: []string{"-m", "limit", "--limit", fmt.Sprintf("%d/sec", LogRate), "--limit-burst", fmt.Sprint(LogBurst)},
-			target: []string{"-j", "NFLOG", "--nflog-prefix", c, "--nflog-group", fmt.Sprint(LogGroup),
+			target: []string{"-j", "NFLOG", "--nflog-prefix", LogPrefix(z.Name), "--nflog-group", fmt.Sprint(LogGroup),
 				"--nflog-size", fmt.Sprint(LogSnaplen)}})
 	}
 	return append(rs, rejectAll(c, f)...)

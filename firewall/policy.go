@@ -70,10 +70,13 @@ type Count struct {
 }
 
 // FamilyCounters are what a zone sent of one family: let through (its
-// loopback aside) and refused by its inner wall.
+// loopback aside) and refused by its inner wall, and how much of what was
+// refused the kernel's log got (the rest was over its rate: what nszone
+// log shows is then not all there was).
 type FamilyCounters struct {
 	Allowed Count `json:"allowed"`
 	Refused Count `json:"refused"`
+	Logged  Count `json:"logged"`
 }
 
 // Counters are a zone's counters, both families.

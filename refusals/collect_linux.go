@@ -3,7 +3,9 @@ package refusals
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,36 +23,79 @@ type Collector struct {
 	// zones up and the host's addresses change. It is asked again after
 	// ClassifierAge.
 	Classifier func() (func(zone string, d firewall.Dest) string, error)
-	// Emit, when set, gets each entry as it is kept (watch: the journal).
-	Emit func(Entry)
-	Log  *slog.Logger
+	// Say, when set, gets a line for each entry as it is kept (watch's
+	// output: the journal), at most sayMax per zone every sayPer; then one
+	// line of how many more there were.
+	Say func(line string)
+	Log *slog.Logger
 
-	mu       sync.Mutex
-	dedup    *dedup
-	classify func(zone string, d firewall.Dest) string
-	asked    time.Time
+	mu        sync.Mutex
+	dedup     *dedup
+	classify  func(zone string, d firewall.Dest) string
+	asked     time.Time
+	following map[string]context.CancelFunc // the zones read, each until its cancel
+	said      map[string]*sayWindow
 }
 
 // How the collector paces itself: a retransmission within dedupWindow of
 // its flow's last packet is the same attempt; a group another program
-// reads is asked for again every retryBind.
+// reads is asked for again every retryBind. The journal gets at most
+// sayMax lines a zone every sayPer: a program in a zone can keep the
+// kernel's log busy forever, and would push the host's other logs out.
 const (
 	dedupWindow   = 10 * time.Second
 	dedupMax      = 4096
 	ClassifierAge = 2 * time.Second
 	retryBind     = 2 * time.Second
+	sayMax        = 20
+	sayPer        = time.Minute
 )
 
-// Follow reads zone's log group until ctx ends. While another program reads
-// it (one reader per group and namespace), it tries again every retryBind:
-// that program keeps the ring meanwhile.
-func (c *Collector) Follow(ctx context.Context, zone string) {
+// sayWindow counts one zone's lines to the journal in the current sayPer.
+type sayWindow struct {
+	start      time.Time
+	said, more int
+}
+
+// Zones makes the collector read the log of exactly the named zones: it
+// starts on those it does not read yet and stops on the others. Zones(nil)
+// stops them all.
+func (c *Collector) Zones(ctx context.Context, names []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.following == nil {
+		c.following = map[string]context.CancelFunc{}
+	}
+	for _, name := range names {
+		if c.following[name] == nil {
+			zctx, cancel := context.WithCancel(ctx)
+			c.following[name] = cancel
+			go c.follow(zctx, name)
+		}
+	}
+	for name, cancel := range c.following {
+		if !slices.Contains(names, name) {
+			cancel() // its socket would keep a removed zone's namespace alive
+			delete(c.following, name)
+		}
+	}
+}
+
+// follow reads zone's log group until ctx ends. While another program
+// reads it (one reader per group and namespace), it tries again every
+// retryBind: that program keeps the ring meanwhile.
+func (c *Collector) follow(ctx context.Context, zone string) {
+	busy := false
 	for {
-		err := c.follow(ctx, zone)
+		err := c.read(ctx, zone)
 		if ctx.Err() != nil {
 			return
 		}
-		if !errors.Is(err, nflog.ErrBusy) {
+		switch {
+		case errors.Is(err, nflog.ErrBusy) && !busy:
+			c.Log.Info("another program reads the zone's log of refused attempts; trying again every "+retryBind.String(), "zone", zone)
+			busy = true
+		case !errors.Is(err, nflog.ErrBusy):
 			c.Log.Debug("reading the zone's log of refused attempts", "zone", zone, "err", err)
 		}
 		select {
@@ -61,10 +106,11 @@ func (c *Collector) Follow(ctx context.Context, zone string) {
 	}
 }
 
-func (c *Collector) follow(ctx context.Context, zone string) error {
+// read reads zone's log group until ctx ends or the socket fails.
+func (c *Collector) read(ctx context.Context, zone string) error {
 	ns, err := netns.OpenNamed(zone)
 	if err != nil {
-		return err
+		return fmt.Errorf("zone %s: %w", zone, err)
 	}
 	l, err := nflog.Listen(ns.Fd(), firewall.LogGroup)
 	ns.Close() // the socket holds the namespace
@@ -104,10 +150,10 @@ func (c *Collector) keep(zone string, ps []nflog.Packet) {
 	var es []Entry
 	for _, p := range ps {
 		f, err := nflog.ParseFlow(p.Payload)
-		if err != nil || p.UID < 0 {
+		if err != nil || p.UID < 0 || p.Prefix != firewall.LogPrefix(zone) {
 			// No socket sent it: the kernel's own packets (IPv6's
 			// multicast listener reports when the link comes up) are
-			// no program's attempt.
+			// no program's attempt. Another prefix: not nszone's rule.
 			continue
 		}
 		uid := p.UID
@@ -115,12 +161,15 @@ func (c *Collector) keep(zone string, ps []nflog.Packet) {
 		if !c.dedup.first(e) {
 			continue
 		}
+		e.Class = ClassUnknown
 		if c.classify != nil {
 			d := firewall.Dest{Addr: e.Dst, Proto: e.Proto, Port: e.Dport}
 			if d.Proto != "tcp" && d.Proto != "udp" {
 				d.Proto, d.Port = "", 0
 			}
-			e.Class = c.classify(zone, d)
+			if class := c.classify(zone, d); class != "" {
+				e.Class = class
+			}
 		}
 		es = append(es, e)
 	}
@@ -130,9 +179,31 @@ func (c *Collector) keep(zone string, ps []nflog.Packet) {
 	if err := c.Ring.Append(es); err != nil {
 		c.Log.Warn("keeping refused attempts", "err", err)
 	}
-	if c.Emit != nil {
-		for _, e := range es {
-			c.Emit(e)
+	if c.Say != nil {
+		c.say(zone, es)
+	}
+}
+
+// say writes es to the journal, within the zone's share. Called with mu held.
+func (c *Collector) say(zone string, es []Entry) {
+	if c.said == nil {
+		c.said = map[string]*sayWindow{}
+	}
+	w := c.said[zone]
+	now := time.Now()
+	if w == nil || now.Sub(w.start) >= sayPer {
+		if w != nil && w.more > 0 {
+			c.Say(fmt.Sprintf("blocked connections: zone %s: %d more in the last %s (nszone log %s lists them)", zone, w.more, sayPer, zone))
+		}
+		w = &sayWindow{start: now}
+		c.said[zone] = w
+	}
+	for _, e := range es {
+		if w.said < sayMax {
+			c.Say(e.String())
+			w.said++
+		} else {
+			w.more++
 		}
 	}
 }

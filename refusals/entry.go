@@ -19,13 +19,17 @@ type Entry struct {
 	Src   netip.Addr `json:"src"`
 	Sport uint16     `json:"sport,omitempty"`
 	Dst   netip.Addr `json:"dst"`
-	Dport uint16     `json:"dport,omitempty"` // for ICMP, the message's type
+	Dport uint16     `json:"dport"` // for ICMP, the message's type
 	// Class is what the destination is to the zone, as explain names it:
-	// lan, host, internet or zone:NAME.
+	// lan, host, internet or zone:NAME; ClassUnknown while the zones'
+	// records or the host's addresses could not be read.
 	Class string `json:"class"`
 	// UID owns the socket that tried.
 	UID *int `json:"uid,omitempty"`
 }
+
+// ClassUnknown is an entry's class when it could not be told.
+const ClassUnknown = "unknown"
 
 // endpoint writes an address and port as a dialer takes them.
 func endpoint(a netip.Addr, port uint16, proto string) string {
@@ -51,7 +55,7 @@ func (e Entry) Row() []string {
 
 // String is e in one line, as the journal gets it.
 func (e Entry) String() string {
-	s := fmt.Sprintf("refused: zone %s %s %s -> %s (%s)", e.Zone, e.Proto,
+	s := fmt.Sprintf("blocked connection: zone %s %s %s -> %s (%s)", e.Zone, e.Proto,
 		endpoint(e.Src, e.Sport, e.Proto), endpoint(e.Dst, e.Dport, e.Proto), e.Class)
 	if e.UID != nil {
 		s += fmt.Sprintf(" uid %d", *e.UID)

@@ -35,8 +35,8 @@ const (
 )
 
 // lock takes the ring's lock: collectors in several processes (watch, log
-// -f) may append at once.
-func (r *Ring) lock() (func(), error) {
+// -f) may append at once, and a reader must not see half a rotation.
+func (r *Ring) lock(how int) (func(), error) {
 	if err := os.MkdirAll(r.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", r.Dir, err)
 	}
@@ -44,7 +44,7 @@ func (r *Ring) lock() (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the log's lock: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("locking the log: %w", err)
 	}
@@ -57,11 +57,11 @@ func (r *Ring) Append(es []Entry) error {
 	for _, e := range es {
 		b, err := json.Marshal(e)
 		if err != nil {
-			return err
+			return fmt.Errorf("writing the log: %w", err)
 		}
 		buf.Write(append(b, '\n'))
 	}
-	unlock, err := r.lock()
+	unlock, err := r.lock(unix.LOCK_EX)
 	if err != nil {
 		return err
 	}
@@ -92,19 +92,47 @@ func (r *Ring) Append(es []Entry) error {
 
 // Read returns every entry the ring holds, oldest first.
 func (r *Ring) Read() ([]Entry, error) {
+	files, err := r.open()
+	if err != nil {
+		return nil, err
+	}
 	var out []Entry
-	for _, name := range []string{previous, current} {
-		f, err := os.Open(filepath.Join(r.Dir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
+	for _, f := range files {
+		if f != nil {
+			out = append(out, readLines(bufio.NewReader(f), nil)...)
+			f.Close()
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading the log: %w", err)
-		}
-		out = append(out, readLines(bufio.NewReader(f), nil)...)
-		f.Close()
 	}
 	return out, nil
+}
+
+// open opens the previous and the current file (nil when missing) at one
+// moment: no rotation between the two.
+func (r *Ring) open() ([2]*os.File, error) {
+	var files [2]*os.File
+	if _, err := os.Stat(r.Dir); errors.Is(err, fs.ErrNotExist) {
+		return files, nil // nothing logged yet; a reader makes no directory
+	}
+	unlock, err := r.lock(unix.LOCK_SH)
+	if err != nil {
+		return files, err
+	}
+	defer unlock()
+	for i, name := range []string{previous, current} {
+		f, err := os.Open(filepath.Join(r.Dir, name))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			for _, f := range files {
+				if f != nil {
+					f.Close()
+				}
+			}
+			return [2]*os.File{}, fmt.Errorf("reading the log: %w", err)
+		}
+		if err == nil {
+			files[i] = f
+		}
+	}
+	return files, nil
 }
 
 // readLines parses the whole lines of rd; a partial last line (being
@@ -134,15 +162,22 @@ func readLines(rd *bufio.Reader, partial *[]byte) []Entry {
 // with each entry appended after, until ctx ends. It follows the current
 // file across rotations, as tail -F does, checking every poll.
 func (r *Ring) Follow(ctx context.Context, poll time.Duration, emit func(Entry)) error {
-	if prev, err := os.Open(filepath.Join(r.Dir, previous)); err == nil {
+	files, err := r.open()
+	if err != nil {
+		return err
+	}
+	if prev := files[0]; prev != nil {
 		for _, e := range readLines(bufio.NewReader(prev), nil) {
 			emit(e)
 		}
 		prev.Close()
 	}
 	path := filepath.Join(r.Dir, current)
-	var f *os.File
+	f := files[1]
 	var rd *bufio.Reader
+	if f != nil {
+		rd = bufio.NewReader(f)
+	}
 	var partial []byte
 	defer func() {
 		if f != nil {

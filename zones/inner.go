@@ -10,6 +10,7 @@ import (
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
 	"github.com/nszone/nszone/netns"
+	"golang.org/x/sys/unix"
 )
 
 // InnerWall enforces a zone's policy a second time, inside the zone's own
@@ -49,6 +50,10 @@ func (w *nftWall) Apply(zone string, policy firewall.Zone, lan []netip.Prefix, f
 		changed, iptables, err = nft.ApplyInner(ns, firewall.InnerRules(policy, lan), log)
 		return changed, err
 	})
+	if err != nil && !policy.NoLog && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP)) {
+		// The log rule needs nfnetlink_log, which a trimmed kernel may lack.
+		err = fmt.Errorf("%w (if this kernel lacks nfnetlink_log, log: false on the zone leaves its log rule out)", err)
+	}
 	if err != nil || !changed || fresh {
 		return changed, err
 	}

@@ -143,17 +143,17 @@ func counted(c *firewall.Counters) string {
 	return short(c.IPv4.Allowed.Packets+c.IPv6.Allowed.Packets) + "/" + short(c.IPv4.Refused.Packets+c.IPv6.Refused.Packets)
 }
 
-// short writes n with a k, M or G suffix above a thousand.
+// short writes n with a k, M or G suffix from a thousand on.
 func short(n uint64) string {
-	for _, u := range []struct {
-		div    float64
-		suffix string
-	}{{1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
-		if float64(n) >= u.div {
-			return strconv.FormatFloat(float64(n)/u.div, 'f', 1, 64) + u.suffix
-		}
+	units := []string{"", "k", "M", "G"}
+	v, i := float64(n), 0
+	for i < len(units)-1 && v >= 999.95 { // 999950 is 1.0M, not 1000.0k
+		v, i = v/1000, i+1
 	}
-	return strconv.FormatUint(n, 10)
+	if i == 0 {
+		return strconv.FormatUint(n, 10)
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + units[i]
 }
 
 func printStatus(cmd *cobra.Command, st *zones.Status) {

@@ -18,8 +18,12 @@ import (
 	"github.com/nszone/nszone/zones"
 )
 
-// followPoll is how often log -f looks for new entries.
-const followPoll = 100 * time.Millisecond
+// How often log -f looks for new entries, and for zones come up or gone
+// and a watch started.
+const (
+	followPoll = 100 * time.Millisecond
+	zonesPoll  = 2 * time.Second
+)
 
 func logCmd(o *options) *cobra.Command {
 	var output string
@@ -33,8 +37,9 @@ source and destination address and port, and the class that refused it: lan,
 host, internet or zone:NAME, as explain names it. Without ZONE, every zone.
 
 The kernel logs each zone's refusals in the zone's own namespace, at most 20 a
-second after a burst of 50 (a flood costs nothing); nszone watch keeps the
-recent ones in /run/nszone/log (1 MiB at most, rotated) and in the journal. -f
+second per family after a burst of 50 (a flood costs little); nszone watch keeps
+the recent ones in /run/nszone/log (1 MiB at most, rotated) and writes them to
+the journal, 20 a minute per zone at most and a count of the rest. -f
 follows them as they come; with no watch running, log -f collects them itself.
 A zone with log: false in the zones file logs nothing (its attempts are still
 refused). -o json prints a list of objects (time, zone, proto, src, sport, dst,
@@ -118,31 +123,20 @@ func followLog(cmd *cobra.Command, o *options, m *zones.Manager, ring *refusals.
 }
 
 // collectWhileUnwatched reads the zones' logs into the ring while no nszone
-// watch runs (which would), following zones as they come up.
+// watch runs, following zones as they come up, and hands them to a watch
+// that starts.
 func collectWhileUnwatched(ctx context.Context, o *options, m *zones.Manager, ring *refusals.Ring) {
 	c := &refusals.Collector{Ring: ring, Classifier: m.Classifier, Log: o.log}
-	following := map[string]context.CancelFunc{}
 	for {
+		var names []string
 		if !m.Watching() {
-			names, _ := m.UpZones()
-			for _, name := range names {
-				if following[name] == nil {
-					zctx, cancel := context.WithCancel(ctx)
-					following[name] = cancel
-					go c.Follow(zctx, name)
-				}
-			}
-			for name, cancel := range following {
-				if !slices.Contains(names, name) {
-					cancel()
-					delete(following, name)
-				}
-			}
+			names, _ = m.UpZones()
 		}
+		c.Zones(ctx, names)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(refusals.ClassifierAge):
+		case <-time.After(zonesPoll):
 		}
 	}
 }

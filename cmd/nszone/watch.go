@@ -111,13 +111,14 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 	}
 	// Each zone's refused attempts, into the ring and the journal.
 	refused := &refusals.Collector{Ring: &refusals.Ring{Dir: m.LogDir(), Max: refusals.DefaultMax},
-		Classifier: m.Classifier, Log: o.log, Emit: func(e refusals.Entry) { say("%s", e) }}
+		Classifier: m.Classifier, Log: o.log, Say: func(line string) { say("%s", line) }}
 	inner := map[string]context.CancelFunc{}
 	followZones := func() {
 		names, err := m.UpZones()
 		if err != nil {
 			return
 		}
+		refused.Zones(ctx, names)
 		up := map[string]bool{}
 		for _, name := range names {
 			up[name] = true
@@ -137,7 +138,6 @@ func watch(cmd *cobra.Command, o *options, m *zones.Manager, f *config.File) err
 			}
 			inner[name] = cancel
 			go forward(ch)
-			go refused.Follow(zctx, name)
 		}
 		for name, cancel := range inner {
 			if !up[name] {

@@ -291,10 +291,9 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (config.Zone, error)
 	}
 	// ipv6 first: allow, dns and subnet6 are checked against it.
 	if p := find(pairs, "ipv6"); p != nil {
-		if p.val.Kind != yaml.ScalarNode || p.val.Tag != "!!bool" {
-			return z, d.errf(p.val.Line, "ipv6 %s must be true or false, got %s", where, describe(p.val))
+		if z.IPv6, err = d.boolean(*p, where); err != nil {
+			return z, err
 		}
-		z.IPv6 = strings.EqualFold(p.val.Value, "true")
 	}
 	for _, p := range pairs {
 		switch p.key.Value {
@@ -321,15 +320,11 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (config.Zone, error)
 			z.Via, err = d.via(&z, p.val)
 			z.ViaLine = p.val.Line
 		case "log":
-			if p.val.Kind != yaml.ScalarNode || p.val.Tag != "!!bool" {
-				err = d.errf(p.val.Line, "log %s must be true or false, got %s", where, describe(p.val))
-			}
-			z.NoLog = !strings.EqualFold(p.val.Value, "true")
+			var on bool
+			on, err = d.boolean(p, where)
+			z.NoLog = !on
 		case "no_new_privs":
-			if p.val.Kind != yaml.ScalarNode || p.val.Tag != "!!bool" {
-				err = d.errf(p.val.Line, "no_new_privs %s must be true or false, got %s", where, describe(p.val))
-			}
-			z.Access.NoNewPrivs = strings.EqualFold(p.val.Value, "true")
+			z.Access.NoNewPrivs, err = d.boolean(p, where)
 		}
 		if err != nil {
 			return z, err
@@ -344,6 +339,14 @@ func (d *decoder) zone(name string, line int, n *yaml.Node) (config.Zone, error)
 		return z, d.errf(z.ViaLine, "via %s in zone %q needs a dns: list of servers reached through %s (dns: auto would ask the host's resolvers outside it)", z.Via, name, z.Via)
 	}
 	return z, nil
+}
+
+// boolean reads a key whose value is true or false.
+func (d *decoder) boolean(p pair, where string) (bool, error) {
+	if p.val.Kind != yaml.ScalarNode || p.val.Tag != "!!bool" {
+		return false, d.errf(p.val.Line, "%s %s must be true or false, got %s", p.key.Value, where, describe(p.val))
+	}
+	return strings.EqualFold(p.val.Value, "true"), nil
 }
 
 // accountRE is what users: and groups: accept: the portable user and group

@@ -208,17 +208,22 @@ func (c *wantChain) add(sp spec, f firewall.Family, r firewall.Rule, set string)
 	return nil
 }
 
-// countsOf says which counter a rule of the inner wall's output chain adds
-// to: what the zone sends and is let through, loopback aside, and what it
-// is refused (the jumps to NSZ-REFUSE, the invalid packets dropped).
+// countsOf says which counter a rule of the inner wall adds to: in its
+// output chain, what the zone sends and is let through, loopback aside,
+// and what it is refused (the jumps to NSZ-REFUSE, the invalid packets
+// dropped); in NSZ-REFUSE, what of that the kernel's log got.
 func countsOf(sp spec, c baseChain, f firewall.Family, r firewall.Rule) func(*firewall.Counters) *firewall.Count {
-	if !sp.counters || c.hook != nftables.ChainHookOutput || r.Out == "lo" || len(r.Target) != 2 {
+	if !sp.counters || len(r.Target) < 2 {
 		return nil
 	}
-	switch r.Target[1] {
-	case "ACCEPT":
+	switch {
+	case c.name == firewall.InnerRefuse && r.Target[1] == "NFLOG":
+		return func(cs *firewall.Counters) *firewall.Count { return &cs.Of(f).Logged }
+	case c.hook != nftables.ChainHookOutput || r.Out == "lo" || len(r.Target) != 2:
+		return nil
+	case r.Target[1] == "ACCEPT":
 		return func(cs *firewall.Counters) *firewall.Count { return &cs.Of(f).Allowed }
-	case "DROP", firewall.InnerRefuse:
+	case r.Target[1] == "DROP" || r.Target[1] == firewall.InnerRefuse:
 		return func(cs *firewall.Counters) *firewall.Count { return &cs.Of(f).Refused }
 	}
 	return nil

@@ -19,9 +19,10 @@ func Counters(ns *netns.Handle, rules map[firewall.Family][]firewall.Rule) (fire
 	var out firewall.Counters
 	want, err := compile(innerSpec, rules)
 	if err != nil {
-		return out, err
+		return out, fmt.Errorf("reading the inner wall's counters: %w", err)
 	}
 	counts := map[string]func(*firewall.Counters) *firewall.Count{}
+	found := 0
 	for _, c := range want {
 		for _, r := range c.rules {
 			if r.counts != nil {
@@ -31,13 +32,14 @@ func Counters(ns *netns.Handle, rules map[firewall.Family][]firewall.Rule) (fire
 	}
 	c, err := dialIn(ns.Fd())
 	if err != nil {
-		return out, err
+		return out, fmt.Errorf("reading the inner wall's counters: %w", err)
 	}
 	defer closeSoon(c)
 	filter := []netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: cstring(Table)}}
 	err = dump(c, byte(innerSpec.family), unix.NFT_MSG_GETRULE, filter, func(_ byte, ad *netlink.AttributeDecoder) {
 		table, comment, n := decodeCounted(ad)
 		if add := counts[comment]; table == Table && add != nil {
+			found++
 			cnt := add(&out)
 			cnt.Packets += n.Packets
 			cnt.Bytes += n.Bytes
@@ -45,6 +47,10 @@ func Counters(ns *netns.Handle, rules map[firewall.Family][]firewall.Rule) (fire
 	})
 	if err != nil {
 		return out, fmt.Errorf("reading the inner wall's counters: %w", err)
+	}
+	if found == 0 && len(counts) > 0 {
+		// A wall of an older nszone, or of another policy: zeros would lie.
+		return out, fmt.Errorf("the inner wall holds none of the counted rules")
 	}
 	return out, nil
 }

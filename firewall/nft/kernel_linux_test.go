@@ -662,8 +662,10 @@ func TestCounters(t *testing.T) {
 	v4 := firewall.FamilyCounters{
 		Allowed: firewall.Count{Packets: after.IPv4.Allowed.Packets - before.IPv4.Allowed.Packets, Bytes: after.IPv4.Allowed.Bytes - before.IPv4.Allowed.Bytes},
 		Refused: firewall.Count{Packets: after.IPv4.Refused.Packets - before.IPv4.Refused.Packets, Bytes: after.IPv4.Refused.Bytes - before.IPv4.Refused.Bytes},
+		Logged:  firewall.Count{Packets: after.IPv4.Logged.Packets - before.IPv4.Logged.Packets, Bytes: after.IPv4.Logged.Bytes - before.IPv4.Logged.Bytes},
 	}
-	if want := (firewall.FamilyCounters{Allowed: firewall.Count{Packets: 3, Bytes: 3 * 128}, Refused: firewall.Count{Packets: 2, Bytes: 2 * 128}}); v4 != want {
+	if want := (firewall.FamilyCounters{Allowed: firewall.Count{Packets: 3, Bytes: 3 * 128}, Refused: firewall.Count{Packets: 2, Bytes: 2 * 128},
+		Logged: firewall.Count{Packets: 2, Bytes: 2 * 128}}); v4 != want {
 		t.Errorf("IPv4 counters moved by %+v, want %+v", v4, want)
 	}
 	if d := after.IPv6.Allowed.Packets - before.IPv6.Allowed.Packets; d < 3 {
