@@ -139,7 +139,7 @@ func TestLog(t *testing.T) {
 		t.Errorf("the allowed connection to the internet server is logged %d times", inet)
 	}
 	// The journal: watch's output names each attempt.
-	if !strings.Contains(w.out.String(), "refused: zone wan tcp") {
+	if !strings.Contains(w.out.String(), "blocked connection: zone wan tcp") {
 		t.Errorf("watch's output has no refused line:\n%s", w.out.String())
 	}
 	// The table.
@@ -227,6 +227,13 @@ func TestLog(t *testing.T) {
 	}
 	if size > 1<<20 {
 		t.Errorf("the ring holds %d bytes, more than 1 MiB", size)
+	}
+	// The counters tell that the log got only part of what was refused.
+	for _, z := range status(t, "-c", file, "wan").Zones {
+		c := z.Counters
+		if c == nil || c.IPv4.Logged.Packets < uint64(logged) || c.IPv4.Logged.Packets*10 > c.IPv4.Refused.Packets {
+			t.Errorf("wan's counters after the flood: %+v, want logged a tenth of refused at most", c)
+		}
 	}
 
 	// Without watch, log -f collects by itself and prints as they come.

@@ -40,7 +40,7 @@ type zoneJSON struct {
 	Via         string
 	Counters    *struct {
 		IPv4, IPv6 struct {
-			Allowed, Refused struct{ Packets, Bytes uint64 }
+			Allowed, Refused, Logged struct{ Packets, Bytes uint64 }
 		}
 	}
 	Processes []struct {
