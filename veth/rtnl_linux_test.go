@@ -72,6 +72,40 @@ func TestLinkIPv6Settings(t *testing.T) {
 	}
 }
 
+// TestLinkIPv6SettingsWithoutIPv6: a zone without IPv6 has IPv6 turned off
+// on its end from birth, and the link's message still says so: checking
+// it takes no thread into the zone.
+func TestLinkIPv6SettingsWithoutIPv6(t *testing.T) {
+	rootTest(t)
+	newZone(t, "t-conf4", false)
+	p := testPair("t-conf4", 11, false)
+	t.Cleanup(func() { _ = DeletePair(p.Zone, p.HostName, p.Alias, nil) })
+	mustEnsure(t, p, true)
+	ns, err := netns.OpenNamed(p.Zone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, zoneRT, err := handlesIn(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	defer zoneRT.close()
+	for _, end := range []struct {
+		link string
+		rt   *rtSocket
+	}{{p.HostName, &rtSocket{}}, {p.PeerName, zoneRT}} {
+		l, err := end.rt.link(end.link)
+		if err != nil || l == nil {
+			t.Fatalf("reading link %s: %v, %v", end.link, l, err)
+		}
+		if v, ok := l.setting("disable_ipv6"); !ok || v != "1" {
+			t.Errorf("disable_ipv6 of %s from its message = %q, %v; want 1", end.link, v, ok)
+		}
+	}
+}
+
 // TestLinkIPv6SettingsAbsent: a link without an IPv6 device (an MTU below
 // IPv6's minimum) carries no IPv6 settings; an IPv4-only pair on it is
 // whole all the same, /proc/sys having none either.
