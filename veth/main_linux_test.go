@@ -65,9 +65,11 @@ func testPair(zone string, n int, ipv6 bool) Pair {
 	return p
 }
 
+// mustEnsure ensures p with the host side read in one batch, as up does for
+// zones that exist (the tests' other calls read it live).
 func mustEnsure(t *testing.T, p Pair, wantChanged bool) {
 	t.Helper()
-	changed, err := EnsurePair(p, testLog(t))
+	changed, err := EnsurePair(p, mustHostLinks(t), testLog(t))
 	if err != nil {
 		t.Fatalf("EnsurePair(%s): %v", p.Zone, err)
 	}
@@ -76,13 +78,31 @@ func mustEnsure(t *testing.T, p Pair, wantChanged bool) {
 	}
 }
 
+// mustInspect inspects p reading the host side live and from a batch, and
+// wants the same answer from both.
 func mustInspect(t *testing.T, p Pair) []string {
 	t.Helper()
-	missing, err := InspectPair(p)
+	missing, err := InspectPair(p, nil)
 	if err != nil {
 		t.Fatalf("InspectPair(%s): %v", p.Zone, err)
 	}
+	batched, err := InspectPair(p, mustHostLinks(t))
+	if err != nil {
+		t.Fatalf("InspectPair(%s) with the host's links read in one batch: %v", p.Zone, err)
+	}
+	if !slices.Equal(missing, batched) {
+		t.Errorf("InspectPair(%s) = %q read live, %q with the host's links in one batch", p.Zone, missing, batched)
+	}
 	return missing
+}
+
+func mustHostLinks(t *testing.T) *HostLinks {
+	t.Helper()
+	h, err := ReadHostLinks()
+	if err != nil {
+		t.Fatalf("ReadHostLinks: %v", err)
+	}
+	return h
 }
 
 // zoneHandle is a netlink handle in the zone's namespace, for checks.

@@ -22,10 +22,12 @@ const v6DefaultMetric = 1024
 
 // pairCtx holds what one EnsurePair or InspectPair works with.
 type pairCtx struct {
-	p          Pair
-	ns         *netns.Handle
-	host, zone *netlink.Handle // handles in the current and in the zone's namespace
-	inZone     string          // "in zone NAME", for messages
+	p              Pair
+	ns             *netns.Handle
+	host, zone     *netlink.Handle // handles in the current and in the zone's namespace
+	hostRT, zoneRT *rtSocket       // the same, for links with their IPv6 settings
+	snap           *HostLinks      // the host side as read for many zones at once; nil: read it here
+	inZone         string          // "in zone NAME", for messages
 }
 
 // fix is one difference between a Pair and the kernel: problem says what is
@@ -37,16 +39,18 @@ type fix struct {
 	do      func() error
 }
 
-func openPair(p Pair) (*pairCtx, error) {
+func openPair(p Pair, host *HostLinks) (*pairCtx, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	c := &pairCtx{p: p, inZone: "in zone " + p.Zone}
+	// The host's rtSocket opens a socket per request: with host given, it
+	// is seldom asked.
+	c := &pairCtx{p: p, inZone: "in zone " + p.Zone, hostRT: &rtSocket{}, snap: host}
 	var err error
 	if c.ns, err = netns.OpenNamed(p.Zone); err != nil {
 		return nil, fmt.Errorf("opening namespace of zone %s: %w", p.Zone, err)
 	}
-	if c.zone, err = HandleIn(c.ns); err == nil {
+	if c.zone, c.zoneRT, err = handlesIn(c.ns); err == nil {
 		c.host, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 	}
 	if err != nil {
@@ -63,6 +67,7 @@ func (c *pairCtx) close() {
 	if c.host != nil {
 		c.host.Close()
 	}
+	c.zoneRT.close()
 	c.ns.Close()
 }
 
@@ -70,23 +75,37 @@ func (c *pairCtx) close() {
 // The zone's namespace must exist. A host link named p.HostName that is not a
 // veth carrying p.Alias is never touched: that is an error wrapping
 // ErrNotOwned. Everything is read first, and only what differs is written, so
-// a second call with the same p writes nothing and returns false.
-func EnsurePair(p Pair, log *slog.Logger) (changed bool, err error) {
-	c, err := openPair(p)
+// a second call with the same p writes nothing and returns false. The host
+// side is taken from host, when given, until the pair is changed.
+func EnsurePair(p Pair, host *HostLinks, log *slog.Logger) (changed bool, err error) {
+	c, err := openPair(p, host)
 	if err != nil {
 		return false, err
 	}
 	defer c.close()
 	log = orDiscard(log).With("zone", p.Zone)
 
-	changed, err = c.ensureLinks(log)
+	hl, zl, err := c.readLinks()
+	if err != nil {
+		return false, err
+	}
+	changed, err = c.ensureLinks(hl, zl, log)
 	if err != nil {
 		return changed, err
 	}
 	// A repair can undo another (deleting a primary IPv4 address takes its
 	// secondaries along), so read again until nothing differs.
 	for pass := 0; ; pass++ {
-		fixes, err := c.fixes()
+		if changed {
+			c.snap = nil // it does not hold our own changes
+			if hl, zl, err = c.readLinks(); err != nil {
+				return changed, err
+			}
+		}
+		if hl == nil || zl == nil {
+			return changed, fmt.Errorf("veth %s or its peer %s %s vanished", p.HostName, p.PeerName, c.inZone)
+		}
+		fixes, err := c.fixes(hl, zl)
 		if err != nil {
 			return changed, err
 		}
@@ -109,9 +128,9 @@ func EnsurePair(p Pair, log *slog.Logger) (changed bool, err error) {
 // InspectPair reports what of p the kernel lacks (or has too much), e.g.
 // "host link nsz-wan missing" or "default route via 10.250.0.1 missing in zone
 // wan"; nothing means the pair is whole. A host link that is not nszone's is an
-// error wrapping ErrNotOwned.
-func InspectPair(p Pair) ([]string, error) {
-	c, err := openPair(p)
+// error wrapping ErrNotOwned. The host side is taken from host, when given.
+func InspectPair(p Pair, host *HostLinks) ([]string, error) {
+	c, err := openPair(p, host)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, netns.ErrStalePin) {
 		return []string{"namespace " + p.Zone + " missing"}, nil
 	}
@@ -136,7 +155,7 @@ func InspectPair(p Pair) ([]string, error) {
 	} else if !ok {
 		return []string{"host link " + p.HostName + " not joined to " + p.PeerName + " " + c.inZone}, nil
 	}
-	fixes, err := c.fixes()
+	fixes, err := c.fixes(hl, zl)
 	if err != nil {
 		return nil, err
 	}
@@ -176,11 +195,13 @@ func notOwned(l netlink.Link, where string) error {
 }
 
 // readLinks returns both ends by name, nil where absent.
-func (c *pairCtx) readLinks() (hl, zl netlink.Link, err error) {
-	if hl, err = linkByName(c.host, c.p.HostName); err != nil {
+func (c *pairCtx) readLinks() (hl, zl *linkInfo, err error) {
+	if c.snap != nil {
+		hl = c.snap.links[c.p.HostName]
+	} else if hl, err = c.hostRT.link(c.p.HostName); err != nil {
 		return nil, nil, fmt.Errorf("reading link %s on the host: %w", c.p.HostName, err)
 	}
-	if zl, err = linkByName(c.zone, c.p.PeerName); err != nil {
+	if zl, err = c.zoneRT.link(c.p.PeerName); err != nil {
 		return nil, nil, fmt.Errorf("reading link %s %s: %w", c.p.PeerName, c.inZone, err)
 	}
 	return hl, zl, nil
@@ -188,7 +209,7 @@ func (c *pairCtx) readLinks() (hl, zl netlink.Link, err error) {
 
 // paired reports whether zl, in the zone, is hl's other end: each names the
 // other as its peer (IFLA_LINK), and hl's peer namespace is the zone's.
-func (c *pairCtx) paired(hl, zl netlink.Link) (bool, error) {
+func (c *pairCtx) paired(hl, zl *linkInfo) (bool, error) {
 	if zl == nil || !owned(zl, c.p.Alias) {
 		return false, nil
 	}
@@ -197,7 +218,7 @@ func (c *pairCtx) paired(hl, zl netlink.Link) (bool, error) {
 
 // peers reports whether hl on the host and zl in the zone are the two ends
 // of one veth.
-func (c *pairCtx) peers(hl, zl netlink.Link) (bool, error) {
+func (c *pairCtx) peers(hl, zl *linkInfo) (bool, error) {
 	h, z := hl.Attrs(), zl.Attrs()
 	if h.ParentIndex != z.Index || z.ParentIndex != h.Index {
 		return false, nil
@@ -210,13 +231,10 @@ func (c *pairCtx) peers(hl, zl netlink.Link) (bool, error) {
 }
 
 // ensureLinks makes the pair exist with both ends in place, recreating it when
-// its zone end is not in the zone (the namespace was made anew).
-func (c *pairCtx) ensureLinks(log *slog.Logger) (changed bool, err error) {
+// its zone end is not in the zone (the namespace was made anew). hl and zl
+// are the ends as read.
+func (c *pairCtx) ensureLinks(hl, zl *linkInfo, log *slog.Logger) (changed bool, err error) {
 	p := c.p
-	hl, zl, err := c.readLinks()
-	if err != nil {
-		return false, err
-	}
 	if hl != nil {
 		cut, err := c.cutShort(hl, zl)
 		if err != nil {
@@ -228,7 +246,7 @@ func (c *pairCtx) ensureLinks(log *slog.Logger) (changed bool, err error) {
 		if ok, err := c.paired(hl, zl); err != nil || (ok && !cut) {
 			return false, err
 		}
-		if err := c.host.LinkDel(hl); err != nil && !notFound(err) {
+		if err := c.host.LinkDel(hl.Link); err != nil && !notFound(err) {
 			return false, fmt.Errorf("deleting link %s, whose peer is not %s or which is unmarked: %w", p.HostName, c.inZone, err)
 		}
 		changed = true
@@ -305,7 +323,7 @@ func (c *pairCtx) createPair(log *slog.Logger) error {
 // cutShort reports whether hl, an unmarked host link of the pair's name, is
 // what a createPair cut short left: a veth whose peer is zl, the zone's end,
 // unmarked or marked as this pair's.
-func (c *pairCtx) cutShort(hl, zl netlink.Link) (bool, error) {
+func (c *pairCtx) cutShort(hl, zl *linkInfo) (bool, error) {
 	if hl.Type() != "veth" || hl.Attrs().Alias != "" || zl == nil || zl.Type() != "veth" ||
 		(zl.Attrs().Alias != "" && zl.Attrs().Alias != c.p.Alias) {
 		return false, nil
@@ -313,18 +331,12 @@ func (c *pairCtx) cutShort(hl, zl netlink.Link) (bool, error) {
 	return c.peers(hl, zl)
 }
 
-// fixes reads the pair's state and lists what differs from p, in the order
-// to repair it: sysctls (before links go up, so no link-local address or
-// router advertisement slips in), MTU, addresses, links up, routes.
-func (c *pairCtx) fixes() ([]fix, error) {
+// fixes reads the rest of the pair's state and lists what differs from p,
+// both ends hl and zl as read included, in the order to repair it: sysctls
+// (before links go up, so no link-local address or router advertisement
+// slips in), MTU, addresses, links up, routes.
+func (c *pairCtx) fixes(hl, zl *linkInfo) ([]fix, error) {
 	p := c.p
-	hl, zl, err := c.readLinks()
-	if err != nil {
-		return nil, err
-	}
-	if hl == nil || zl == nil {
-		return nil, fmt.Errorf("veth %s or its peer %s %s vanished", p.HostName, p.PeerName, c.inZone)
-	}
 	lo, err := c.zone.LinkByName("lo")
 	if err != nil {
 		return nil, fmt.Errorf("reading lo %s: %w", c.inZone, err)
@@ -339,41 +351,52 @@ func (c *pairCtx) fixes() ([]fix, error) {
 		hostAddrs, zoneAddrs = append(hostAddrs, p.Host6), append(zoneAddrs, p.Zone6)
 	}
 	if err := errors.Join(
-		add(c.sysctlFixes(false)),
-		add(c.sysctlFixes(true)),
+		add(c.sysctlFixes(hl, false)),
+		add(c.sysctlFixes(zl, true)),
 		add(c.mtuFixes(c.host, hl, "on the host"), nil),
 		add(c.mtuFixes(c.zone, zl, c.inZone), nil),
 		add(c.addrFixes(c.host, hl, hostAddrs, "on the host")),
 		add(c.addrFixes(c.zone, zl, zoneAddrs, c.inZone)),
-		add(upFix(c.host, hl, "on the host"), nil),
-		add(upFix(c.zone, zl, c.inZone), nil),
+		add(upFix(c.host, hl.Link, "on the host"), nil),
+		add(upFix(c.zone, zl.Link, c.inZone), nil),
 		add(upFix(c.zone, lo, c.inZone), nil),
-		add(c.routeFixes(zl, netlink.FAMILY_V4, p.Host4.Addr(), 0)),
-		add(c.routeFixes(zl, netlink.FAMILY_V6, p.Host6.Addr(), v6DefaultMetric)),
+		add(c.routeFixes(zl.Link, netlink.FAMILY_V4, p.Host4.Addr(), 0)),
+		add(c.routeFixes(zl.Link, netlink.FAMILY_V6, p.Host6.Addr(), v6DefaultMetric)),
 	); err != nil {
 		return nil, err
 	}
 	return fixes, nil
 }
 
-// sysctlFixes covers the per-interface IPv6 settings of one end: IPv6 off
-// without Host6, else on with router advertisements ignored.
-func (c *pairCtx) sysctlFixes(inZone bool) ([]fix, error) {
+// sysctlFixes covers the per-interface IPv6 settings of one end, l:
+// IPv6 off without Host6, else on with router advertisements ignored.
+//
+// They are read from l's own message (IFLA_INET6_CONF), so that checking a
+// zone takes no thread into it. Without them there (a kernel without IPv6,
+// a link without an IPv6 device), /proc/sys says.
+func (c *pairCtx) sysctlFixes(l *linkInfo, inZone bool) ([]fix, error) {
 	p := c.p
 	name, where := p.HostName, "on the host"
 	if inZone {
 		name, where = p.PeerName, c.inZone
 	}
-	want := [][2]string{{ifSysctl(name, "disable_ipv6"), "1"}}
+	want := [][2]string{{"disable_ipv6", "1"}}
 	if p.v6() {
 		// No duplicate address detection: a veth has exactly two ends, and
 		// DAD would hold each link-local address back for a second or more.
-		want = [][2]string{{ifSysctl(name, "disable_ipv6"), "0"}, {ifSysctl(name, "accept_ra"), "0"}, {ifSysctl(name, "accept_dad"), "0"}}
+		want = [][2]string{{"disable_ipv6", "0"}, {"accept_ra", "0"}, {"accept_dad", "0"}}
 	}
 	have := make([]string, len(want))
+	fromLink := true
+	for i, kv := range want {
+		var ok bool
+		if have[i], ok = l.setting(kv[0]); !ok {
+			fromLink = false
+		}
+	}
 	read := func() error {
 		for i, kv := range want {
-			v, err := readSysctl(kv[0])
+			v, err := readSysctl(ifSysctl(name, kv[0]))
 			if errors.Is(err, fs.ErrNotExist) && !p.v6() {
 				v = kv[1] // no IPv6 in the kernel: off, as wanted
 			} else if err != nil {
@@ -387,15 +410,17 @@ func (c *pairCtx) sysctlFixes(inZone bool) ([]fix, error) {
 	if inZone {
 		run = func(fn func() error) error { return c.ns.Do(fn) }
 	}
-	if err := run(read); err != nil {
-		return nil, fmt.Errorf("reading IPv6 settings of %s %s: %w", name, where, err)
+	if !fromLink {
+		if err := run(read); err != nil {
+			return nil, fmt.Errorf("reading IPv6 settings of %s %s: %w", name, where, err)
+		}
 	}
 	var fixes []fix
 	for i, kv := range want {
 		if have[i] == kv[1] {
 			continue
 		}
-		key, value := kv[0], kv[1]
+		key, value := ifSysctl(name, kv[0]), kv[1]
 		dotted := strings.ReplaceAll(key, "/", ".")
 		fixes = append(fixes, fix{
 			problem: fmt.Sprintf("sysctl %s is %s, not %s, %s", dotted, have[i], value, where),
@@ -407,7 +432,8 @@ func (c *pairCtx) sysctlFixes(inZone bool) ([]fix, error) {
 	return fixes, nil
 }
 
-func (c *pairCtx) mtuFixes(h *netlink.Handle, l netlink.Link, where string) []fix {
+func (c *pairCtx) mtuFixes(h *netlink.Handle, li *linkInfo, where string) []fix {
+	l := li.Link
 	a := l.Attrs()
 	if c.p.MTU == 0 || a.MTU == c.p.MTU {
 		return nil
@@ -425,9 +451,15 @@ func (c *pairCtx) mtuFixes(h *netlink.Handle, l netlink.Link, where string) []fi
 // scope addresses are the kernel's and stay. Should removing a stray address
 // take a wanted one along (an IPv4 primary takes its secondaries), the next
 // pass of EnsurePair adds it back.
-func (c *pairCtx) addrFixes(h *netlink.Handle, l netlink.Link, want []netip.Prefix, where string) ([]fix, error) {
+func (c *pairCtx) addrFixes(h *netlink.Handle, li *linkInfo, want []netip.Prefix, where string) ([]fix, error) {
+	l := li.Link
 	name := l.Attrs().Name
-	have, err := retryDump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_ALL) })
+	have, err := retryDump(func() ([]netlink.Addr, error) {
+		if h == c.host && c.snap != nil {
+			return c.snap.addrs[l.Attrs().Index], nil
+		}
+		return h.AddrList(l, netlink.FAMILY_ALL)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing addresses of %s %s: %w", name, where, err)
 	}

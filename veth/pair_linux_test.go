@@ -155,7 +155,7 @@ func TestInspectPair(t *testing.T) {
 	if m := mustInspect(t, p); !slices.Equal(m, []string{"namespace t-insp missing"}) {
 		t.Errorf("without the namespace: %q", m)
 	}
-	if _, err := EnsurePair(p, nil); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := EnsurePair(p, nil, nil); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("EnsurePair without the namespace: %v, want ErrNotExist", err)
 	}
 }
@@ -254,10 +254,10 @@ func TestForeignLinks(t *testing.T) {
 	if err := DeletePair(p.Zone, p.HostName, p.Alias, testLog(t)); !errors.Is(err, ErrNotOwned) {
 		t.Errorf("DeletePair of a foreign link: %v, want ErrNotOwned", err)
 	}
-	if _, err := EnsurePair(p, testLog(t)); !errors.Is(err, ErrNotOwned) {
+	if _, err := EnsurePair(p, nil, testLog(t)); !errors.Is(err, ErrNotOwned) {
 		t.Errorf("EnsurePair over a foreign link: %v, want ErrNotOwned", err)
 	}
-	if _, err := InspectPair(p); !errors.Is(err, ErrNotOwned) {
+	if _, err := InspectPair(p, nil); !errors.Is(err, ErrNotOwned) {
 		t.Errorf("InspectPair of a foreign link: %v, want ErrNotOwned", err)
 	}
 	if l, err := hh.LinkByName(p.HostName); err != nil || l.Attrs().Alias != "" || l.Attrs().Flags&net.FlagUp != 0 {
@@ -278,7 +278,7 @@ func TestForeignLinks(t *testing.T) {
 	case err != nil:
 		t.Fatal(err)
 	default:
-		if _, err := EnsurePair(p, testLog(t)); !errors.Is(err, ErrNotOwned) {
+		if _, err := EnsurePair(p, nil, testLog(t)); !errors.Is(err, ErrNotOwned) {
 			t.Errorf("EnsurePair over a bridge with our alias: %v, want ErrNotOwned", err)
 		}
 		if l, err := hh.LinkByName(p.HostName); err != nil || l.Type() != "bridge" {
@@ -296,7 +296,7 @@ func TestForeignLinks(t *testing.T) {
 	if err := zh.LinkAdd(inside); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := EnsurePair(p, testLog(t)); !errors.Is(err, ErrNotOwned) {
+	if _, err := EnsurePair(p, nil, testLog(t)); !errors.Is(err, ErrNotOwned) {
 		t.Errorf("EnsurePair over a foreign eth0 in the zone: %v, want ErrNotOwned", err)
 	}
 	if ok, _ := LinkExists(p.HostName); ok {

@@ -32,10 +32,16 @@ type Kernel interface {
 	LinkExists(name string) (bool, error)
 	// LinksWithAlias lists the host's links whose alias starts with prefix, name -> alias.
 	LinksWithAlias(prefix string) (map[string]string, error)
-	// EnsurePair makes p's veth pair, addresses and routes as p says.
-	EnsurePair(p veth.Pair) (changed bool, err error)
-	// InspectPair says what of p is missing or different; nothing when whole.
-	InspectPair(p veth.Pair) ([]string, error)
+	// HostLinks reads the host's side of every zone's link (links and
+	// addresses) at once, for a convergence of many zones to hand to each
+	// zone's EnsurePair or InspectPair instead of each asking on its own.
+	HostLinks() (*veth.HostLinks, error)
+	// EnsurePair makes p's veth pair, addresses and routes as p says; host,
+	// when not nil, is the host's side as HostLinks read it.
+	EnsurePair(p veth.Pair, host *veth.HostLinks) (changed bool, err error)
+	// InspectPair says what of p is missing or different; nothing when
+	// whole. host is as for EnsurePair.
+	InspectPair(p veth.Pair, host *veth.HostLinks) ([]string, error)
 	// CutShort reports whether the host link hostName is the unmarked end of
 	// a pair into zone whose creation was cut short (ours, to make anew).
 	CutShort(zone, hostName string) bool

@@ -52,9 +52,15 @@ func (k linuxKernel) LinksWithAlias(prefix string) (map[string]string, error) {
 	return veth.LinksWithAliasPrefix(prefix)
 }
 
-func (k linuxKernel) EnsurePair(p veth.Pair) (bool, error) { return veth.EnsurePair(p, k.log) }
+func (k linuxKernel) HostLinks() (*veth.HostLinks, error) { return veth.ReadHostLinks() }
 
-func (k linuxKernel) InspectPair(p veth.Pair) ([]string, error) { return veth.InspectPair(p) }
+func (k linuxKernel) EnsurePair(p veth.Pair, host *veth.HostLinks) (bool, error) {
+	return veth.EnsurePair(p, host, k.log)
+}
+
+func (k linuxKernel) InspectPair(p veth.Pair, host *veth.HostLinks) ([]string, error) {
+	return veth.InspectPair(p, host)
+}
 
 func (k linuxKernel) CutShort(zone, hostName string) bool { return veth.CutShort(zone, hostName) }
 

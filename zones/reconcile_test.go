@@ -597,3 +597,41 @@ func TestStatusCounters(t *testing.T) {
 		t.Errorf("after a rewrite, wan's counters: %+v %v", st.Zones[0].Counters, err)
 	}
 }
+
+// A convergence reads the host's side of the zones' links once, in a
+// batch, and hands each existing zone its part; a zone being made, and
+// exec's look at one zone, read their own.
+func TestHostLinksBatched(t *testing.T) {
+	h := newHost(t)
+	f := load(t, "01-four-zones.yaml")
+	if _, err := h.m.Up(f, nil); err != nil {
+		t.Fatal(err)
+	}
+	if batches, batched, alone := h.PairReads(); batches != 0 || batched != 0 || alone != 4 {
+		t.Errorf("a fresh up of 4 zones: %d batches, %d pairs with one, %d alone; want 0, 0, 4", batches, batched, alone)
+	}
+	check := func(what string, wantBatches, wantBatched, wantAlone int) {
+		t.Helper()
+		batches, batched, alone := h.PairReads()
+		if batches != wantBatches || batched != wantBatched || alone != wantAlone {
+			t.Errorf("after %s: %d batches, %d pairs with one, %d alone; want %d, %d, %d",
+				what, batches, batched, alone, wantBatches, wantBatched, wantAlone)
+		}
+	}
+	if rep, err := h.m.Up(f, nil); err != nil || rep.Changed {
+		t.Fatalf("up: %v %v", err, rep.Lines)
+	}
+	check("a no-change up", 1, 4, 4)
+	if _, err := h.m.Status(f, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("status", 2, 8, 4)
+	if _, err := h.m.Ready("wan"); err != nil {
+		t.Fatal(err)
+	}
+	_, _, alone := h.PairReads()
+	if _, err := h.m.Ready("wan"); err != nil {
+		t.Fatal(err)
+	}
+	check("a second exec", 2, 8, alone+1)
+}

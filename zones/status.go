@@ -67,6 +67,7 @@ type Status struct {
 
 // Status reports the named zones (else those of f and every zone that is up).
 func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
+	m = m.withHostLinks()
 	recs, recNames, err := m.records()
 	if err != nil {
 		return nil, err
@@ -274,7 +275,7 @@ func (m *Manager) linkAndFileGaps(name string, rec *Record, inner bool) []string
 	case id != rec.Netns:
 		out = append(out, fmt.Sprintf("namespace pin %s/%s (points at another namespace)", netns.PinDir, name))
 	default:
-		gaps, err := m.Kernel.InspectPair(rec.Pair)
+		gaps, err := m.Kernel.InspectPair(rec.Pair, m.hostLinks)
 		if err != nil {
 			gaps = append(gaps, err.Error())
 		}

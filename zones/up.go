@@ -338,6 +338,12 @@ func (m *Manager) saveRecord(name string, d *desiredZone, old *Record) error {
 // The report lists them in name order all the same.
 func (m *Manager) upZones(p *upPlan, rep *Report) error {
 	names := slices.Sorted(maps.Keys(p.want))
+	// The host's side of the zones' links that exist already, read at once
+	// (a failed read leaves each zone to read its own, and say what fails).
+	var host *veth.HostLinks
+	if slices.ContainsFunc(names, func(n string) bool { return p.recs[n] != nil }) {
+		host, _ = m.Kernel.HostLinks()
+	}
 	reps := make([]Report, len(names))
 	errs := make([]error, len(names))
 	sem := make(chan struct{}, 8) // on 2 CPUs, quicker than 4 for a fresh up and a repair alike
@@ -347,7 +353,7 @@ func (m *Manager) upZones(p *upPlan, rep *Report) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = m.upZone(p.want[name], p.recs[name], p.hostVouched, &reps[i])
+			errs[i] = m.upZone(p.want[name], p.recs[name], p.hostVouched, host, &reps[i])
 		}()
 	}
 	wg.Wait()
@@ -358,8 +364,9 @@ func (m *Manager) upZones(p *upPlan, rep *Report) error {
 	return errors.Join(errs...)
 }
 
-// upZone makes one zone's namespace, link and files match d.
-func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched bool, rep *Report) (err error) {
+// upZone makes one zone's namespace, link and files match d. host is the
+// host's side of the zones' links as read before any was touched.
+func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched bool, host *veth.HostLinks, rep *Report) (err error) {
 	name := d.cfg.Name
 	id, exists, err := m.owned(name, old)
 	if err != nil {
@@ -411,7 +418,10 @@ func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched bool, rep *Rep
 	if err != nil {
 		return err
 	}
-	pairChanged, err := m.Kernel.EnsurePair(d.pair)
+	if created {
+		host = nil // read before the zone was made: its link is read anew
+	}
+	pairChanged, err := m.Kernel.EnsurePair(d.pair, host)
 	if err != nil {
 		return fmt.Errorf("zone %s: %w", name, err)
 	}

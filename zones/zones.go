@@ -10,6 +10,7 @@ import (
 
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
+	"github.com/nszone/nszone/veth"
 )
 
 // Where nszone keeps things (the contract names exactly these).
@@ -44,6 +45,24 @@ type Manager struct {
 	// Root prefixes RunDir, StateDir and EtcNetns; "" in production. Unit
 	// tests point it at a temporary directory.
 	Root string
+
+	// hostLinks is the host's side of every zone's link as read once for
+	// a whole status (withHostLinks); nil: each zone reads its own.
+	hostLinks *veth.HostLinks
+}
+
+// withHostLinks returns a copy of m whose checks of zones' links take the
+// host's side from one batched read: status then reads it once, not once
+// per zone. Should that read fail, each zone reads its own (and says what
+// fails).
+func (m *Manager) withHostLinks() *Manager {
+	host, err := m.Kernel.HostLinks()
+	if err != nil {
+		return m
+	}
+	c := *m
+	c.hostLinks = host
+	return &c
 }
 
 // NewManager returns a Manager for the real system: the host's wall on the

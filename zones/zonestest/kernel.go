@@ -113,9 +113,20 @@ func (k Kernel) LinksWithAlias(prefix string) (map[string]string, error) {
 	return out, nil
 }
 
-func (k Kernel) EnsurePair(p veth.Pair) (bool, error) {
+// HostLinks stands for the batched read of the host's side: the fake's
+// pairs are read from memory either way, so the batch carries nothing but
+// is counted (PairReads).
+func (k Kernel) HostLinks() (*veth.HostLinks, error) {
 	k.m.mu.Lock()
 	defer k.m.mu.Unlock()
+	k.m.hostLinkReads++
+	return &veth.HostLinks{}, nil
+}
+
+func (k Kernel) EnsurePair(p veth.Pair, host *veth.HostLinks) (bool, error) {
+	k.m.mu.Lock()
+	defer k.m.mu.Unlock()
+	k.m.countPairRead(host)
 	if ns := k.m.namespaces[p.Zone]; ns == nil || ns.stale {
 		return false, fmt.Errorf("veth pair of zone %s: %w", p.Zone, k.m.notExist(p.Zone))
 	}
@@ -132,9 +143,10 @@ func (k Kernel) EnsurePair(p veth.Pair) (bool, error) {
 	return true, nil
 }
 
-func (k Kernel) InspectPair(p veth.Pair) ([]string, error) {
+func (k Kernel) InspectPair(p veth.Pair, host *veth.HostLinks) ([]string, error) {
 	k.m.mu.Lock()
 	defer k.m.mu.Unlock()
+	k.m.countPairRead(host)
 	if ns := k.m.namespaces[p.Zone]; ns == nil || ns.stale {
 		return []string{"namespace " + p.Zone + " missing"}, nil
 	}

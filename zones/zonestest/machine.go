@@ -48,8 +48,13 @@ type Machine struct {
 	nextIno    uint64
 	hostGen    uint32 // the host's nf_tables generation, but for the iptables fake's writes
 	wallReads  int    // how often a wall was read (Missing)
-	vias       map[string]veth.Via
-	listening  map[string]bool // "tcp/22"
+	// hostLinkReads counts batched reads of the host's side of the links
+	// (HostLinks); pairReads the pairs checked or ensured, by whether they
+	// had the batch.
+	hostLinkReads int
+	pairReads     map[bool]int
+	vias          map[string]veth.Via
+	listening     map[string]bool // "tcp/22"
 }
 
 // Listen makes a program of the host's listen on port ("tcp", 8080).
@@ -66,6 +71,20 @@ func (m *Machine) Count(zone string, c firewall.Counters) {
 	defer m.mu.Unlock()
 	m.counters[zone] = c
 }
+
+// PairReads counts the batched reads of the host's side of the zones'
+// links, and the pairs checked or ensured with that batch and without
+// (reading their host side on their own), for tests of how often a
+// convergence asks the kernel.
+func (m *Machine) PairReads() (batches, batched, alone int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hostLinkReads, m.pairReads[true], m.pairReads[false]
+}
+
+// countPairRead counts one pair checked or ensured, with the host's side
+// in a batch or not. The caller holds mu.
+func (m *Machine) countPairRead(host *veth.HostLinks) { m.pairReads[host != nil]++ }
 
 // WallReads counts the reads of both nftables walls, for tests of what
 // exec skips.
@@ -112,6 +131,7 @@ func New() *Machine {
 		nextIno:   4026532000,
 		vias:      map[string]veth.Via{},
 		listening: map[string]bool{},
+		pairReads: map[bool]int{},
 	}
 	m.Firewall.Mode = "nft"
 	m.AddLink("lo", "", "127.0.0.1/8", "::1/128")
