@@ -133,6 +133,12 @@ func (m *Manager) allocation(zone string) (Allocation, bool) {
 // in them; the top directories go only if nszone created them (hostRecord).
 func (m *Manager) removeEmptyDirs() {
 	for _, d := range []string{m.path(RunDir, "zones"), m.path(RunDir, "vouch"), m.path(StateDir, "zones")} {
+		// A write killed before its rename leaves its temporary file;
+		// with the last zone gone, every one left is such.
+		tmps, _ := filepath.Glob(filepath.Join(d, ".tmp-*"))
+		for _, t := range tmps {
+			os.Remove(t)
+		}
 		os.Remove(d) // fails, as it should, while anything is left
 	}
 }
