@@ -17,17 +17,7 @@ func TestLinkIPv6Settings(t *testing.T) {
 	p := testPair("t-conf", 8, true)
 	t.Cleanup(func() { _ = DeletePair(p.Zone, p.HostName, p.Alias, nil) })
 	mustEnsure(t, p, true)
-	ns, err := netns.OpenNamed(p.Zone)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	h, zoneRT, err := handlesIn(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Close()
-	defer zoneRT.close()
+	zoneRT := zoneSocket(t, p.Zone)
 
 	ends := []struct {
 		where, link string
@@ -81,17 +71,7 @@ func TestLinkIPv6SettingsWithoutIPv6(t *testing.T) {
 	p := testPair("t-conf4", 11, false)
 	t.Cleanup(func() { _ = DeletePair(p.Zone, p.HostName, p.Alias, nil) })
 	mustEnsure(t, p, true)
-	ns, err := netns.OpenNamed(p.Zone)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	h, zoneRT, err := handlesIn(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.Close()
-	defer zoneRT.close()
+	zoneRT := zoneSocket(t, p.Zone)
 	for _, end := range []struct {
 		link string
 		rt   *rtSocket
@@ -155,4 +135,22 @@ func TestHostLinks(t *testing.T) {
 	if v, ok := l.setting("accept_dad"); !ok || v != "0" {
 		t.Errorf("batch's accept_dad of %s = %q, %v; want 0", p.HostName, v, ok)
 	}
+}
+
+// zoneSocket opens a request socket in zone's namespace, closed when the
+// test ends.
+func zoneSocket(t *testing.T, zone string) *rtSocket {
+	t.Helper()
+	ns, err := netns.OpenNamed(zone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, rt, err := handlesIn(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	t.Cleanup(rt.close)
+	return rt
 }
