@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/nszone/nszone/firewall"
@@ -19,5 +20,22 @@ func TestCounted(t *testing.T) {
 	}
 	if got := counted(nil); got != "-" {
 		t.Errorf("counted(nil) = %q", got)
+	}
+}
+
+// log refuses a bad output or zone name as bad usage, before it needs root.
+func TestLogRefuses(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"log", "-o", "xml"}, `-o "xml"`},
+		{[]string{"log", "../wan"}, `zone "../wan"`},
+		{[]string{"log", "--nope"}, "unknown flag"},
+	} {
+		_, stderr, code := runIn(t, c.args...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%q: exit %d, %q; want exit 2 saying %q", c.args, code, stderr, c.want)
+		}
 	}
 }
