@@ -22,6 +22,9 @@ type Backend interface {
 	// Variant is the iptables variant behind the backend, "nft" or
 	// "legacy"; "" for one that is no iptables (a fake).
 	Variant() string
+	// Writers returns the process ids of the Restore commands run since
+	// the last call: with iptables-nft, who made the commits they made.
+	Writers() []int
 }
 
 // ErrForeignChain is returned for a chain named like ours that holds rules

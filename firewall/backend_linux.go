@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/coreos/go-iptables/iptables"
@@ -21,6 +22,19 @@ type IPTables struct {
 	// Start starts the iptables commands; nil means cmd.Start. The zones
 	// package sets it to start them inside a zone's network namespace.
 	Start func(*exec.Cmd) error
+
+	mu      sync.Mutex
+	writers []int // see Writers
+}
+
+// Writers returns the process ids of the Restore commands run since the
+// last call.
+func (b *IPTables) Writers() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	w := b.writers
+	b.writers = nil
+	return w
 }
 
 // run runs cmd through Start.
@@ -164,7 +178,13 @@ func (b *IPTables) Restore(f Family, script string) error {
 	cmd.Stdin = strings.NewReader(script)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := b.run(cmd); err != nil {
+	err := b.run(cmd)
+	if cmd.Process != nil {
+		b.mu.Lock()
+		b.writers = append(b.writers, cmd.Process.Pid)
+		b.mu.Unlock()
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w: %s", cmd, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil

@@ -2,12 +2,20 @@ package zones
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
 	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
+
+// Commits hears who committed each transaction to the host's nf_tables
+// rulesets, by thread id, in a range of generations (nft.Commits.By).
+type Commits interface {
+	By(from, to uint32, timeout time.Duration) ([]int, error)
+	Close()
+}
 
 // Kernel is everything the reconciler asks of the host besides the rules of
 // its walls (Manager.Firewall, HostWall and Inner): namespaces, links,
@@ -83,6 +91,11 @@ type Kernel interface {
 	// Generation reads the nf_tables generation of zone's namespace, or of
 	// the host's for "".
 	Generation(zone string) (nft.Gen, error)
+	// WatchCommits starts hearing who commits to the host's nf_tables
+	// rulesets (nft.Commits).
+	WatchCommits() (Commits, error)
+	// OwnThread reports whether id is a thread of this process's.
+	OwnThread(id int) bool
 	// HostComments reads the rule comments of chains of one iptables-nft
 	// table, chain -> comments in order: exec's quick look at the host's wall.
 	HostComments(f firewall.Family, table string, chains []string) (map[string][]string, error)

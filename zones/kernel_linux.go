@@ -126,6 +126,13 @@ func (k linuxKernel) DeleteTableIfEmpty(key firewall.Key) (string, error) {
 	return nft.DeleteTableIfEmpty(key)
 }
 
+func (k linuxKernel) WatchCommits() (Commits, error) { return nft.WatchCommits() }
+
+func (k linuxKernel) OwnThread(id int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", id))
+	return err == nil
+}
+
 func (k linuxKernel) Generation(zone string) (nft.Gen, error) {
 	if zone == "" {
 		return nft.Generation(0)

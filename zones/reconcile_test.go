@@ -635,3 +635,30 @@ func TestHostLinksBatched(t *testing.T) {
 	}
 	check("a second exec", 2, 8, alone+1)
 }
+
+// An up that wrote the host's walls vouches for them when every commit
+// since it read them was its own: the next up reads neither iptables nor
+// the nftables host wall. Another program's commit in between, and it
+// does not: the next up reads them.
+func TestHostVouchAfterWrite(t *testing.T) {
+	for _, foreign := range []bool{false, true} {
+		h := newHost(t)
+		f := load(t, "01-four-zones.yaml")
+		if foreign {
+			h.OnHostWallWrite(h.ForeignCommit)
+		}
+		if rep, err := h.m.Up(f, nil); err != nil || !rep.Changed {
+			t.Fatalf("first up: %v", err)
+		}
+		h.OnHostWallWrite(nil)
+		reads, saves := h.WallReads(), h.Firewall.Reads
+		if rep, err := h.m.Up(f, nil); err != nil || rep.Changed {
+			t.Fatalf("second up: changed %v, %v", rep.Changed, err)
+		}
+		read := h.WallReads() != reads || h.Firewall.Reads != saves
+		if read != foreign {
+			t.Errorf("another program committed during the first up: %v; the second up read the walls: %v (nftables %d -> %d, iptables %d -> %d)",
+				foreign, read, reads, h.WallReads(), saves, h.Firewall.Reads)
+		}
+	}
+}

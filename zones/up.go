@@ -152,6 +152,8 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	// Walls the kernel vouches for as they were last found are not read.
 	hostDigest := hostWallDigest(p.policy)
 	if p.hostVouched = m.hostVouched(hostDigest); !p.hostVouched {
+		commits := m.watchCommits()
+		m.Firewall.Writers() // forget those of earlier writes
 		before, _ := m.generations("")
 		hostChanged, err := m.applyHostWall(p.policy)
 		if err != nil {
@@ -163,10 +165,13 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 		}
 		if changed || hostChanged {
 			rep.add("firewall: rules updated")
-			// Not read back: the host's walls are large, and it would cost
-			// this up more than it saves the next; the next up that finds
-			// them unchanged vouches for them.
-			before = vouch{}
+			// Not read back: the host's walls are large. What was read
+			// and then written is what is there, if no one else wrote
+			// meanwhile.
+			before = m.onlyOurs(commits, before)
+		}
+		if commits != nil {
+			commits.Close()
 		}
 		m.vouchForHost(hostDigest, before)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
@@ -158,6 +159,49 @@ func (m *Manager) hostVouched(digest string) bool {
 	now, ok := m.generations("")
 	return ok && now.Host == v.Host
 }
+
+// watchCommits starts hearing who commits to the host's rulesets, where
+// the generations can vouch for its walls; nil otherwise.
+func (m *Manager) watchCommits() Commits {
+	if _, ok := m.generations(""); !ok {
+		return nil
+	}
+	c, err := m.Kernel.WatchCommits()
+	if err != nil {
+		m.Log.Debug("not hearing the host's commits", "err", err)
+		return nil
+	}
+	return c
+}
+
+// onlyOurs is the host's generation after this process's writes to its
+// walls when every commit since before was this process's (a thread of
+// its own, or an iptables-restore it ran): the walls then hold what was
+// read and written, and may be vouched for without being read back.
+// Otherwise, the zero vouch: the next up reads them.
+func (m *Manager) onlyOurs(commits Commits, before vouch) vouch {
+	writers := m.Firewall.Writers()
+	after, ok := m.generations("")
+	if commits == nil || !ok || before.Host.Cookie != after.Host.Cookie {
+		return vouch{}
+	}
+	by, err := commits.By(before.Host.ID, after.Host.ID, commitsHeard)
+	if err != nil {
+		m.Log.Debug("not vouching for the host's walls", "err", err)
+		return vouch{}
+	}
+	for _, id := range by {
+		if !slices.Contains(writers, id) && !m.Kernel.OwnThread(id) {
+			m.Log.Debug("not vouching for the host's walls: another program committed", "thread", id)
+			return vouch{}
+		}
+	}
+	return after
+}
+
+// commitsHeard bounds the wait for the notices of commits already made:
+// the kernel sends them as it commits, so they are in the socket already.
+const commitsHeard = time.Second
 
 func (m *Manager) vouchForHost(digest string, before vouch) {
 	after, ok := m.generations("")

@@ -64,6 +64,9 @@ func (t *fakeTable) clone() *fakeTable {
 // Variant implements Backend.
 func (f *Fake) Variant() string { return f.Mode }
 
+// Writers: the fake's writes are this process's own.
+func (f *Fake) Writers() []int { return nil }
+
 // Save implements Backend.
 func (f *Fake) Save(fam firewall.Family, tables []string) (string, error) {
 	f.mu.Lock()

@@ -1,8 +1,13 @@
 package nft
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"testing"
+	"time"
 
+	"github.com/google/nftables"
 	"github.com/nszone/nszone/firewall"
 )
 
@@ -36,5 +41,63 @@ func TestGeneration(t *testing.T) {
 	}
 	if host2 != host1 {
 		t.Errorf("a write in the zone moved the host's generation: %v -> %v", host1, host2)
+	}
+}
+
+// Commits names who made each commit: a child process by its id, this
+// process by one of its threads'; a commit before the range is not
+// counted, and the range's end must be heard.
+func TestCommitsBy(t *testing.T) {
+	rootTest(t)
+	needNft(t)
+	w, err := WatchCommits()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	nftCmd := func(args ...string) int {
+		c := exec.Command("nft", args...)
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("nft %v: %v: %s", args, err, out)
+		}
+		return c.Process.Pid
+	}
+	nftCmd("add", "table", "ip", "cwbefore") // heard, but before the range
+	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "ip", "cwbefore").Run() })
+	g0, err := Generation(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := nftCmd("add", "table", "ip", "cw1")
+	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "ip", "cw1").Run() })
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.AddTable(&nftables.Table{Name: "cw2", Family: nftables.TableFamilyIPv4})
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "ip", "cw2").Run() })
+	g1, err := Generation(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g1.ID != g0.ID+2 {
+		t.Fatalf("generation %d -> %d, want two commits", g0.ID, g1.ID)
+	}
+	by, err := w.By(g0.ID, g1.ID, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(by) != 2 || by[0] != child {
+		t.Fatalf("commits by %v, want [%d, a thread of %d]", by, child, os.Getpid())
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", by[1])); err != nil {
+		t.Errorf("the second commit's thread %d is not one of this process's: %v", by[1], err)
+	}
+	// Nothing more to hear: a range not reached fails within the timeout.
+	if _, err := w.By(g1.ID, g1.ID+1, 100*time.Millisecond); err == nil {
+		t.Error("a commit never made was heard")
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
@@ -293,6 +295,36 @@ func (k Kernel) DeleteTableIfEmpty(key firewall.Key) (string, error) {
 	delete(k.m.nftTables, key.NftName())
 	return "", nil
 }
+
+// commits hears the machine's commits: every one this process's, but the
+// last in a range during which someone else committed (DamageHostWall).
+type commits struct {
+	m       *Machine
+	foreign int // the machine's foreign commits when it began
+}
+
+func (k Kernel) WatchCommits() (zones.Commits, error) {
+	k.m.mu.Lock()
+	defer k.m.mu.Unlock()
+	return &commits{m: k.m, foreign: k.m.foreignGen}, nil
+}
+
+func (c *commits) By(from, to uint32, _ time.Duration) ([]int, error) {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	out := make([]int, int(to-from))
+	for i := range out {
+		out[i] = os.Getpid()
+	}
+	if c.m.foreignGen > c.foreign && len(out) > 0 {
+		out[len(out)-1] = 1 // someone else's
+	}
+	return out, nil
+}
+
+func (c *commits) Close() {}
+
+func (k Kernel) OwnThread(id int) bool { return id == os.Getpid() }
 
 // Generation: the host's counts the iptables fake's writes too, as
 // iptables-nft's move the kernel's; a namespace's cookie is its inode here.

@@ -47,6 +47,8 @@ type Machine struct {
 	hostWall   map[firewall.Family][]firewall.Rule
 	nextIno    uint64
 	hostGen    uint32 // the host's nf_tables generation, but for the iptables fake's writes
+	foreignGen int    // commits to the host's rulesets by someone else (DamageHostWall)
+	onHostWall func() // called after each write of the host wall (OnHostWallWrite)
 	wallReads  int    // how often a wall was read (Missing)
 	// hostLinkReads counts batched reads of the host's side of the links
 	// (HostLinks); pairReads the pairs checked or ensured, by whether they
@@ -216,6 +218,25 @@ func (m *Machine) DamageHostWall() {
 	defer m.mu.Unlock()
 	m.hostWall = map[firewall.Family][]firewall.Rule{}
 	m.hostGen++
+	m.foreignGen++
+}
+
+// ForeignCommit is another program's commit to the host's rulesets that
+// leaves nszone's rules as they are (Docker adding a rule of its own).
+func (m *Machine) ForeignCommit() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.hostGen++
+	m.foreignGen++
+}
+
+// OnHostWallWrite has f called after every write of the nftables host
+// wall, outside the machine's lock: a test of what happens when someone
+// else writes at that moment.
+func (m *Machine) OnHostWallWrite(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onHostWall = f
 }
 
 // StartProcess records a program running in namespace name.

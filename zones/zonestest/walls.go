@@ -63,12 +63,17 @@ var _ zones.HostWall = Wall{}
 func (w Wall) Apply(p firewall.Policy, _ *slog.Logger) (bool, error) {
 	want := firewall.HostRules(p)
 	w.m.mu.Lock()
-	defer w.m.mu.Unlock()
 	if equalRules(w.m.hostWall, want, func(firewall.Rule) bool { return true }) {
+		w.m.mu.Unlock()
 		return false, nil
 	}
 	w.m.hostWall = want
 	w.m.hostGen++
+	hook := w.m.onHostWall
+	w.m.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	return true, nil
 }
 
