@@ -126,7 +126,23 @@ func (k linuxKernel) DeleteTableIfEmpty(key firewall.Key) (string, error) {
 	return nft.DeleteTableIfEmpty(key)
 }
 
-func (k linuxKernel) WatchCommits() (Commits, error) { return nft.WatchCommits() }
+// procPidInitIno is the inode of the initial PID namespace
+// (PROC_PID_INIT_INO).
+const procPidInitIno = 0xEFFFFFFC
+
+// WatchCommits works only in the host's own PID namespace: the kernel names
+// committers by their thread ids there, which a process in another PID
+// namespace could not tell from its own.
+func (k linuxKernel) WatchCommits() (Commits, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/self/ns/pid", &st); err != nil {
+		return nil, fmt.Errorf("reading this process's PID namespace: %w", err)
+	}
+	if st.Ino != procPidInitIno {
+		return nil, errors.New("not in the host's PID namespace: commits' thread ids are not this process's")
+	}
+	return nft.WatchCommits()
+}
 
 func (k linuxKernel) OwnThread(id int) bool {
 	_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", id))

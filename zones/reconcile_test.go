@@ -660,5 +660,20 @@ func TestHostVouchAfterWrite(t *testing.T) {
 			t.Errorf("another program committed during the first up: %v; the second up read the walls: %v (nftables %d -> %d, iptables %d -> %d)",
 				foreign, read, reads, h.WallReads(), saves, h.Firewall.Reads)
 		}
+		if n := h.Hearing(); n != 0 {
+			t.Errorf("%d commit watchers left open", n)
+		}
+	}
+	// An up that fails writing the walls (a chain of nszone's name holding
+	// someone else's rule) leaves no watcher open either.
+	h := newHost(t)
+	if err := h.Firewall.Restore(firewall.IPv4, "*filter\n:NSZ-wan-out - [0:0]\n-A NSZ-wan-out -j ACCEPT\nCOMMIT\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.m.Up(load(t, "01-four-zones.yaml"), nil); err == nil {
+		t.Fatal("up took over a chain of someone else's")
+	}
+	if n := h.Hearing(); n != 0 {
+		t.Errorf("a failed up left %d commit watchers open", n)
 	}
 }

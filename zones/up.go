@@ -153,6 +153,9 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	hostDigest := hostWallDigest(p.policy)
 	if p.hostVouched = m.hostVouched(hostDigest); !p.hostVouched {
 		commits := m.watchCommits()
+		if commits != nil {
+			defer commits.Close()
+		}
 		m.Firewall.Writers() // forget those of earlier writes
 		before, _ := m.generations("")
 		hostChanged, err := m.applyHostWall(p.policy)
@@ -169,9 +172,6 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 			// and then written is what is there, if no one else wrote
 			// meanwhile.
 			before = m.onlyOurs(commits, before)
-		}
-		if commits != nil {
-			commits.Close()
 		}
 		m.vouchForHost(hostDigest, before)
 	}

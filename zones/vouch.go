@@ -182,7 +182,8 @@ func (m *Manager) watchCommits() Commits {
 func (m *Manager) onlyOurs(commits Commits, before vouch) vouch {
 	writers := m.Firewall.Writers()
 	after, ok := m.generations("")
-	if commits == nil || !ok || before.Host.Cookie != after.Host.Cookie {
+	if commits == nil || !ok || before.Host.Cookie != after.Host.Cookie || before.Host.ID == after.Host.ID {
+		// A write that committed nothing leaves what was read, gaps and all.
 		return vouch{}
 	}
 	by, err := commits.By(before.Host.ID, after.Host.ID, commitsHeard)

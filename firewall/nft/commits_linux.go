@@ -84,9 +84,12 @@ func (w *Commits) read() {
 }
 
 // By returns the thread id that made each commit after generation from up
-// to generation to, in order. It fails when any notice was lost (the
-// socket's buffer overflowed) or not all of them arrive within timeout:
-// then nobody can say who made them.
+// to generation to, in order, and that of from itself when its notice came
+// after hearing began: the kernel numbers a generation before all of its
+// changes are in place, so a reader that saw from may have seen the rules
+// before it. It fails when any notice was lost (the socket's buffer
+// overflowed) or not all of them arrive within timeout: then nobody can say
+// who made them.
 func (w *Commits) By(from, to uint32, timeout time.Duration) ([]int, error) {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -94,8 +97,14 @@ func (w *Commits) By(from, to uint32, timeout time.Duration) ([]int, error) {
 		_, heard := w.by[to]
 		lost := w.lost
 		var out []int
+		if pid, ok := w.by[from]; ok {
+			out = append(out, pid)
+		}
 		if heard && lost == nil {
 			for g := from + 1; g != to+1; g++ {
+				if g == 0 {
+					continue // the kernel skips it when the count wraps
+				}
 				pid, ok := w.by[g]
 				if !ok {
 					w.mu.Unlock()

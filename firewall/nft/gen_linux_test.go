@@ -45,8 +45,9 @@ func TestGeneration(t *testing.T) {
 }
 
 // Commits names who made each commit: a child process by its id, this
-// process by one of its threads'; a commit before the range is not
-// counted, and the range's end must be heard.
+// process by one of its threads'. The range's first generation counts
+// when heard (a reader of it may have seen the rules before it), one
+// before it not; the range's end must be heard.
 func TestCommitsBy(t *testing.T) {
 	rootTest(t)
 	needNft(t)
@@ -62,7 +63,10 @@ func TestCommitsBy(t *testing.T) {
 		}
 		return c.Process.Pid
 	}
-	nftCmd("add", "table", "ip", "cwbefore") // heard, but before the range
+	nftCmd("add", "table", "ip", "cwearly") // heard, before the range
+	time.Sleep(10 * time.Millisecond)
+	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "ip", "cwearly").Run() })
+	first := nftCmd("add", "table", "ip", "cwbefore") // the range's first generation
 	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "ip", "cwbefore").Run() })
 	g0, err := Generation(0)
 	if err != nil {
@@ -90,11 +94,11 @@ func TestCommitsBy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(by) != 2 || by[0] != child {
-		t.Fatalf("commits by %v, want [%d, a thread of %d]", by, child, os.Getpid())
+	if len(by) != 3 || by[0] != first || by[1] != child {
+		t.Fatalf("commits by %v, want [%d, %d, a thread of %d]", by, first, child, os.Getpid())
 	}
-	if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", by[1])); err != nil {
-		t.Errorf("the second commit's thread %d is not one of this process's: %v", by[1], err)
+	if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", by[2])); err != nil {
+		t.Errorf("the last commit's thread %d is not one of this process's: %v", by[2], err)
 	}
 	// Nothing more to hear: a range not reached fails within the timeout.
 	if _, err := w.By(g1.ID, g1.ID+1, 100*time.Millisecond); err == nil {

@@ -306,6 +306,7 @@ type commits struct {
 func (k Kernel) WatchCommits() (zones.Commits, error) {
 	k.m.mu.Lock()
 	defer k.m.mu.Unlock()
+	k.m.hearing++
 	return &commits{m: k.m, foreign: k.m.foreignGen}, nil
 }
 
@@ -322,7 +323,11 @@ func (c *commits) By(from, to uint32, _ time.Duration) ([]int, error) {
 	return out, nil
 }
 
-func (c *commits) Close() {}
+func (c *commits) Close() {
+	c.m.mu.Lock()
+	defer c.m.mu.Unlock()
+	c.m.hearing--
+}
 
 func (k Kernel) OwnThread(id int) bool { return id == os.Getpid() }
 

@@ -48,6 +48,7 @@ type Machine struct {
 	nextIno    uint64
 	hostGen    uint32 // the host's nf_tables generation, but for the iptables fake's writes
 	foreignGen int    // commits to the host's rulesets by someone else (DamageHostWall)
+	hearing    int    // commit watchers open (WatchCommits, not yet closed)
 	onHostWall func() // called after each write of the host wall (OnHostWallWrite)
 	wallReads  int    // how often a wall was read (Missing)
 	// hostLinkReads counts batched reads of the host's side of the links
@@ -219,6 +220,13 @@ func (m *Machine) DamageHostWall() {
 	m.hostWall = map[firewall.Family][]firewall.Rule{}
 	m.hostGen++
 	m.foreignGen++
+}
+
+// Hearing counts the commit watchers open.
+func (m *Machine) Hearing() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hearing
 }
 
 // ForeignCommit is another program's commit to the host's rulesets that
