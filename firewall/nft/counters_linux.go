@@ -56,7 +56,7 @@ func Counters(ns *netns.Handle, rules map[firewall.Family][]firewall.Rule) (fire
 }
 
 // decodeCounted reads a rule of a GETRULE dump: its table, its comment and
-// its counter expression's numbers.
+// what its counter expression counted.
 func decodeCounted(ad *netlink.AttributeDecoder) (table, comment string, n firewall.Count) {
 	for ad.Next() {
 		switch ad.Type() {
@@ -66,38 +66,13 @@ func decodeCounted(ad *netlink.AttributeDecoder) (table, comment string, n firew
 			comment, _ = userdata.GetString(ad.Bytes(), userdata.TypeComment)
 		case unix.NFTA_RULE_EXPRESSIONS:
 			ad.Nested(func(list *netlink.AttributeDecoder) error {
-				for list.Next() {
-					list.Nested(func(e *netlink.AttributeDecoder) error {
-						counterData(e, &n)
-						return nil
-					})
+				for _, e := range decodeExprs(list) {
+					n.Packets += e.counted.Packets
+					n.Bytes += e.counted.Bytes
 				}
 				return nil
 			})
 		}
 	}
 	return table, comment, n
-}
-
-// counterData adds the numbers of expression e to n when it is a counter.
-func counterData(e *netlink.AttributeDecoder, n *firewall.Count) {
-	counter := false
-	for e.Next() {
-		switch {
-		case e.Type() == unix.NFTA_EXPR_NAME:
-			counter = e.String() == "counter"
-		case e.Type() == unix.NFTA_EXPR_DATA && counter:
-			e.Nested(func(d *netlink.AttributeDecoder) error {
-				for d.Next() {
-					switch d.Type() {
-					case unix.NFTA_COUNTER_BYTES:
-						n.Bytes += d.Uint64()
-					case unix.NFTA_COUNTER_PACKETS:
-						n.Packets += d.Uint64()
-					}
-				}
-				return nil
-			})
-		}
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/mdlayher/netlink"
+	"github.com/nszone/nszone/firewall"
 	"golang.org/x/sys/unix"
 )
 
@@ -263,15 +264,16 @@ func judge(ch baseCandidate, rules []foreignRule) (Foreign, bool) {
 // ruleExpr is what classify needs of one expression of a rule.
 type ruleExpr struct {
 	name    string
-	reg     uint32 // meta: destination register; cmp: source register
-	key     uint32 // meta: what it loads
-	op      uint32 // cmp: the comparison
-	data    []byte // cmp: the value compared with
-	verdict *int32 // immediate into the verdict register: its code
+	reg     uint32         // meta: destination register; cmp: source register
+	key     uint32         // meta: what it loads
+	op      uint32         // cmp: the comparison
+	data    []byte         // cmp: the value compared with
+	verdict *int32         // immediate into the verdict register: its code
+	counted firewall.Count // counter: what it counted
 }
 
 // decodeExprs reads a rule's NFTA_RULE_EXPRESSIONS, decoding only the
-// attributes of immediate, meta and cmp; any other expression keeps just
+// attributes of immediate, meta, cmp and counter; any other expression keeps just
 // its name, which is enough to make the rule count as something else.
 func decodeExprs(ad *netlink.AttributeDecoder) []ruleExpr {
 	var out []ruleExpr
@@ -320,6 +322,10 @@ func decodeExprData(e *ruleExpr, ad *netlink.AttributeDecoder) {
 				}
 				return nil
 			})
+		case e.name == "counter" && ad.Type() == unix.NFTA_COUNTER_PACKETS:
+			e.counted.Packets = ad.Uint64()
+		case e.name == "counter" && ad.Type() == unix.NFTA_COUNTER_BYTES:
+			e.counted.Bytes = ad.Uint64()
 		case e.name == "immediate" && ad.Type() == unix.NFTA_IMMEDIATE_DREG:
 			e.reg = ad.Uint32()
 		case e.name == "immediate" && ad.Type() == unix.NFTA_IMMEDIATE_DATA:
