@@ -46,32 +46,48 @@ type Allocation struct {
 func (m *Manager) recordPath(zone string) string { return m.path(RunDir, "zones", zone+".json") }
 func (m *Manager) allocPath(zone string) string  { return m.path(StateDir, "zones", zone+".json") }
 
-// writeJSON writes atomically: a crash leaves the old or the new file, never half of one.
+// writeJSON writes v atomically, as writeFileAtomic.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
+	return writeAtomic(path, append(b, '\n'), 0o600, true)
+}
+
+// writeFileAtomic writes content to path with mode perm, as writeAtomic,
+// without waiting for the disk: for files up writes again anyway.
+func writeFileAtomic(path string, content []byte, perm os.FileMode) error {
+	return writeAtomic(path, content, perm, false)
+}
+
+// writeAtomic writes content to path with mode perm: a process killed at
+// any moment leaves the old file or the new one, never half of one (a
+// ".tmp-*" file beside it, which removeEmptyDirs clears); durable waits
+// for the disk too, so that a power cut does the same.
+func writeAtomic(path string, content []byte, perm os.FileMode, durable bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
+	_, err = tmp.Write(content)
+	if err == nil {
+		err = tmp.Chmod(perm)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
+	if err == nil && durable {
+		err = tmp.Sync()
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil

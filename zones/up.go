@@ -504,24 +504,12 @@ func (m *Manager) writeZoneFiles(name string, d *desiredZone) (bool, error) {
 		if cur, err := os.ReadFile(p); err == nil && bytes.Equal(cur, content) {
 			continue
 		}
-		if err := writeFileAtomic(p, content); err != nil {
+		if err := writeFileAtomic(p, content, 0o644); err != nil {
 			return changed, err
 		}
 		changed = true
 	}
 	return changed, nil
-}
-
-func writeFileAtomic(path string, content []byte) error {
-	tmp := path + ".nszone-tmp"
-	if err := os.WriteFile(tmp, content, 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }
 
 // removeZone takes a zone's link, namespace, files and records away. The

@@ -23,7 +23,7 @@ func (m *Manager) MarkWatching() (func(), error) {
 	if pid, ok := m.watcher(); ok && pid != os.Getpid() {
 		return nil, fmt.Errorf("nszone watch already runs as process %d", pid)
 	}
-	if err := writeFileAtomic(m.watchPIDPath(), []byte(strconv.Itoa(os.Getpid())+"\n")); err != nil {
+	if err := writeFileAtomic(m.watchPIDPath(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	return func() {
