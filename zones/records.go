@@ -66,7 +66,7 @@ func writeFileAtomic(path string, content []byte, perm os.FileMode) error {
 
 // writeAtomic writes content to path with mode perm: a process killed at
 // any moment leaves the old file or the new one, never half of one (a
-// ".tmp-*" file beside it, which removeEmptyDirs clears); durable waits
+// ".tmp-*" file beside it, which removeTemps clears); durable waits
 // for the disk too, so that a power cut does the same.
 func writeAtomic(path string, content []byte, perm os.FileMode, durable bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
@@ -149,12 +149,17 @@ func (m *Manager) allocation(zone string) (Allocation, bool) {
 // in them; the top directories go only if nszone created them (hostRecord).
 func (m *Manager) removeEmptyDirs() {
 	for _, d := range []string{m.path(RunDir, "zones"), m.path(RunDir, "vouch"), m.path(StateDir, "zones")} {
-		// A write killed before its rename leaves its temporary file;
-		// with the last zone gone, every one left is such.
-		tmps, _ := filepath.Glob(filepath.Join(d, ".tmp-*"))
-		for _, t := range tmps {
-			os.Remove(t)
-		}
+		removeTemps(d)
 		os.Remove(d) // fails, as it should, while anything is left
+	}
+}
+
+// removeTemps removes the temporary files of writes killed before their
+// rename (writeAtomic's) from dir: called where nothing writes there any
+// more, with the last zone, or its own, gone.
+func removeTemps(dir string) {
+	tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+	for _, t := range tmps {
+		os.Remove(t)
 	}
 }

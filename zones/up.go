@@ -544,6 +544,7 @@ func (m *Manager) removeZone(name string, rec *Record) error {
 			errs = append(errs, err)
 		}
 	}
+	removeTemps(dir)
 	os.Remove(dir) // only if empty: files a user put there stay
 	if err := fault("down-files"); err != nil {
 		return err
