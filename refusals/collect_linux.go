@@ -21,7 +21,7 @@ type Collector struct {
 	// Classifier gives what names a destination's class to a zone (lan,
 	// host, internet, zone:NAME) as explain does, as of the moment: the
 	// zones up and the host's addresses change. It is asked again after
-	// ClassifierAge.
+	// classifierAge.
 	Classifier func() (func(zone string, d firewall.Dest) string, error)
 	// Say, when set, gets a line for each entry as it is kept (watch's
 	// output: the journal), at most sayMax per zone every sayPer; then one
@@ -45,7 +45,7 @@ type Collector struct {
 const (
 	dedupWindow   = 10 * time.Second
 	dedupMax      = 4096
-	ClassifierAge = 2 * time.Second
+	classifierAge = 2 * time.Second
 	retryBind     = 2 * time.Second
 	sayMax        = 20
 	sayPer        = time.Minute
@@ -139,7 +139,7 @@ func (c *Collector) keep(zone string, ps []nflog.Packet) {
 	if c.dedup == nil {
 		c.dedup = newDedup(dedupWindow, dedupMax)
 	}
-	if c.Classifier != nil && time.Since(c.asked) > ClassifierAge {
+	if c.Classifier != nil && time.Since(c.asked) > classifierAge {
 		c.asked = time.Now()
 		if cl, err := c.Classifier(); err == nil {
 			c.classify = cl
