@@ -150,8 +150,8 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	// The nftables host wall first: it holds whatever happens to the
 	// iptables rules from here on.
 	// Walls the kernel vouches for as they were last found are not read.
-	hostDigest := hostWallDigest(p.policy)
-	if p.hostVouched = m.hostVouched(hostDigest); !p.hostVouched {
+	hostRules := hostWallRules(p.policy)
+	if p.hostVouched = m.hostVouched(hostRules); !p.hostVouched {
 		commits := m.watchCommits()
 		if commits != nil {
 			defer commits.Close()
@@ -173,7 +173,7 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 			// meanwhile.
 			before = m.onlyOurs(commits, before)
 		}
-		m.vouchForHost(hostDigest, before)
+		m.vouchForHost(hostRules, before)
 	}
 	if err := fault("up-firewall"); err != nil {
 		return rep, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
+	"golang.org/x/sys/unix"
 )
 
 // A vouch lets exec skip reading the walls. The last full check that found
@@ -96,49 +97,41 @@ func (m *Manager) readRecord(zone string) (*Record, string, error) {
 	return &rec, hex.EncodeToString(sum[:]), nil
 }
 
-// The host's walls are vouched for the same way, for up: the digest of the
-// rules both walls must hold, with the host's generation when an up last
-// found them so without writing.
+// The host's walls are vouched for the same way, for up: what names the
+// rules both walls must hold (hostWallRules), with the host's generation when
+// an up last found them so without writing.
 type hostVouch struct {
-	Rules string  `json:"rules"` // sha256 of the rules, hex
+	Rules string  `json:"rules"` // hostWallRules
 	Host  nft.Gen `json:"host"`
 }
 
 func (m *Manager) hostVouchPath() string { return m.path(RunDir, "vouch", "host.json") }
 
-// hostWallDigest names the rules p's host walls hold: iptables' and the
-// nftables tables'. Building them takes milliseconds for 50 zones, on
-// every up and every convergence of watch, so the last digest is kept,
-// for a policy that differs at most in the zones' fields for the inner
-// wall (firewall.Zone's addresses): the host walls decide by interface and
-// never list those, and a change of the host's addresses, watch's
-// commonest, then builds no host wall to find it unchanged.
-func hostWallDigest(p firewall.Policy) string {
+// hostWallRules names the rules p's host walls hold, iptables' and the
+// nftables tables', without building them (milliseconds for 50 zones, on
+// every up and every convergence of watch): the policy less the zones'
+// fields for the inner wall (firewall.Zone's addresses), which the host
+// walls, deciding by interface, never list, and this binary, as another
+// nszone may build other rules from the same policy. "" when either cannot
+// be read: nothing is then vouched for.
+func hostWallRules(p firewall.Policy) string {
 	key, ok := hostWallKey(p)
-	lastHostWall.Lock()
-	defer lastHostWall.Unlock()
-	if ok && lastHostWall.ok && key == lastHostWall.key {
-		return lastHostWall.digest
+	bin := thisBinary()
+	if !ok || bin == "" {
+		return ""
 	}
-	h := sha256.New()
-	fmt.Fprint(h, firewall.Build(p).String())
-	host := firewall.HostRules(p)
-	for _, f := range firewall.Families {
-		for _, r := range host[f] {
-			fmt.Fprintln(h, f, r.Text())
-		}
-	}
-	digest := hex.EncodeToString(h.Sum(nil))
-	lastHostWall.key, lastHostWall.ok, lastHostWall.digest = key, ok, digest
-	return digest
+	return hex.EncodeToString(key[:]) + " " + bin
 }
 
-var lastHostWall struct {
-	sync.Mutex
-	key    [sha256.Size]byte
-	ok     bool
-	digest string
-}
+// thisBinary identifies the running executable's file: a new build or an
+// upgrade is a new file (a new inode, or at least a new change time).
+var thisBinary = sync.OnceValue(func() string {
+	var st unix.Stat_t
+	if unix.Stat("/proc/self/exe", &st) != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d:%d:%d.%d:%d.%d", st.Dev, st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+})
 
 // hostWallKey fingerprints p without the inner walls' addresses.
 func hostWallKey(p firewall.Policy) ([sha256.Size]byte, bool) {
@@ -151,9 +144,9 @@ func hostWallKey(p firewall.Policy) ([sha256.Size]byte, bool) {
 	return sha256.Sum256(b), err == nil
 }
 
-func (m *Manager) hostVouched(digest string) bool {
+func (m *Manager) hostVouched(rules string) bool {
 	var v hostVouch
-	if err := readJSON(m.hostVouchPath(), &v); err != nil || v.Rules != digest {
+	if err := readJSON(m.hostVouchPath(), &v); err != nil || rules == "" || v.Rules != rules {
 		return false
 	}
 	now, ok := m.generations("")
@@ -204,12 +197,12 @@ func (m *Manager) onlyOurs(commits Commits, before vouch) vouch {
 // the kernel sends them as it commits, so they are in the socket already.
 const commitsHeard = time.Second
 
-func (m *Manager) vouchForHost(digest string, before vouch) {
+func (m *Manager) vouchForHost(rules string, before vouch) {
 	after, ok := m.generations("")
-	if !ok || after.Host != before.Host {
+	if !ok || rules == "" || after.Host != before.Host {
 		return
 	}
-	if err := writeJSON(m.hostVouchPath(), hostVouch{Rules: digest, Host: after.Host}); err != nil {
+	if err := writeJSON(m.hostVouchPath(), hostVouch{Rules: rules, Host: after.Host}); err != nil {
 		m.Log.Debug("not vouching for the host's walls", "err", err)
 	}
 }

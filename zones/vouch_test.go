@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nszone/nszone/firewall"
@@ -83,9 +84,9 @@ func TestHostWallKey(t *testing.T) {
 	}
 }
 
-// The host walls never list the inner walls' addresses, so their digest
-// may be kept across a change of them; any other change makes a new one.
-func TestHostWallDigest(t *testing.T) {
+// The host walls never list the inner walls' addresses, so what names their
+// rules stays across a change of them; any other change names new rules.
+func TestHostWallRules(t *testing.T) {
 	a := keyPolicy()
 	b := keyPolicy()
 	b.Zones = slices.Clone(b.Zones)
@@ -93,18 +94,18 @@ func TestHostWallDigest(t *testing.T) {
 	b.Zones[1].FromZoneAddrs, b.Zones[1].ZoneNets = nil, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
 	b.Zones[1].ToZoneAddrs = []netip.Addr{netip.MustParseAddr("10.250.0.6")}
 	if firewall.Build(a).String() != firewall.Build(b).String() || !reflect.DeepEqual(firewall.HostRules(a), firewall.HostRules(b)) {
-		t.Fatal("the host walls change with the inner walls' addresses: hostWallDigest must not keep its digest across them")
+		t.Fatal("the host walls change with the inner walls' addresses: hostWallRules must not leave them out")
 	}
-	da := hostWallDigest(a)
-	if db := hostWallDigest(b); db != da {
-		t.Errorf("digest %s, then %s for the same host walls", da, db)
+	da := hostWallRules(a)
+	if da == "" || !strings.HasSuffix(da, " "+thisBinary()) {
+		t.Fatalf("hostWallRules = %q, want the policy's key and this binary (%s)", da, thisBinary())
+	}
+	if db := hostWallRules(b); db != da {
+		t.Errorf("%s, then %s for the same host walls", da, db)
 	}
 	c := keyPolicy()
 	c.Zones[1].Internet = true
-	if dc := hostWallDigest(c); dc == da {
-		t.Error("the digest did not change with the host walls")
-	}
-	if d := hostWallDigest(a); d != da {
-		t.Errorf("digest %s, then %s", da, d)
+	if dc := hostWallRules(c); dc == da {
+		t.Error("hostWallRules did not change with the host walls")
 	}
 }
