@@ -258,3 +258,65 @@ func TestConfine(t *testing.T) {
 		}
 	}
 }
+
+// nszone exec starts a confined zone's init from the nszone-zoneinit beside
+// it (a small binary), through the descriptor it checked: one that others
+// may write is refused with nothing run, and without one nszone starts
+// itself as the init.
+func TestZoneInit(t *testing.T) {
+	needSandbox(t)
+	file := writeZones(t, "version: 1\nuplink: auto\nzones:\n  box:\n    allow: []\n")
+	mustRun(t, "up", "-c", file)
+	t.Cleanup(func() { run(t, nil, "down", "--all") })
+
+	// Each layout in a directory of its own: nszone, and what is beside it.
+	layout := func(init os.FileMode) string {
+		dir := t.TempDir()
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		copyFile(t, nszoneBin, filepath.Join(dir, "nszone"), 0o755)
+		if init != 0 {
+			copyFile(t, filepath.Join(filepath.Dir(nszoneBin), "nszone-zoneinit"), filepath.Join(dir, "nszone-zoneinit"), init)
+		}
+		return filepath.Join(dir, "nszone")
+	}
+	marker := filepath.Join(t.TempDir(), "ran")
+	// Its name, its argv, and the file it runs (as its mappings name it).
+	const probe = `cat /proc/1/comm; tr '\0' ' ' </proc/1/cmdline; echo; grep -o '/[^ ]*$' /proc/1/maps | grep nszone | sort -u`
+	itself := layout(0)
+	for _, c := range []struct {
+		name, bin, runs string
+	}{
+		{"beside nszone", nszoneBin, filepath.Join(filepath.Dir(nszoneBin), "nszone-zoneinit")},
+		{"none: nszone itself", itself, itself},
+	} {
+		r := runCmd(t, nil, c.bin, "exec", "box", "--", "sh", "-c", probe)
+		if want := "nszone-init\nnszone-init \n" + c.runs + "\n"; r.code != 0 || r.out != want {
+			t.Errorf("%s: exit %d, PID 1:\n%s\nwant\n%s%s", c.name, r.code, r.out, want, r.err)
+		}
+	}
+	writable := layout(0o775)
+	r := runCmd(t, nil, writable, "exec", "box", "--", "touch", marker)
+	if r.code != 1 || !strings.Contains(r.err, "refusing "+filepath.Join(filepath.Dir(writable), "nszone-zoneinit")) {
+		t.Errorf("a group-writable nszone-zoneinit: exit %d, stderr %q; want 1 and a refusal naming it", r.code, r.err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the program ran with a group-writable init")
+	}
+}
+
+// copyFile copies src to dst with mode.
+func copyFile(t testing.TB, src, dst string, mode os.FileMode) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dst, mode); err != nil {
+		t.Fatal(err)
+	}
+}

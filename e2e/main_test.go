@@ -60,6 +60,12 @@ func setUp() (func(), error) {
 	if err := build.Run(); err != nil {
 		return teardown, fmt.Errorf("building nszone: %w", err)
 	}
+	// The confined zones' init, beside nszone, where nszone exec finds it.
+	build = exec.Command(gobin, "build", "-o", filepath.Join(dir, "nszone-zoneinit"), "../cmd/nszone-zoneinit")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return teardown, fmt.Errorf("building nszone-zoneinit: %w", err)
+	}
 	// As make install builds it: static, so no dynamic loader runs setuid.
 	build = exec.Command(gobin, "build", "-trimpath", "-o", enterBin, "../cmd/nszone-enter")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")

@@ -7,13 +7,13 @@ package entry
 
 import (
 	"fmt"
-	"os"
 	"os/user"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/nszone/nszone/config"
+	"github.com/nszone/nszone/launch"
 )
 
 // SafePath is the PATH of the privileged phase (iptables-save on hosts
@@ -68,20 +68,11 @@ type Caller struct {
 	GIDs []int // the real gid and the supplementary groups
 }
 
-// Current is the caller of this process: the kernel's real uid, gid and
-// supplementary groups, and the name the user database gives the uid;
-// never SUDO_*, USER or LOGNAME.
-func Current() (Caller, error) {
-	uid := os.Getuid()
-	u, err := user.LookupId(strconv.Itoa(uid))
-	if err != nil {
-		return Caller{}, fmt.Errorf("you (uid %d) are not in the user database: %w", uid, err)
-	}
-	groups, err := os.Getgroups()
-	if err != nil {
-		return Caller{}, fmt.Errorf("reading your groups: %w", err)
-	}
-	return Caller{Name: u.Username, UID: uid, GIDs: append([]int{os.Getgid()}, groups...)}, nil
+// CallerOf is the caller as who.Caller found it: the kernel's real uid,
+// gid and supplementary groups, and the name the user database gives the
+// uid; never SUDO_*, USER or LOGNAME.
+func CallerOf(id *launch.Identity) Caller {
+	return Caller{Name: id.Name, UID: id.UID, GIDs: append([]int{id.GID}, id.Groups...)}
 }
 
 // Permit allows c into a zone whose access is a: c is root (who may enter

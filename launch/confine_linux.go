@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -54,6 +55,34 @@ const (
 // initArg0 is the name the init of a confined zone runs under.
 const initArg0 = "nszone-init"
 
+// initProtocol is the version of initState. An init of another nszone (a
+// stale nszone-zoneinit beside a new nszone) refuses the state, and unknown
+// fields are refused too: nothing asked for is ever silently left undone.
+const initProtocol = 1
+
+// openInit opens the zone's init binary (path "" is this program), before
+// any mount changes what a path names, and checks that only root can have
+// written it: it runs as root.
+func openInit(path string) (*os.File, error) {
+	if path == "" {
+		path = "/proc/self/exe"
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening the zone's init: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("checking the zone's init %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Uid != 0 || st.Mode&0o022 != 0 {
+		f.Close()
+		return nil, fmt.Errorf("refusing %s as the zone's init: it must be a regular file owned by root that no one else may write (owner uid %d, mode %#o)", path, st.Uid, st.Mode&0o7777)
+	}
+	return f, nil
+}
+
 // runtimeKeep are the entries of the user's runtime directory a desktop
 // program keeps: Wayland's socket (WAYLAND_DISPLAY, else wayland-0),
 // PipeWire's and PulseAudio's. Nothing else: agents (gnupg, ssh, keyring),
@@ -98,9 +127,9 @@ func (p *busProxy) unlink() {
 func runtimeDirOf(uid int) string { return fmt.Sprintf("/run/user/%d", uid) }
 
 // targetUID is whom the program runs as.
-func targetUID(id *identity) (int, int) {
+func targetUID(id *Identity) (int, int) {
 	if id != nil {
-		return id.uid, id.gid
+		return id.UID, id.GID
 	}
 	return os.Geteuid(), os.Getegid()
 }
@@ -108,7 +137,7 @@ func targetUID(id *identity) (int, int) {
 // startBusProxy starts a filtering proxy of the user's session bus, as the
 // user. No bus, or no xdg-dbus-proxy, is a warning: the program then has no
 // bus at all.
-func startBusProxy(o Options, id *identity, zone string) (*busProxy, string, error) {
+func startBusProxy(o Options, id *Identity, zone string) (*busProxy, string, error) {
 	uid, gid := targetUID(id)
 	runtimeDir := runtimeDirOf(uid)
 	upstream := sessionBus(o.Env, runtimeDir)
@@ -136,7 +165,7 @@ func startBusProxy(o Options, id *identity, zone string) (*busProxy, string, err
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if id != nil {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: toU32(id.groups)}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: toU32(id.Groups)}
 	}
 	if err := cmd.Start(); err != nil {
 		r.Close()
@@ -181,7 +210,7 @@ func toU32(in []int) []uint32 {
 // confineFS gives the program, in the private mount namespace, a private
 // /tmp, /var/tmp and /run, with only what its confinement keeps bound back
 // in. It runs as root, before the privilege drop.
-func confineFS(o Options, id *identity, proxy *busProxy) error {
+func confineFS(o Options, id *Identity, proxy *busProxy) error {
 	uid, gid := targetUID(id)
 	runtimeDir := runtimeDirOf(uid)
 	desktop := o.Confine == ConfineDesktop
@@ -329,32 +358,22 @@ func confinedEnv(env []string, confine string, uid int, proxy *busProxy) []strin
 // initState is what the init of a confined zone needs to finish the work:
 // everything of Options that is data, and whom to become.
 type initState struct {
+	Protocol   int
 	Argv, Env  []string
 	Dir, Cwd   string
 	NetnsPath  string
 	Profile    bool
 	NoNewPrivs bool
-	ID         *initIdentity
-}
-
-type initIdentity struct {
-	UID, GID int
-	Groups   []int
-	Name     string
-	Home     string
-	Shell    string
+	ID         *Identity
 }
 
 // spawnInit starts the zone's init in a new PID namespace, hands it the
 // state, waits as the user and exits with the program's status. It returns
 // only when the init could not be started.
-func spawnInit(o Options, id *identity, cwd string, proxy *busProxy) error {
+func spawnInit(o Options, id *Identity, cwd string, proxy *busProxy, initBin *os.File) error {
 	uid, _ := targetUID(id)
 	env := confinedEnv(buildEnv(o.Env, id), o.Confine, uid, proxy)
-	st := initState{Argv: o.Argv, Env: env, Dir: o.Dir, Cwd: cwd, NetnsPath: o.NetnsPath, Profile: o.Profile, NoNewPrivs: o.NoNewPrivs}
-	if id != nil {
-		st.ID = &initIdentity{id.uid, id.gid, id.groups, id.name, id.home, id.shell}
-	}
+	st := initState{Protocol: initProtocol, Argv: o.Argv, Env: env, Dir: o.Dir, Cwd: cwd, NetnsPath: o.NetnsPath, Profile: o.Profile, NoNewPrivs: o.NoNewPrivs, ID: id}
 	if o.Audit != nil {
 		// The init cannot call back: the entry is logged here, with the
 		// program as root finds it in the zone's PATH.
@@ -377,11 +396,15 @@ func spawnInit(o Options, id *identity, cwd string, proxy *busProxy) error {
 	if err != nil {
 		return setupErr(err)
 	}
-	files := []*os.File{os.Stdin, os.Stdout, os.Stderr, r}
+	// fd 3: the state; 4: the bus proxy's end, which lives as long as the
+	// init; 5: the init's own binary, opened before the mounts (its path
+	// may now name nothing, a private /tmp, or something else).
+	var proxyEnd *os.File
 	if proxy != nil {
-		files = append(files, proxy.sync) // fd 4: the proxy lives as long as the init
+		proxyEnd = proxy.sync
 	}
-	proc, err := os.StartProcess("/proc/self/exe", []string{initArg0}, &os.ProcAttr{
+	files := []*os.File{os.Stdin, os.Stdout, os.Stderr, r, proxyEnd, initBin}
+	proc, err := os.StartProcess(fmt.Sprintf("/proc/self/fd/%d", initBin.Fd()), []string{initArg0}, &os.ProcAttr{
 		Env:   []string{},
 		Files: files,
 		Sys: &syscall.SysProcAttr{
@@ -468,26 +491,25 @@ func RunInit() {
 
 func runInit() (int, error) {
 	state := os.NewFile(3, "init state")
-	var st initState
-	if err := json.NewDecoder(state).Decode(&st); err != nil {
-		return ExitSetup, fmt.Errorf("the zone's init: reading its state: %w", err)
-	}
+	st, err := readInitState(state)
 	state.Close()
+	if err != nil {
+		return ExitSetup, err
+	}
 	unix.CloseOnExec(4) // the bus proxy's: kept open here, not in the program
+	_ = unix.Close(5)   // this binary's, which nszone exec started it through
 	// This PID namespace's own /proc: no process outside is visible.
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return ExitSetup, fmt.Errorf("mounting the zone's /proc: %w", err)
 	}
-	var id *identity
-	if st.ID != nil {
-		id = &identity{uid: st.ID.UID, gid: st.ID.GID, groups: st.ID.Groups, name: st.ID.Name, home: st.ID.Home, shell: st.ID.Shell}
-	}
+	// Its name in ps: started through a descriptor, it would be "5".
+	_ = os.WriteFile("/proc/self/comm", []byte(initArg0), 0)
 	o := Options{Argv: st.Argv, Env: st.Env, Dir: st.Dir, NetnsPath: st.NetnsPath, Profile: st.Profile, NoNewPrivs: st.NoNewPrivs}
 	var si *SingleInstance
 	if st.Profile {
 		si = LookupSingleInstance(st.Argv[0])
 	}
-	err := finish(o, id, si, st.Cwd, &initProc{})
+	err = finish(o, st.ID, si, st.Cwd, &initProc{})
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		if ee.Err == nil {
@@ -496,6 +518,20 @@ func runInit() (int, error) {
 		return ee.Code, ee.Err
 	}
 	return ExitSetup, err
+}
+
+// readInitState decodes what nszone exec hands its init, strictly.
+func readInitState(r io.Reader) (initState, error) {
+	var st initState
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&st); err != nil {
+		return st, fmt.Errorf("the zone's init: reading its state (an nszone-zoneinit of another nszone version?): %w", err)
+	}
+	if st.Protocol != initProtocol {
+		return st, fmt.Errorf("the zone's init speaks protocol %d, nszone exec %d: install the nszone-zoneinit of the same nszone version", initProtocol, st.Protocol)
+	}
+	return st, nil
 }
 
 // initProc runs the program as the init's child and waits for it.

@@ -51,12 +51,10 @@ func run(o Options) error {
 		return setupErr(errors.New("no program to run"))
 	}
 
-	// 1. Whom to run as, before anything is entered.
-	id, err := target(o.User, o.Env, os.Geteuid(), o.Self)
-	if err != nil {
-		return setupErr(err)
-	}
-	if id != nil && id.uid == os.Geteuid() && id.gid == os.Getegid() {
+	// 1. Whom to run as (looked up by the caller, before anything is
+	// entered).
+	id := o.As
+	if id != nil && id.UID == os.Geteuid() && id.GID == os.Getegid() {
 		id = nil // already that user: nothing to drop, environment unchanged
 	}
 	if id != nil {
@@ -77,7 +75,7 @@ func run(o Options) error {
 	if si != nil && !o.Profile && !si.IsSeparate(o.Argv[1:]) {
 		uid := os.Getuid()
 		if id != nil {
-			uid = id.uid
+			uid = id.UID
 		}
 		procRoot := o.ProcRoot
 		if procRoot == "" {
@@ -90,6 +88,16 @@ func run(o Options) error {
 		if len(found) > 0 {
 			return setupErr(errors.New(refuseMessage(si, filepath.Base(o.Argv[0]), zone, found)))
 		}
+	}
+	// The zone's init, opened while its path still names it.
+	var initBin *os.File
+	if o.Confine == ConfineDesktop || o.Confine == ConfineStrict {
+		f, err := openInit(o.Init)
+		if err != nil {
+			return setupErr(err)
+		}
+		defer f.Close()
+		initBin = f
 	}
 	// The path, not the directory: it is looked up again in the new mount
 	// namespace and with the target user's permissions.
@@ -107,7 +115,10 @@ func run(o Options) error {
 	confined := o.Confine == ConfineDesktop || o.Confine == ConfineStrict
 	var proxy *busProxy
 	if o.Confine == ConfineDesktop {
-		var warn string
+		var (
+			warn string
+			err  error
+		)
 		proxy, warn, err = startBusProxy(o, id, zone)
 		if err != nil {
 			return setupErr(err)
@@ -164,7 +175,7 @@ func run(o Options) error {
 		// The rest runs in the zone's own PID namespace: its first process
 		// (this program again, as nszone-init) mounts its /proc, becomes the
 		// user and starts the program; this one waits for it.
-		return spawnInit(o, id, cwd, proxy)
+		return spawnInit(o, id, cwd, proxy, initBin)
 	}
 	return finish(o, id, si, cwd, nil)
 }
@@ -172,7 +183,7 @@ func run(o Options) error {
 // finish becomes the user and runs the program: by execve(2), replacing this
 // process, or (init != nil: the init of a confined zone) as its child,
 // waited for.
-func finish(o Options, id *identity, si *SingleInstance, cwd string, init *initProc) error {
+func finish(o Options, id *Identity, si *SingleInstance, cwd string, init *initProc) error {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -186,7 +197,7 @@ func finish(o Options, id *identity, si *SingleInstance, cwd string, init *initP
 		if err := dropPrivileges(id); err != nil {
 			return setupErr(err)
 		}
-		log.Debug("dropped privileges", "uid", id.uid, "gid", id.gid, "groups", id.groups)
+		log.Debug("dropped privileges", "uid", id.UID, "gid", id.GID, "groups", id.Groups)
 	}
 	if o.NoNewPrivs {
 		// Per thread, and this thread is the one that calls execve.
@@ -398,7 +409,7 @@ func sameFile(want, path string) error {
 }
 
 // dropPrivileges switches to id and proves that no capability is left.
-func dropPrivileges(id *identity) error {
+func dropPrivileges(id *Identity) error {
 	// Ambient and inheritable sets survive setresuid; either could hand
 	// capabilities to the program at execve.
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
@@ -417,21 +428,21 @@ func dropPrivileges(id *identity) error {
 	// Setgroups only on the calling one), by signals the caller's
 	// RLIMIT_SIGPENDING must not block.
 	err := withSignalsQueued(func() error {
-		if err := syscall.Setgroups(id.groups); err != nil {
-			return fmt.Errorf("setting the groups of %s: %w", id.name, err)
+		if err := syscall.Setgroups(id.Groups); err != nil {
+			return fmt.Errorf("setting the groups of %s: %w", id.Name, err)
 		}
-		if err := syscall.Setresgid(id.gid, id.gid, id.gid); err != nil {
-			return fmt.Errorf("setting gid %d: %w", id.gid, err)
+		if err := syscall.Setresgid(id.GID, id.GID, id.GID); err != nil {
+			return fmt.Errorf("setting gid %d: %w", id.GID, err)
 		}
-		if err := syscall.Setresuid(id.uid, id.uid, id.uid); err != nil {
-			return fmt.Errorf("setting uid %d of %s: %w", id.uid, id.name, err)
+		if err := syscall.Setresuid(id.UID, id.UID, id.UID); err != nil {
+			return fmt.Errorf("setting uid %d of %s: %w", id.UID, id.Name, err)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if id.uid == 0 {
+	if id.UID == 0 {
 		return nil // root keeps its capabilities by definition
 	}
 	return noCapabilities()

@@ -236,18 +236,20 @@ func TestExecDropsPrivileges(t *testing.T) {
 	const script = `id -u; id -g; grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status; echo "$HOME $USER $LOGNAME"; env | grep ^SUDO_; cat /etc/resolv.conf`
 	wantCaps := "CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapAmb:\t0000000000000000\n"
 
-	sudo := z.options("sh", "-c", script)
-	sudo.Env = append(sudo.Env, "SUDO_UID=65534", "SUDO_GID=65534", "SUDO_USER=nobody")
-	byUser := z.options("sh", "-c", script)
-	byUser.User = "nobody"
-	for name, o := range map[string]Options{"sudo": sudo, "--user": byUser} {
-		got := ok(t, o)
-		want := "65534\n65534\n" + wantCaps + "/nonexistent nobody nobody\nnameserver 192.0.2.53\n"
-		if got != want {
-			t.Errorf("%s: got\n%s\nwant\n%s", name, got, want)
-		}
+	// Run through sudo: the SUDO_* variables go with root.
+	o := z.options("sh", "-c", script)
+	o.Env = append(o.Env, "SUDO_UID=65534", "SUDO_GID=65534", "SUDO_USER=nobody")
+	o.As = nobody
+	got := ok(t, o)
+	want := "65534\n65534\n" + wantCaps + "/nonexistent nobody nobody\nnameserver 192.0.2.53\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// nobody is the unprivileged user of these tests, as launch/who finds it on
+// Debian.
+var nobody = &Identity{UID: 65534, GID: 65534, Groups: []int{65534}, Name: "nobody", Home: "/nonexistent"}
 
 func TestExecWorkingDirectory(t *testing.T) {
 	z := newZone(t)
@@ -261,7 +263,7 @@ func TestExecWorkingDirectory(t *testing.T) {
 		t.Errorf("root: pwd = %q (exit %d), want %s", r.stdout, r.code, private)
 	}
 	o := z.options("pwd")
-	o.User = "nobody"
+	o.As = nobody
 	if r := runHelper(t, o, private); r.code != 0 || r.stdout != "/\n" {
 		t.Errorf("nobody: pwd = %q (exit %d), want /", r.stdout, r.code)
 	}
@@ -321,8 +323,6 @@ func TestExecSetupFailures(t *testing.T) {
 	z := newZone(t)
 	marker := filepath.Join(z.root, "ran")
 
-	unknown := z.options("touch", marker)
-	unknown.User = "nszone-no-such-user"
 	noNetns := z.options("touch", marker)
 	noNetns.NetnsPath = "/run/netns/zmissing"
 	notNetns := z.options("touch", marker)
@@ -335,7 +335,6 @@ func TestExecSetupFailures(t *testing.T) {
 		o    Options
 		msg  string
 	}{
-		{"unknown user", unknown, `"nszone-no-such-user"`},
 		{"missing netns", noNetns, "opening network namespace"},
 		{"not a netns", notNetns, "entering network namespace"},
 		{"missing etc dir", noEtc, "reading the zone's files"},
@@ -510,7 +509,7 @@ func TestCheckCaps(t *testing.T) {
 func TestExecNoNewPrivs(t *testing.T) {
 	z := newZone(t)
 	o := z.options("grep", "^NoNewPrivs:", "/proc/self/status")
-	o.User = "nobody"
+	o.As = nobody
 	if got := ok(t, o); got != "NoNewPrivs:\t0\n" {
 		t.Errorf("default: %q, want NoNewPrivs 0", got)
 	}

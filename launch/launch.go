@@ -11,14 +11,10 @@
 package launch
 
 import (
-	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/user"
-	"strconv"
 	"strings"
 )
 
@@ -46,7 +42,6 @@ type Options struct {
 	NetnsPath string   // the zone's pin, e.g. /run/netns/wan
 	EtcDir    string   // e.g. /etc/netns/wan: each entry is bind-mounted over /etc/ENTRY; "" for none
 	Hide      []string // directories covered by an empty read-only tmpfs when they exist (see DefaultHide)
-	User      string   // name or numeric uid; "": SUDO_UID/SUDO_GID when root under sudo, else unchanged
 	Argv      []string // program and arguments; Argv[0] is looked up in the PATH of Env
 	Env       []string // the program's environment (normally os.Environ())
 	Dir       string   // working directory; "": the current one if the user can enter it, else HOME, else /
@@ -60,11 +55,9 @@ type Options struct {
 	ProcRoot string    // where processes are looked for; "": /proc
 	Warn     io.Writer // one line per desktop problem (see DesktopEnv); nil: os.Stderr
 
-	// Self runs the program as this process's real uid, gid and
-	// supplementary groups, unchanged: the identity of whoever started a
-	// setuid-root nszone-enter, taken from the kernel, never from the
-	// environment. User must then be empty.
-	Self bool
+	// As is whom the program runs as, looked up before anything is entered
+	// (launch/who); nil leaves the identity unchanged.
+	As *Identity
 	// NoNewPrivs sets PR_SET_NO_NEW_PRIVS for the program: setuid files and
 	// file capabilities then grant it nothing.
 	NoNewPrivs bool
@@ -81,6 +74,12 @@ type Options struct {
 	// Confine is ConfineDesktop, ConfineStrict or ConfineNone ("" is
 	// none): what the program reaches besides the zone's network.
 	Confine string
+	// Init is the zone's init for a confined program (cmd/nszone-zoneinit, a
+	// small binary that starts in a fraction of nszone's time); "": this
+	// program again (/proc/self/exe), whose main must then call RunInit
+	// when IsInit. It is opened before anything is entered, and refused
+	// unless it is a regular file of root's that no one else may write.
+	Init string
 	// Started, when set, is called once a confined program's init runs:
 	// this process then only waits (nszone exec releases its lock there).
 	Started func() `json:"-"`
@@ -105,109 +104,13 @@ type ExitError struct {
 func (e *ExitError) Error() string { return e.Err.Error() }
 func (e *ExitError) Unwrap() error { return e.Err }
 
-// identity is whom the program runs as.
-type identity struct {
-	uid, gid int
-	groups   []int
-	name     string
-	home     string
-	shell    string // "" when not known from /etc/passwd
-}
-
-// target resolves whom the program runs as, before anything is entered, so
-// that an unknown user fails with nothing changed. nil means: keep the
-// current identity.
-func target(spec string, env []string, euid int, self bool) (*identity, error) {
-	var (
-		u   *user.User
-		gid string
-		err error
-	)
-	switch sudoUID := getenv(env, "SUDO_UID"); {
-	case self && spec != "":
-		return nil, errors.New("a setuid entry runs programs as its caller only: --user is for root")
-	case self:
-		return caller()
-	case spec != "":
-		// Like chown and id: a name first, then a numeric uid.
-		u, err = user.Lookup(spec)
-		if _, nerr := strconv.Atoi(spec); err != nil && nerr == nil {
-			u, err = user.LookupId(spec)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("looking up user %q: %w", spec, err)
-		}
-		gid = u.Gid
-	case euid == 0 && sudoUID != "":
-		// sudo always sets SUDO_UID and SUDO_GID, and refuses users
-		// missing from the passwd database, so a failed look-up is an error.
-		u, err = user.LookupId(sudoUID)
-		if err != nil {
-			return nil, fmt.Errorf("looking up the invoking user (SUDO_UID=%s): %w", sudoUID, err)
-		}
-		// SUDO_GID is the group the user was in when calling sudo (it may
-		// differ from the passwd one after newgrp).
-		gid = getenv(env, "SUDO_GID")
-		if gid == "" {
-			gid = u.Gid
-		}
-	default:
-		return nil, nil
-	}
-
-	id := &identity{name: u.Username, home: u.HomeDir, shell: loginShell(u.Username)}
-	if id.uid, err = strconv.Atoi(u.Uid); err != nil {
-		return nil, fmt.Errorf("user %q has a non-numeric uid %q", u.Username, u.Uid)
-	}
-	if id.gid, err = strconv.Atoi(gid); err != nil {
-		return nil, fmt.Errorf("user %q: invalid gid %q", u.Username, gid)
-	}
-	gids, err := u.GroupIds()
-	if err != nil {
-		return nil, fmt.Errorf("listing the groups of user %q: %w", u.Username, err)
-	}
-	for _, g := range gids {
-		n, err := strconv.Atoi(g)
-		if err != nil {
-			return nil, fmt.Errorf("user %q: invalid group id %q", u.Username, g)
-		}
-		id.groups = append(id.groups, n)
-	}
-	return id, nil
-}
-
-// caller is the identity this process was started with: its real uid, real
-// gid and supplementary groups as the kernel holds them (so a newgrp or a
-// group granted at login counts as it does outside the zone).
-func caller() (*identity, error) {
-	uid := os.Getuid()
-	u, err := user.LookupId(strconv.Itoa(uid))
-	if err != nil {
-		return nil, fmt.Errorf("looking up your user (uid %d): %w", uid, err)
-	}
-	groups, err := os.Getgroups()
-	if err != nil {
-		return nil, fmt.Errorf("reading your groups: %w", err)
-	}
-	return &identity{uid: uid, gid: os.Getgid(), groups: groups, name: u.Username, home: u.HomeDir, shell: loginShell(u.Username)}, nil
-}
-
-// loginShell reads the user's shell from /etc/passwd; os/user does not
-// expose it. Users known only through NSS (LDAP, sssd) get "".
-func loginShell(name string) string {
-	f, err := os.Open("/etc/passwd")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Split(s.Text(), ":")
-		if len(fields) == 7 && fields[0] == name {
-			return fields[6]
-		}
-	}
-	return ""
+// Identity is whom the program runs as (launch/who looks it up).
+type Identity struct {
+	UID, GID int
+	Groups   []int
+	Name     string
+	Home     string
+	Shell    string // "" when not known from /etc/passwd
 }
 
 // buildEnv returns the program's environment. With the identity unchanged
@@ -218,7 +121,7 @@ func loginShell(name string) string {
 // programs and scripts take SUDO_USER/SUDO_UID to mean "I was run through
 // sudo" (and may then try to act for that user). Everything else, the
 // desktop session's variables included, is kept.
-func buildEnv(env []string, id *identity) []string {
+func buildEnv(env []string, id *Identity) []string {
 	out := make([]string, 0, len(env)+4)
 	for _, kv := range env {
 		k, _, _ := strings.Cut(kv, "=")
@@ -230,9 +133,9 @@ func buildEnv(env []string, id *identity) []string {
 	if id == nil {
 		return out
 	}
-	out = append(out, "HOME="+id.home, "USER="+id.name, "LOGNAME="+id.name)
-	if id.shell != "" {
-		out = append(out, "SHELL="+id.shell)
+	out = append(out, "HOME="+id.Home, "USER="+id.Name, "LOGNAME="+id.Name)
+	if id.Shell != "" {
+		out = append(out, "SHELL="+id.Shell)
 	}
 	return out
 }

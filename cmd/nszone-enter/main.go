@@ -23,6 +23,7 @@ import (
 	"github.com/nszone/nszone/entry"
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/launch"
+	"github.com/nszone/nszone/launch/who"
 	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/zones"
 )
@@ -99,11 +100,14 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "nszone: refusing to enter zone %q: %v\n", a.zone, err)
 		return exitRefused
 	}
-	c, err := entry.Current()
+	// Whom the program runs as: the caller the kernel names, never the
+	// environment.
+	id, err := who.Caller()
 	if err != nil {
 		fmt.Fprintf(stderr, "nszone: %v\n", err)
 		return exitRefused
 	}
+	c := entry.CallerOf(id)
 	audit, err := entry.OpenAudit()
 	if err != nil {
 		fmt.Fprintf(stderr, "nszone: refusing to enter zone %q: every entry must be logged, and %v\n", a.zone, err)
@@ -118,7 +122,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	logged := false
 	err = launch.Exec(launch.Options{
-		NetnsPath: e.Netns, EtcDir: e.Etc, Hide: launch.DefaultHide, Self: true,
+		NetnsPath: e.Netns, EtcDir: e.Etc, Hide: launch.DefaultHide, As: id,
 		Argv: a.argv, Env: kept, Profile: a.profile, NoNewPrivs: e.Access.NoNewPrivs, Confine: e.Access.ConfineOr(),
 		Logger: slog.New(slog.DiscardHandler),
 		// A caller can stop this process between the checks and the drop:

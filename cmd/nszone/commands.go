@@ -17,6 +17,7 @@ import (
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/launch"
+	"github.com/nszone/nszone/launch/who"
 	"github.com/nszone/nszone/zones"
 )
 
@@ -276,6 +277,12 @@ profile, ~/.local/share/nszone/ZONE/PROGRAM (created by the user).`,
 			if os.Geteuid() != 0 {
 				return enterWithoutSudo(cmd, zone, argv, user, profile)
 			}
+			// Whom to run as, before anything is entered: an unknown user
+			// fails with nothing changed.
+			as, err := who.Target(user, os.Environ(), os.Geteuid())
+			if err != nil {
+				return &launch.ExitError{Code: launch.ExitSetup, Err: err}
+			}
 			m, err := manager(o)
 			if err != nil {
 				return err
@@ -287,8 +294,8 @@ profile, ~/.local/share/nszone/ZONE/PROGRAM (created by the user).`,
 			defer l.Unlock() // only reached when the program cannot be started
 			// The lock descriptor is close-on-exec: the program does not hold it.
 			return launch.Exec(launch.Options{NetnsPath: e.Netns, EtcDir: e.Etc, Hide: launch.DefaultHide,
-				User: user, Argv: argv, Env: os.Environ(), Logger: o.log, Profile: profile, NoNewPrivs: e.Access.NoNewPrivs,
-				Confine: e.Access.ConfineOr(), Started: l.Unlock})
+				As: as, Argv: argv, Env: os.Environ(), Logger: o.log, Profile: profile, NoNewPrivs: e.Access.NoNewPrivs,
+				Confine: e.Access.ConfineOr(), Init: zoneInit(), Started: l.Unlock})
 		},
 	}
 	c.Flags().StringVar(&user, "user", "", "run as USER (default: the sudo user, else the caller)")

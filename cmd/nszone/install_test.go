@@ -96,6 +96,7 @@ func TestEcosystemInstall(t *testing.T) {
 	manPages, _ := filepath.Glob(filepath.Join(repoRoot(t), manDir, "*.1"))
 	want := map[string]os.FileMode{
 		"usr/local/bin/nszone":                                  0o755,
+		"usr/local/libexec/nszone/nszone-zoneinit":              0o755,
 		"usr/local/lib/systemd/system/nszone.service":           0o644,
 		"usr/local/lib/systemd/system/nszone@.service":          0o644,
 		"usr/local/share/bash-completion/completions/nszone":    0o644,

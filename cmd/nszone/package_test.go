@@ -66,6 +66,7 @@ func TestEcosystemDeb(t *testing.T) {
 	manPages, _ := filepath.Glob(filepath.Join(repoRoot(t), manDir, "*.1"))
 	want := map[string]string{
 		"usr/bin/nszone":                                  "-rwxr-xr-x",
+		"usr/libexec/nszone/nszone-zoneinit":              "-rwxr-xr-x",
 		"usr/libexec/nszone/nszone-enter":                 "-rwxr-xr-x", // not setuid unless asked
 		"usr/lib/systemd/system/nszone.service":           "-rw-r--r--",
 		"usr/lib/systemd/system/nszone@.service":          "-rw-r--r--",
