@@ -4,12 +4,15 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"sync"
 )
 
 // ZoneNameRE is what a zone name must match. Short enough that derived
 // interface names (15 bytes max) fit, and free of path characters because
 // names become paths under /etc/netns and /run/netns.
-var ZoneNameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,10}$`)
+// Compiled on first use, as the other patterns here: every command starts
+// faster for it.
+var ZoneNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9-]{0,10}$`) })
 
 // DefaultLAN is what "lan" means when the file has no lan key: the private,
 // shared (CGNAT) and link-local ranges of both families.

@@ -162,7 +162,7 @@ func (m *Manager) leftovers(recs map[string]*Record) ([]string, error) {
 		return nil, err
 	}
 	for _, zone := range pinned {
-		if recs[zone] != nil || !config.ZoneNameRE.MatchString(zone) || slices.Contains(out, zone) {
+		if recs[zone] != nil || !config.ZoneNameRE().MatchString(zone) || slices.Contains(out, zone) {
 			continue
 		}
 		if has, err := m.Kernel.NamespaceHasAlias(zone, alias(zone)); err == nil && has {

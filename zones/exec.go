@@ -34,8 +34,8 @@ type Entry struct {
 // included, so exec never starts a program in a zone that is open or
 // half-made.
 func (m *Manager) Ready(zone string) (*Entry, error) {
-	if !config.ZoneNameRE.MatchString(zone) {
-		return nil, fmt.Errorf("%q is not a zone name (must match %s)", zone, config.ZoneNameRE)
+	if !config.ZoneNameRE().MatchString(zone) {
+		return nil, fmt.Errorf("%q is not a zone name (must match %s)", zone, config.ZoneNameRE())
 	}
 	rec, digest, err := m.readRecord(zone)
 	if err != nil {
@@ -95,8 +95,8 @@ type Admission struct {
 // nothing else: nszone-enter asks it before it checks anything of the zone
 // for a caller who may not enter.
 func (m *Manager) Admission(zone string) (*Admission, error) {
-	if !config.ZoneNameRE.MatchString(zone) {
-		return nil, fmt.Errorf("%q is not a zone name (must match %s)", zone, config.ZoneNameRE)
+	if !config.ZoneNameRE().MatchString(zone) {
+		return nil, fmt.Errorf("%q is not a zone name (must match %s)", zone, config.ZoneNameRE())
 	}
 	path := m.recordPath(zone)
 	data, err := os.ReadFile(path)

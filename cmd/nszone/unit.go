@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +17,7 @@ import (
 // unitNameRE is a systemd service name nszone writes drop-ins for: a unit
 // name of systemd's character set (templates and instances included), no
 // path, at most 255 bytes with ".service". The suffix is optional.
-var unitNameRE = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]+$`)
+var unitNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]+$`) })
 
 // nszoneUnit is the unit that brings the zones up at boot (dist/nszone.service).
 const nszoneUnit = "nszone.service"
@@ -76,7 +77,7 @@ Then: systemctl daemon-reload && systemctl restart SERVICE.`,
 
 // serviceName checks a service name and gives it its .service suffix.
 func serviceName(s string) (string, error) {
-	if !unitNameRE.MatchString(s) {
+	if !unitNameRE().MatchString(s) {
 		return "", usagef("unit: %q is not a valid service name", s)
 	}
 	if !strings.Contains(s, ".") || strings.HasSuffix(s, "@") {

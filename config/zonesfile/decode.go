@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -266,8 +267,8 @@ func (d *decoder) zones(n *yaml.Node) ([]config.Zone, error) {
 	}
 	zs := make([]config.Zone, 0, len(pairs))
 	for _, p := range pairs {
-		if !config.ZoneNameRE.MatchString(p.key.Value) {
-			return nil, d.errf(p.key.Line, "invalid zone name %q: must match %s", p.key.Value, config.ZoneNameRE)
+		if !config.ZoneNameRE().MatchString(p.key.Value) {
+			return nil, d.errf(p.key.Line, "invalid zone name %q: must match %s", p.key.Value, config.ZoneNameRE())
 		}
 		z, err := d.zone(p.key.Value, p.key.Line, p.val)
 		if err != nil {
@@ -353,7 +354,7 @@ func (d *decoder) boolean(p pair, where string) (bool, error) {
 // names of POSIX and shadow's useradd (at most 32 bytes, an optional
 // trailing $ for machine accounts). A name that is all digits is refused: it
 // would read as a uid or gid, and entry compares names.
-var accountRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,30}\$?$`)
+var accountRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,30}\$?$`) })
 
 // names reads users: or groups: (kind "user" or "group"): a list of
 // distinct account names.
@@ -372,8 +373,8 @@ func (d *decoder) names(n *yaml.Node, kind, where string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !accountRE.MatchString(s) {
-			return nil, d.errf(it.Line, "invalid %s name %q %s: must match %s", kind, s, where, accountRE)
+		if !accountRE().MatchString(s) {
+			return nil, d.errf(it.Line, "invalid %s name %q %s: must match %s", kind, s, where, accountRE())
 		}
 		if first, dup := seen[s]; dup {
 			return nil, d.errf(it.Line, "duplicate %s %q %s (first at line %d)", kind, s, where, first)

@@ -48,7 +48,7 @@ func checkInvariants(t *testing.T, f *config.File) {
 	}
 	seen := map[string]bool{}
 	for _, z := range f.Zones {
-		if !config.ZoneNameRE.MatchString(z.Name) || seen[z.Name] || z.Line < 1 {
+		if !config.ZoneNameRE().MatchString(z.Name) || seen[z.Name] || z.Line < 1 {
 			t.Fatalf("accepted zone %+v", z)
 		}
 		seen[z.Name] = true

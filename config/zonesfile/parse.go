@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -113,8 +114,8 @@ func decodeYAML(name string, data []byte) (root *yaml.Node, err error) {
 }
 
 var (
-	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-	yamlAnchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+	yamlLineRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: line (\d+): (.*)$`) })
+	yamlAnchorRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`) })
 )
 
 // parserProblems are the yaml parser's (not scanner's) messages. yaml v3
@@ -137,13 +138,13 @@ var parserProblems = map[string]bool{
 // yamlError turns a yaml syntax error into FILE:LINE form.
 func yamlError(name string, data []byte, err error) *config.Error {
 	msg := err.Error()
-	if m := yamlAnchorRE.FindStringSubmatch(msg); m != nil {
+	if m := yamlAnchorRE().FindStringSubmatch(msg); m != nil {
 		// An alias to nothing: the composer gives no line, so find it.
 		return &config.Error{File: name, Line: lineOf(data, "*"+m[1]), Err: err,
 			Msg: fmt.Sprintf("anchors and aliases are not allowed (found alias \"*%s\")", clip(m[1], 60))}
 	}
 	line := 1
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+	if m := yamlLineRE().FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
 		msg = m[2]
 		if parserProblems[msg] {

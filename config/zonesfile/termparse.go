@@ -42,8 +42,8 @@ func parseTerm(s string) (config.Term, error) {
 		return t, nil
 	}
 	if name, ok := strings.CutPrefix(s, "zone:"); ok {
-		if !config.ZoneNameRE.MatchString(name) {
-			return t, fmt.Errorf("invalid zone name %q in %q: must match %s", name, s, config.ZoneNameRE)
+		if !config.ZoneNameRE().MatchString(name) {
+			return t, fmt.Errorf("invalid zone name %q in %q: must match %s", name, s, config.ZoneNameRE())
 		}
 		t.Kind, t.Zone = config.TermZone, name
 		return t, nil
