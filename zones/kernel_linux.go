@@ -151,14 +151,14 @@ func (k linuxKernel) OwnThread(id int) bool {
 
 func (k linuxKernel) Generation(zone string) (nft.Gen, error) {
 	if zone == "" {
-		return nft.Generation(0)
+		return nft.Generation(nil)
 	}
 	h, err := netns.OpenNamed(zone)
 	if err != nil {
 		return nft.Gen{}, err
 	}
 	defer h.Close()
-	return nft.Generation(h.Fd())
+	return nft.Generation(h)
 }
 
 func (k linuxKernel) HostComments(f firewall.Family, table string, chains []string) (map[string][]string, error) {

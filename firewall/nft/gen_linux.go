@@ -1,9 +1,13 @@
 package nft
 
 import (
+	"encoding/binary"
 	"fmt"
+	"syscall"
+	"time"
 
 	"github.com/mdlayher/netlink"
+	"github.com/nszone/nszone/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,18 +21,96 @@ type Gen struct {
 	ID     uint32 `json:"id"`
 }
 
+// sizeofNfgenmsg is the size of struct nfgenmsg, which x/sys does not name.
+const sizeofNfgenmsg = 4
+
 // soNetnsCookie is SO_NETNS_COOKIE (Linux 5.14), which x/sys does not name.
 const soNetnsCookie = 71
 
-// Generation reads the ruleset generation of the network namespace ns (0:
-// the calling thread's) in one round trip.
-func Generation(ns int) (Gen, error) {
-	c, err := dialIn(ns)
-	if err != nil {
-		return Gen{}, err
+// Generation reads the ruleset generation of the network namespace ns (nil:
+// the calling thread's) in one round trip, over a plain socket: no poller
+// and no connection state, and for another namespace one short-lived thread
+// that makes the socket there. exec asks twice; a no-change up once a zone.
+func Generation(ns *netns.Handle) (Gen, error) {
+	var fd int
+	open := func() (err error) {
+		fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
+		return err
 	}
-	defer closeSoon(c)
-	return generationOn(c)
+	var err error
+	if ns == nil {
+		err = open()
+	} else {
+		err = ns.Do(open)
+	}
+	if err != nil {
+		return Gen{}, fmt.Errorf("reading the nftables generation: opening netlink: %w", err)
+	}
+	// Closed without waiting, as closeSoon does.
+	defer func() { go unix.Close(fd) }()
+	return readGen(fd)
+}
+
+// genRequest is NFT_MSG_GETGEN: a netlink header and an nfgenmsg (family
+// unspecified, version 0, resource 0).
+var genRequest = func() []byte {
+	b := make([]byte, unix.NLMSG_HDRLEN+sizeofNfgenmsg)
+	binary.NativeEndian.PutUint32(b[0:], uint32(len(b)))
+	binary.NativeEndian.PutUint16(b[4:], unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETGEN)
+	binary.NativeEndian.PutUint16(b[6:], unix.NLM_F_REQUEST)
+	binary.NativeEndian.PutUint32(b[8:], 1) // sequence
+	return b
+}()
+
+// readGen asks the kernel over the netfilter socket fd for its namespace's
+// generation, and the namespace's cookie.
+func readGen(fd int) (Gen, error) {
+	var g Gen
+	// The kernel answers at once; the timeout only bounds a kernel that
+	// would not.
+	tv := unix.NsecToTimeval(int64(5 * time.Second))
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return g, fmt.Errorf("reading the nftables generation: %w", err)
+	}
+	if err := unix.Sendto(fd, genRequest, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return g, fmt.Errorf("reading the nftables generation: %w", err)
+	}
+	buf := make([]byte, 512)
+	n, _, err := unix.Recvfrom(fd, buf, 0)
+	if err != nil {
+		return g, fmt.Errorf("reading the nftables generation: %w", err)
+	}
+	msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+	if err != nil {
+		return g, fmt.Errorf("reading the nftables generation: %w", err)
+	}
+	found := false
+	for _, m := range msgs {
+		switch {
+		case m.Header.Type == unix.NLMSG_ERROR && len(m.Data) >= 4:
+			if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+				return g, fmt.Errorf("reading the nftables generation: %w", unix.Errno(-errno))
+			}
+		case m.Header.Type == unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWGEN && len(m.Data) >= sizeofNfgenmsg:
+			ad, err := netlink.NewAttributeDecoder(m.Data[sizeofNfgenmsg:])
+			if err != nil {
+				return g, fmt.Errorf("reading the nftables generation: %w", err)
+			}
+			ad.ByteOrder = binary.BigEndian
+			for ad.Next() {
+				if ad.Type() == unix.NFTA_GEN_ID {
+					g.ID, found = ad.Uint32(), true
+				}
+			}
+		}
+	}
+	if !found {
+		return g, fmt.Errorf("reading the nftables generation: no generation in the answer")
+	}
+	if g.Cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, soNetnsCookie); err != nil {
+		return g, fmt.Errorf("reading the namespace cookie: %w", err)
+	}
+	return g, nil
 }
 
 // generationOn reads the generation of the namespace of c.

@@ -17,25 +17,25 @@ func TestGeneration(t *testing.T) {
 	rootTest(t)
 	needNft(t)
 	h := newNS(t, "gen")
-	host1, err := Generation(0)
+	host1, err := Generation(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	zone1, err := Generation(h.Fd())
+	zone1, err := Generation(h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if zone1.Cookie == host1.Cookie || zone1.Cookie == 0 {
 		t.Fatalf("cookies: host %d, zone %d", host1.Cookie, zone1.Cookie)
 	}
-	if again, _ := Generation(h.Fd()); again != zone1 {
+	if again, _ := Generation(h); again != zone1 {
 		t.Fatalf("nothing changed, yet %v -> %v", zone1, again)
 	}
 	if _, err := Apply(h, firewall.InnerRules(sampleZones()[0], defaultLAN), quiet); err != nil {
 		t.Fatal(err)
 	}
-	zone2, _ := Generation(h.Fd())
-	host2, _ := Generation(0)
+	zone2, _ := Generation(h)
+	host2, _ := Generation(nil)
 	if zone2.ID == zone1.ID || zone2.Cookie != zone1.Cookie {
 		t.Errorf("a write in the zone: %v -> %v", zone1, zone2)
 	}
@@ -68,7 +68,7 @@ func TestCommitsBy(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "ip", "cwearly").Run() })
 	first := nftCmd("add", "table", "ip", "cwbefore") // the range's first generation
 	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "ip", "cwbefore").Run() })
-	g0, err := Generation(0)
+	g0, err := Generation(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestCommitsBy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = exec.Command("nft", "delete", "table", "ip", "cw2").Run() })
-	g1, err := Generation(0)
+	g1, err := Generation(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

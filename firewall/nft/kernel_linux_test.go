@@ -292,7 +292,7 @@ func TestApplyHostAddress(t *testing.T) {
 		if w := wanted(want, false); !reflect.DeepEqual(cur, w) {
 			t.Errorf("adding %q: the kernel holds\n%#v\napply remembers\n%#v", a, cur, w)
 		}
-		g, err := Generation(ns.Fd())
+		g, err := Generation(ns)
 		if err != nil {
 			t.Fatal(err)
 		}
