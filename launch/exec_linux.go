@@ -173,7 +173,7 @@ func run(o Options) error {
 		}
 		log.Debug("confined", "confine", o.Confine)
 		// The rest runs in the zone's own PID namespace: its first process
-		// (this program again, as nszone-init) mounts its /proc, becomes the
+		// (Options.Init, as nszone-init) mounts its /proc, becomes the
 		// user and starts the program; this one waits for it.
 		return spawnInit(o, id, cwd, proxy, initBin)
 	}
