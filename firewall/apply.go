@@ -264,12 +264,14 @@ func Scripts(b Backend, want Ruleset, tables []Key) (map[Key]string, error) {
 // Apply makes the given tables hold exactly want of what nszone owns, and
 // reports whether anything had to change. Each family's tables go in one
 // iptables-restore, filter before nat, so a zone's filtering is in place
-// before its traffic can be translated.
+// before its traffic can be translated; the families go side by side (two
+// processes, one wait).
 func Apply(b Backend, want Ruleset, tables []Key, log *slog.Logger) (changed bool, err error) {
 	scripts, err := Scripts(b, want, tables)
 	if err != nil {
 		return false, err
 	}
+	var g errgroup.Group
 	for _, f := range Families {
 		var script strings.Builder
 		for _, k := range tables {
@@ -280,11 +282,14 @@ func Apply(b Backend, want Ruleset, tables []Key, log *slog.Logger) (changed boo
 		if script.Len() == 0 {
 			continue
 		}
-		log.Debug("applying rules", "family", f.String(), "script", script.String())
-		if err := b.Restore(f, script.String()); err != nil {
-			return true, fmt.Errorf("applying %s rules: %w", f, err)
-		}
 		changed = true
+		log.Debug("applying rules", "family", f.String(), "script", script.String())
+		g.Go(func() error {
+			if err := b.Restore(f, script.String()); err != nil {
+				return fmt.Errorf("applying %s rules: %w", f, err)
+			}
+			return nil
+		})
 	}
-	return changed, nil
+	return changed, g.Wait()
 }

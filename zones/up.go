@@ -18,6 +18,7 @@ import (
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
+	"golang.org/x/sync/errgroup"
 )
 
 // ErrNotOwned is returned for a namespace or interface named like a zone
@@ -147,8 +148,10 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	if err := fault("up-records"); err != nil {
 		return rep, err
 	}
-	// The nftables host wall first: it holds whatever happens to the
-	// iptables rules from here on.
+	// The host's walls, nftables' and iptables', side by side: a packet
+	// passes only where both let it, and each family of each is written
+	// atomically, so no moment is more open than the old policy or the
+	// new one. They are in place before any zone's link is made.
 	// Walls the kernel vouches for as they were last found are not read.
 	hostRules := hostWallRules(p.policy)
 	if p.hostVouched = m.hostVouched(hostRules); !p.hostVouched {
@@ -158,12 +161,19 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 		}
 		m.Firewall.Writers() // forget those of earlier writes
 		before, _ := m.generations("")
-		hostChanged, err := m.applyHostWall(p.policy)
-		if err != nil {
-			return rep, err
-		}
-		changed, err := firewall.Apply(m.Firewall, firewall.Build(p.policy), firewall.Tables, m.Log)
-		if err != nil {
+		var (
+			g                    errgroup.Group
+			hostChanged, changed bool
+		)
+		g.Go(func() (err error) {
+			hostChanged, err = m.applyHostWall(p.policy)
+			return err
+		})
+		g.Go(func() (err error) {
+			changed, err = firewall.Apply(m.Firewall, firewall.Build(p.policy), firewall.Tables, m.Log)
+			return err
+		})
+		if err := g.Wait(); err != nil {
 			return rep, err
 		}
 		if changed || hostChanged {

@@ -67,6 +67,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/netns"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -98,22 +99,23 @@ func Missing(ns *netns.Handle, rules map[firewall.Family][]firewall.Rule) ([]str
 // ApplyHost makes the host wall's tables in the current namespace (table
 // ip nszone, table ip6 nszone) hold exactly rules, as firewall.HostRules
 // gives them; a family without rules loses its table. Each family's table
-// is written in one atomic batch.
+// is written in one atomic batch, the two side by side.
 func ApplyHost(rules map[firewall.Family][]firewall.Rule, log *slog.Logger) (changed bool, err error) {
-	for _, f := range firewall.Families {
-		sp := hostSpec(f)
-		var c bool
-		if len(rules[f]) == 0 {
-			c, err = remove(0, sp, log)
-		} else {
-			c, _, err = apply(0, sp, map[firewall.Family][]firewall.Rule{f: rules[f]}, log)
-		}
-		if err != nil {
-			return changed, err
-		}
-		changed = changed || c
+	var g errgroup.Group
+	chg := make([]bool, len(firewall.Families))
+	for i, f := range firewall.Families {
+		g.Go(func() (err error) {
+			sp := hostSpec(f)
+			if len(rules[f]) == 0 {
+				chg[i], err = remove(0, sp, log)
+			} else {
+				chg[i], _, err = apply(0, sp, map[firewall.Family][]firewall.Rule{f: rules[f]}, log)
+			}
+			return err
+		})
 	}
-	return changed, nil
+	err = g.Wait()
+	return slices.Contains(chg, true), err
 }
 
 // MissingHost lists what of the host wall's tables in the current
