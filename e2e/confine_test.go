@@ -282,8 +282,9 @@ func TestZoneInit(t *testing.T) {
 		return filepath.Join(dir, "nszone")
 	}
 	marker := filepath.Join(t.TempDir(), "ran")
-	// Its name, its argv, and the file it runs (as its mappings name it).
-	const probe = `cat /proc/1/comm; tr '\0' ' ' </proc/1/cmdline; echo; grep -o '/[^ ]*$' /proc/1/maps | grep nszone | sort -u`
+	// Its name (its threads' too), its argv, and the file it runs (as its
+	// mappings name it).
+	const probe = `cat /proc/1/task/*/comm | sort -u; tr '\0' ' ' </proc/1/cmdline; echo; grep -o '/[^ ]*$' /proc/1/maps | grep nszone | sort -u`
 	itself := layout(0)
 	for _, c := range []struct {
 		name, bin, runs string

@@ -405,7 +405,10 @@ func spawnInit(o Options, id *Identity, cwd string, proxy *busProxy, initBin *os
 		proxyEnd = proxy.sync
 	}
 	files := []*os.File{os.Stdin, os.Stdout, os.Stderr, r, proxyEnd, initBin}
-	proc, err := os.StartProcess(fmt.Sprintf("/proc/self/fd/%d", initBin.Fd()), []string{initArg0}, &os.ProcAttr{
+	// The child's fd 5: the path is resolved at execve, after the
+	// descriptors are in place (the parent's number for it could be one
+	// of 0-5, which the child's are made from).
+	proc, err := os.StartProcess("/proc/self/fd/5", []string{initArg0}, &os.ProcAttr{
 		Env:   []string{},
 		Files: files,
 		Sys: &syscall.SysProcAttr{
@@ -503,8 +506,13 @@ func runInit() (int, error) {
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return ExitSetup, fmt.Errorf("mounting the zone's /proc: %w", err)
 	}
-	// Its name in ps: started through a descriptor, it would be "5".
-	_ = os.WriteFile("/proc/self/comm", []byte(initArg0), 0)
+	// Its name in ps, its threads' too: started through a descriptor, it
+	// would be "5".
+	if tasks, err := os.ReadDir("/proc/self/task"); err == nil {
+		for _, t := range tasks {
+			_ = os.WriteFile("/proc/self/task/"+t.Name()+"/comm", []byte(initArg0), 0)
+		}
+	}
 	o := Options{Argv: st.Argv, Env: st.Env, Dir: st.Dir, NetnsPath: st.NetnsPath, Profile: st.Profile, NoNewPrivs: st.NoNewPrivs}
 	var si *SingleInstance
 	if st.Profile {
