@@ -28,15 +28,56 @@ func onDyingThread(fn func() error) error {
 	return <-errc
 }
 
-// Do runs fn inside the namespace, on an OS thread that dies afterwards.
-// Sockets fn opens stay in the namespace; so do processes it starts.
+// Do runs fn inside the namespace, on an OS thread locked to it, and then
+// moves the thread back. Sockets fn opens stay in the namespace; so do
+// processes it starts. fn must change nothing else of the thread's.
+//
+// Only a thread proven back home (its namespace the very one it left, by
+// device and inode) returns to Go's pool; any other dies with its
+// goroutine. A thread made and ended for each call cost three times as much,
+// and up and watch call this for every zone.
 func (h *Handle) Do(fn func() error) error {
-	return onDyingThread(func() error {
-		if err := unix.Setns(h.fd, unix.CLONE_NEWNET); err != nil {
-			return fmt.Errorf("entering network namespace: %w", err)
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread cannot exit, so it must never risk being
+			// left elsewhere: hop to another thread (see onDyingThread).
+			errc <- h.Do(fn)
+			runtime.UnlockOSThread() // untouched: safe to give back
+			return
 		}
-		return fn()
-	})
+		home, err := Current()
+		if err != nil {
+			errc <- fmt.Errorf("entering network namespace: %w", err)
+			return // dies: nothing to prove
+		}
+		defer home.Close()
+		if err := unix.Setns(h.fd, unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("entering network namespace: %w", err)
+			return
+		}
+		err = fn()
+		if home.restore() {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+// restore moves the calling thread into h again and reports whether it is
+// there now.
+func (h *Handle) restore() bool {
+	if unix.Setns(h.fd, unix.CLONE_NEWNET) != nil {
+		return false
+	}
+	want, err := h.ID()
+	if err != nil {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Stat("/proc/thread-self/ns/net", &st) == nil && (NsID{Dev: st.Dev, Ino: st.Ino}) == want
 }
 
 // RunIn runs fn inside the network namespace pinned at PinDir/name, as Do.

@@ -51,10 +51,10 @@ func (m *Manager) Ready(zone string) (*Entry, error) {
 	// The fast path: walls as the last full check found them (vouch.go);
 	// the link, the via, and the zone's files, which no generation covers,
 	// are looked at all the same.
-	if m.vouched(zone, digest) && len(m.linkAndFileGaps(zone, rec, false)) == 0 && len(m.publishGaps(rec.Policy)) == 0 {
+	before, vouched := m.vouched(zone, digest)
+	if vouched && len(m.linkAndFileGaps(zone, rec, false)) == 0 && len(m.publishGaps(rec.Policy)) == 0 {
 		return e, nil
 	}
-	before, _ := m.generations(zone)
 	recs, _, err := m.records()
 	if err != nil {
 		return nil, err

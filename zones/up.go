@@ -418,8 +418,15 @@ func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched bool, host *ve
 	if err != nil {
 		return err
 	}
-	innerChanged, vouched := false, !created && hostVouched && m.vouched(name, digest)
-	before, _ := m.generations(name)
+	var (
+		innerChanged, vouched bool
+		before                vouch
+	)
+	if created || !hostVouched {
+		before, _ = m.generations(name)
+	} else {
+		before, vouched = m.vouched(name, digest)
+	}
 	if !vouched {
 		if innerChanged, err = m.applyInner(name, d.policy, d.lan, created); err != nil {
 			return err

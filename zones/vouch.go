@@ -55,15 +55,20 @@ func (m *Manager) generations(zone string) (v vouch, ok bool) {
 }
 
 // vouched reports whether the walls of zone are as the last full check
-// found them, the record being the one read (digest).
-func (m *Manager) vouched(zone, digest string) bool {
+// found them, the record being the one read (digest). now is the
+// generations it read (zero where they cannot vouch): those a full check
+// starts from when they do not vouch, without asking the kernel again.
+func (m *Manager) vouched(zone, digest string) (now vouch, ok bool) {
+	now, ok = m.generations(zone)
+	if !ok {
+		return vouch{}, false
+	}
+	now.Record = digest
 	var v vouch
 	if err := readJSON(m.vouchPath(zone), &v); err != nil || v.Record != digest {
-		return false
+		return now, false
 	}
-	now, ok := m.generations(zone)
-	now.Record = digest
-	return ok && now == v
+	return now, now == v
 }
 
 // vouchFor records that a full check found zone whole: before holds the
