@@ -165,7 +165,7 @@ func findAttr(attrs []syscall.NetlinkRouteAttr, typ uint16) *syscall.NetlinkRout
 	return nil
 }
 
-// handlesIn opens, on one thread that enters ns and then dies, a netlink
+// handlesIn opens, on one thread that enters ns and comes back, a netlink
 // handle and an rtSocket whose sockets live in ns.
 func handlesIn(ns *netns.Handle) (h *netlink.Handle, rt *rtSocket, err error) {
 	err = ns.Do(func() error {

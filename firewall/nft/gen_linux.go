@@ -29,8 +29,8 @@ const soNetnsCookie = 71
 
 // Generation reads the ruleset generation of the network namespace ns (nil:
 // the calling thread's) in one round trip, over a plain socket: no poller
-// and no connection state, and for another namespace one short-lived thread
-// that makes the socket there. exec asks twice; a no-change up once a zone.
+// and no connection state, and for another namespace one trip of a thread
+// into it to make the socket. exec asks twice; a no-change up once a zone.
 func Generation(ns *netns.Handle) (Gen, error) {
 	var fd int
 	open := func() (err error) {
