@@ -651,6 +651,14 @@ func TestHostVouchAfterWrite(t *testing.T) {
 			t.Fatalf("first up: %v", err)
 		}
 		h.OnHostWallWrite(nil)
+		// The zones vouch for their walls, the host's part included, only
+		// when the host's are known whole.
+		for _, zone := range []string{"wan", "lan"} {
+			_, err := os.Stat(filepath.Join(h.m.Root, zones.RunDir, "vouch", zone+".json"))
+			if vouched := err == nil; vouched == foreign {
+				t.Errorf("another program committed during the first up: %v; zone %s vouched for: %v", foreign, zone, vouched)
+			}
+		}
 		reads, saves := h.WallReads(), h.Firewall.Reads
 		if rep, err := h.m.Up(f, nil); err != nil || rep.Changed {
 			t.Fatalf("second up: changed %v, %v", rep.Changed, err)

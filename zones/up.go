@@ -183,7 +183,11 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 			// meanwhile.
 			before = m.onlyOurs(commits, before)
 		}
-		m.vouchForHost(hostRules, before)
+		// Zones vouch for their walls, the host's part included, only
+		// when the host's walls are known whole.
+		p.hostGood = m.vouchForHost(hostRules, before)
+	} else {
+		p.hostGood = true
 	}
 	if err := fault("up-firewall"); err != nil {
 		return rep, err
@@ -245,8 +249,9 @@ type upPlan struct {
 	policy firewall.Policy // the firewall for want and keep
 	v6     bool
 	// hostVouched: the host's walls are as the last up found them
-	// (vouch.go), and were not read.
-	hostVouched bool
+	// (vouch.go), and were not read. hostGood: they are known whole now
+	// (vouched for, or read and written by this process alone).
+	hostVouched, hostGood bool
 }
 
 // prepare decides everything up will do and refuses, before any change,
@@ -368,7 +373,7 @@ func (m *Manager) upZones(p *upPlan, rep *Report) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = m.upZone(p.want[name], p.recs[name], p.hostVouched, host, &reps[i])
+			errs[i] = m.upZone(p.want[name], p.recs[name], p.hostVouched, p.hostGood, host, &reps[i])
 		}()
 	}
 	wg.Wait()
@@ -381,7 +386,7 @@ func (m *Manager) upZones(p *upPlan, rep *Report) error {
 
 // upZone makes one zone's namespace, link and files match d. host is the
 // host's side of the zones' links as read before any was touched.
-func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched bool, host *veth.HostLinks, rep *Report) (err error) {
+func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched, hostGood bool, host *veth.HostLinks, rep *Report) (err error) {
 	name := d.cfg.Name
 	id, exists, err := m.owned(name, old)
 	if err != nil {
@@ -478,6 +483,9 @@ func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched bool, host *ve
 			if before, _ = m.generations(name); len(m.innerMissing(name, &Record{Policy: d.policy, LAN: d.lan})) > 0 {
 				before = vouch{}
 			}
+		}
+		if !hostGood {
+			before = vouch{} // another program wrote to the host's rulesets meanwhile
 		}
 		if _, now, err := m.readRecord(name); err == nil {
 			m.vouchFor(name, now, before)

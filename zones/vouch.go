@@ -202,12 +202,16 @@ func (m *Manager) onlyOurs(commits Commits, before vouch) vouch {
 // the kernel sends them as it commits, so they are in the socket already.
 const commitsHeard = time.Second
 
-func (m *Manager) vouchForHost(rules string, before vouch) {
+// vouchForHost records that the host's walls hold rules when no commit
+// moved the host's generation since before, and reports whether it did.
+func (m *Manager) vouchForHost(rules string, before vouch) bool {
 	after, ok := m.generations("")
 	if !ok || rules == "" || after.Host != before.Host {
-		return
+		return false
 	}
 	if err := writeJSON(m.hostVouchPath(), hostVouch{Rules: rules, Host: after.Host}); err != nil {
 		m.Log.Debug("not vouching for the host's walls", "err", err)
+		return false
 	}
+	return true
 }
