@@ -132,13 +132,13 @@ func (m *Manager) readyGaps(zone string, rec *Record, recs map[string]*Record) (
 			}
 			comments[k] = c
 		}
-		return m.missing(zone, rec, firewall.MissingByCount(comments, want, zone), policy, m.hostNow(recs)), nil
+		return m.missing(zone, rec, firewall.MissingByCount(comments, want, zone), m.hostWallGaps(policy), m.hostNow(recs)), nil
 	}
 	cur, err := firewall.Current(m.Firewall, firewall.Tables)
 	if err != nil {
 		return gaps{}, err
 	}
-	return m.missing(zone, rec, firewall.Missing(cur, firewall.Build(policy), zone), policy, m.hostNow(recs)), nil
+	return m.missing(zone, rec, firewall.Missing(cur, firewall.Build(policy), zone), m.hostWallGaps(policy), m.hostNow(recs)), nil
 }
 
 // summary lists a few gaps and counts the rest: a flushed wall has dozens.

@@ -3,6 +3,7 @@ package zones
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
@@ -14,8 +15,9 @@ import (
 type HostWall interface {
 	// Apply makes the tables hold p's host wall; no zones removes them.
 	Apply(p firewall.Policy, log *slog.Logger) (bool, error)
-	// Missing says what of zone's part of p's host wall is not in place.
-	Missing(p firewall.Policy, zone string) []string
+	// Gaps reads the tables once and returns what says, for any zone, what
+	// of its part of p's host wall is not in place.
+	Gaps(p firewall.Policy) func(zone string) []string
 }
 
 type nftHostWall struct{}
@@ -30,12 +32,19 @@ func (nftHostWall) Apply(p firewall.Policy, log *slog.Logger) (bool, error) {
 	return changed, nil
 }
 
-func (nftHostWall) Missing(p firewall.Policy, zone string) []string {
-	gaps, err := nft.MissingHost(firewall.HostRules(p), zone)
-	if err != nil {
-		return []string{fmt.Sprintf("host wall (reading it: %v)", err)}
+func (nftHostWall) Gaps(p firewall.Policy) func(zone string) []string {
+	rules := firewall.HostRules(p)
+	h, err := nft.ReadHost()
+	return func(zone string) []string {
+		if err != nil {
+			return []string{fmt.Sprintf("host wall (reading it: %v)", err)}
+		}
+		gaps, err := h.Missing(rules, zone)
+		if err != nil {
+			return []string{fmt.Sprintf("host wall (checking it: %v)", err)}
+		}
+		return gaps
 	}
-	return gaps
 }
 
 // applyHostWall writes the nftables host wall, where the kernel has nftables.
@@ -46,11 +55,13 @@ func (m *Manager) applyHostWall(p firewall.Policy) (bool, error) {
 	return m.HostWall.Apply(p, m.Log)
 }
 
-// hostWallMissing is what of zone's part of the nftables host wall is not
-// in place; nil where there is none to have.
-func (m *Manager) hostWallMissing(p firewall.Policy, zone string) []string {
+// hostWallGaps returns what says what of a zone's part of p's nftables
+// host wall is not in place; nothing where there is no nftables host wall.
+// The wall is read once, at the first zone asked about.
+func (m *Manager) hostWallGaps(p firewall.Policy) func(zone string) []string {
 	if m.HostWall == nil {
-		return nil
+		return func(string) []string { return nil }
 	}
-	return m.HostWall.Missing(p, zone)
+	read := sync.OnceValue(func() func(string) []string { return m.HostWall.Gaps(p) })
+	return func(zone string) []string { return read()(zone) }
 }

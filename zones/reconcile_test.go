@@ -685,3 +685,32 @@ func TestHostVouchAfterWrite(t *testing.T) {
 		t.Errorf("a failed up left %d commit watchers open", n)
 	}
 }
+
+// status and plan read the nftables host wall once, whatever the number of
+// zones (each zone's part is checked against that one read), and still see
+// a zone's rules gone.
+func TestHostWallReadOnce(t *testing.T) {
+	h := newHost(t)
+	f := load(t, "01-four-zones.yaml")
+	if _, err := h.m.Up(f, nil); err != nil {
+		t.Fatal(err)
+	}
+	reads := h.HostWallReads()
+	st, err := h.m.Status(f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.HostWallReads() - reads; n != 1 {
+		t.Errorf("status of %d zones read the host wall %d times, want 1", len(st.Zones), n)
+	}
+	if st.Degraded() != 0 {
+		t.Errorf("status after up: %d degraded", st.Degraded())
+	}
+	reads = h.HostWallReads()
+	if _, err := h.m.PlanDetail(f); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.HostWallReads() - reads; n != 1 {
+		t.Errorf("plan read the host wall %d times, want 1", n)
+	}
+}

@@ -74,6 +74,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 	}
 	policy := recordedPolicy(recs)
 	want := firewall.Build(policy)
+	hostWall := m.hostWallGaps(policy)
 	now := m.hostNow(recs)
 	cur, err := firewall.Current(m.Firewall, firewall.Tables)
 	if err != nil {
@@ -144,7 +145,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 			}
 		}
 		zs.Processes = nonNil(m.Kernel.ProcessesIn(rec.Netns))
-		g := m.missing(name, rec, firewall.Missing(cur, want, name), policy, now)
+		g := m.missing(name, rec, firewall.Missing(cur, want, name), hostWall, now)
 		zs.Missing, zs.Notes = g.missing(), g.notes
 		if c, err := m.Inner.Counters(name, rec.Policy, rec.LAN); err == nil {
 			zs.Counters = &c
@@ -190,7 +191,8 @@ type gaps struct {
 func (g gaps) missing() []string { return append(slices.Clone(g.open), g.closed...) }
 
 // missing finds what of a recorded zone is not in place. iptGaps are the
-// gaps of its iptables host wall; policy is every recorded zone's.
+// gaps of its iptables host wall, hostWall tells those of its nftables one
+// (hostWallGaps).
 //
 // Every policy is held by two walls on the host's side (the iptables chains
 // and the nftables tables, both by interface) and one inside the zone (by
@@ -198,9 +200,9 @@ func (g gaps) missing() []string { return append(slices.Clone(g.open), g.closed.
 // wall open nothing (they may break what the zone may do: NAT, or others'
 // DROP policies), and a jump of nszone's that others' rules were put above,
 // or a host address the inner wall does not list yet, are notes.
-func (m *Manager) missing(name string, rec *Record, iptGaps []string, policy firewall.Policy, hostNow []netip.Addr) gaps {
+func (m *Manager) missing(name string, rec *Record, iptGaps []string, hostWall func(zone string) []string, hostNow []netip.Addr) gaps {
 	var g gaps
-	hostGaps := m.hostWallMissing(policy, name)
+	hostGaps := hostWall(name)
 	nftWhole := m.HostWall != nil && len(hostGaps) == 0
 	for _, ig := range iptGaps {
 		switch {

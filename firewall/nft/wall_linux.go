@@ -118,14 +118,32 @@ func ApplyHost(rules map[firewall.Family][]firewall.Rule, log *slog.Logger) (cha
 	return slices.Contains(chg, true), err
 }
 
-// MissingHost lists what of the host wall's tables in the current
-// namespace is absent or differs; only the dispatch chains and zone's own
-// chains count when zone is not "".
-func MissingHost(rules map[firewall.Family][]firewall.Rule, zone string) ([]string, error) {
-	return missingHost(0, rules, zone)
+// HostState is the host wall's tables as one read found them, against
+// which any number of zones are checked: status and plan check every zone
+// with one read instead of one each.
+type HostState struct {
+	states map[firewall.Family]*state
 }
 
-func missingHost(ns int, rules map[firewall.Family][]firewall.Rule, zone string) ([]string, error) {
+// ReadHost reads the host wall's tables in the current namespace.
+func ReadHost() (*HostState, error) { return readHost(0) }
+
+func readHost(ns int) (*HostState, error) {
+	h := &HostState{states: map[firewall.Family]*state{}}
+	for _, f := range firewall.Families {
+		cur, err := readIn(ns, hostSpec(f).family)
+		if err != nil {
+			return nil, fmt.Errorf("reading the %s: %w", hostSpec(f).what, err)
+		}
+		h.states[f] = cur
+	}
+	return h, nil
+}
+
+// Missing lists what of the host wall's tables, as read, is absent or
+// differs from rules; only the dispatch chains and zone's own chains count
+// when zone is not "".
+func (h *HostState) Missing(rules map[firewall.Family][]firewall.Rule, zone string) ([]string, error) {
 	var out []string
 	for _, f := range firewall.Families {
 		if len(rules[f]) == 0 {
@@ -133,13 +151,23 @@ func missingHost(ns int, rules map[firewall.Family][]firewall.Rule, zone string)
 		}
 		sp := hostSpec(f)
 		sp.only = zone
-		gaps, err := missing(ns, sp, map[firewall.Family][]firewall.Rule{f: rules[f]})
+		want, err := compile(sp, map[firewall.Family][]firewall.Rule{f: rules[f]})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, gaps...)
+		out = append(out, h.states[f].gaps(sp, want)...)
 	}
 	return out, nil
+}
+
+// missingHost lists what of the host wall's tables in namespace ns is
+// absent or differs, for zone as Missing does.
+func missingHost(ns int, rules map[firewall.Family][]firewall.Rule, zone string) ([]string, error) {
+	h, err := readHost(ns)
+	if err != nil {
+		return nil, err
+	}
+	return h.Missing(rules, zone)
 }
 
 // apply makes the table of sp in namespace ns (0: the current one) hold

@@ -50,7 +50,8 @@ type Machine struct {
 	foreignGen int    // commits to the host's rulesets by someone else (DamageHostWall)
 	hearing    int    // commit watchers open (WatchCommits, not yet closed)
 	onHostWall func() // called after each write of the host wall (OnHostWallWrite)
-	wallReads  int    // how often a wall was read (Missing)
+	wallReads  int    // how often a wall was read (Missing, Gaps)
+	hostReads  int    // how often the host wall was (Gaps)
 	// hostLinkReads counts batched reads of the host's side of the links
 	// (HostLinks); pairReads the pairs checked or ensured, by whether they
 	// had the batch.
@@ -95,6 +96,13 @@ func (m *Machine) WallReads() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.wallReads
+}
+
+// HostWallReads counts the reads of the nftables host wall alone.
+func (m *Machine) HostWallReads() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.hostReads
 }
 
 type namespace struct {

@@ -77,19 +77,24 @@ func (w Wall) Apply(p firewall.Policy, _ *slog.Logger) (bool, error) {
 	return true, nil
 }
 
-// Missing compares the dispatch rules and zone's own, as the real check does.
-func (w Wall) Missing(p firewall.Policy, zone string) []string {
+// Gaps reads the wall once, and compares the dispatch rules and a zone's
+// own, as the real check does.
+func (w Wall) Gaps(p firewall.Policy) func(zone string) []string {
 	want := firewall.HostRules(p)
-	mine := func(r firewall.Rule) bool {
-		return r.Comment == firewall.Comment || r.Comment == firewall.Comment+"-"+zone
-	}
 	w.m.mu.Lock()
-	defer w.m.mu.Unlock()
 	w.m.wallReads++
-	if !equalRules(w.m.hostWall, want, mine) {
-		return []string{"host wall: zone " + zone + "'s nftables rules"}
+	w.m.hostReads++
+	have := w.m.hostWall
+	w.m.mu.Unlock()
+	return func(zone string) []string {
+		mine := func(r firewall.Rule) bool {
+			return r.Comment == firewall.Comment || r.Comment == firewall.Comment+"-"+zone
+		}
+		if !equalRules(have, want, mine) {
+			return []string{"host wall: zone " + zone + "'s nftables rules"}
+		}
+		return nil
 	}
-	return nil
 }
 
 func equalRules(a, b map[firewall.Family][]firewall.Rule, keep func(firewall.Rule) bool) bool {
