@@ -15,17 +15,55 @@ const NotFirst = "not first: "
 // cur: the hooks every zone relies on, the zone's own chains, and its
 // dispatch rules in the shared chains. Empty means the policy is in place.
 func Missing(cur, want Ruleset, zone string) []string {
+	return NewChecker(cur, want).Missing(zone)
+}
+
+// Checker tells Missing for any number of zones of the same cur and want,
+// having sorted every chain's rules by the zone their comment names once:
+// status and plan check each zone without reading every rule again.
+type Checker struct {
+	cur, want           Ruleset
+	curMarks, wantMarks map[Key]map[string]map[string][]string // table -> chain -> comment -> rules
+}
+
+// NewChecker prepares the checks of cur against want.
+func NewChecker(cur, want Ruleset) *Checker {
+	return &Checker{cur: cur, want: want, curMarks: byComment(cur), wantMarks: byComment(want)}
+}
+
+// byComment sorts each chain's rules by their comment, in order.
+func byComment(rs Ruleset) map[Key]map[string]map[string][]string {
+	out := map[Key]map[string]map[string][]string{}
+	for k, t := range rs {
+		chains := map[string]map[string][]string{}
+		for name, rules := range t.Chains {
+			marks := map[string][]string{}
+			for _, r := range rules {
+				if _, rest, ok := strings.Cut(r, "--comment "); ok {
+					c, _, _ := strings.Cut(rest, " ")
+					marks[c] = append(marks[c], r)
+				}
+			}
+			chains[name] = marks
+		}
+		out[k] = chains
+	}
+	return out
+}
+
+// Missing is Missing(cur, want, zone).
+func (c *Checker) Missing(zone string) []string {
 	var out []string
-	mark := "--comment " + Comment + "-" + zone + " "
+	mark := Comment + "-" + zone
 	own := Prefix + zone + "-"
-	for _, k := range want.Keys() {
-		w, c := want[k], cur[k]
-		if c == nil {
-			c = newTable()
+	for _, k := range c.want.Keys() {
+		w, cur := c.want[k], c.cur[k]
+		if cur == nil {
+			cur = newTable()
 		}
 		for _, b := range slices.Sorted(maps.Keys(w.Hooks)) {
-			switch above, ok := c.Above[b]; {
-			case c.Hooks[b] == w.Hooks[b]:
+			switch above, ok := cur.Above[b]; {
+			case cur.Hooks[b] == w.Hooks[b]:
 			case ok:
 				out = append(out, fmt.Sprintf("%s: jump from %s to %s %s%s is above it", k, b, w.Hooks[b], NotFirst, above))
 			default:
@@ -33,27 +71,15 @@ func Missing(cur, want Ruleset, zone string) []string {
 			}
 		}
 		for _, name := range slices.Sorted(maps.Keys(w.Chains)) {
-			rules := w.Chains[name]
-			have, ok := c.Chains[name]
 			if strings.HasPrefix(name, own) {
-				if !ok || !slices.Equal(have, rules) {
+				if have, ok := cur.Chains[name]; !ok || !slices.Equal(have, w.Chains[name]) {
 					out = append(out, fmt.Sprintf("%s: chain %s", k, name))
 				}
 				continue
 			}
-			if !slices.Equal(withMark(have, mark), withMark(rules, mark)) {
+			if !slices.Equal(c.curMarks[k][name][mark], c.wantMarks[k][name][mark]) {
 				out = append(out, fmt.Sprintf("%s: rules in %s", k, name))
 			}
-		}
-	}
-	return out
-}
-
-func withMark(rules []string, mark string) []string {
-	var out []string
-	for _, r := range rules {
-		if strings.Contains(r, mark) {
-			out = append(out, r)
 		}
 	}
 	return out
@@ -129,4 +155,15 @@ func isZoneChain(name string) bool {
 		}
 	}
 	return false
+}
+
+// withMark is the rules of the list that carry mark ("--comment C ").
+func withMark(rules []string, mark string) []string {
+	var out []string
+	for _, r := range rules {
+		if strings.Contains(r, mark) {
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -33,17 +33,12 @@ func (nftHostWall) Apply(p firewall.Policy, log *slog.Logger) (bool, error) {
 }
 
 func (nftHostWall) Gaps(p firewall.Policy) func(zone string) []string {
-	rules := firewall.HostRules(p)
-	h, err := nft.ReadHost()
+	h, err := nft.ReadHost(firewall.HostRules(p))
 	return func(zone string) []string {
 		if err != nil {
 			return []string{fmt.Sprintf("host wall (reading it: %v)", err)}
 		}
-		gaps, err := h.Missing(rules, zone)
-		if err != nil {
-			return []string{fmt.Sprintf("host wall (checking it: %v)", err)}
-		}
-		return gaps
+		return h.Missing(zone)
 	}
 }
 

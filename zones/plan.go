@@ -105,6 +105,7 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 	}
 	recordedP := recordedPolicy(p.recs)
 	recorded := firewall.Build(recordedP)
+	ipt := firewall.NewChecker(cur, recorded)
 	hostWall := m.hostWallGaps(recordedP)
 	now := m.hostNow(p.recs)
 	for _, name := range slices.Sorted(maps.Keys(p.want)) {
@@ -135,7 +136,7 @@ func (m *Manager) PlanDetail(f *config.File) (*PlanResult, error) {
 			r.Netns = rec.Netns
 			diffs := recordDiff(rec, r)
 			// up repairs what opens nothing too.
-			g := m.missing(name, rec, firewall.Missing(cur, recorded, name), hostWall, now)
+			g := m.missing(name, rec, ipt.Missing(name), hostWall, now)
 			if gaps := append(g.missing(), g.notes...); len(gaps) > 0 {
 				diffs = append(diffs, "repair "+strings.Join(gaps, ", "))
 			}

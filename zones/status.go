@@ -80,6 +80,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	ipt := firewall.NewChecker(cur, want)
 	list := names
 	if len(list) == 0 {
 		for _, z := range f.Zones {
@@ -145,7 +146,7 @@ func (m *Manager) Status(f *config.File, names []string) (*Status, error) {
 			}
 		}
 		zs.Processes = nonNil(m.Kernel.ProcessesIn(rec.Netns))
-		g := m.missing(name, rec, firewall.Missing(cur, want, name), hostWall, now)
+		g := m.missing(name, rec, ipt.Missing(name), hostWall, now)
 		zs.Missing, zs.Notes = g.missing(), g.notes
 		if c, err := m.Inner.Counters(name, rec.Policy, rec.LAN); err == nil {
 			zs.Counters = &c

@@ -118,56 +118,71 @@ func ApplyHost(rules map[firewall.Family][]firewall.Rule, log *slog.Logger) (cha
 	return slices.Contains(chg, true), err
 }
 
-// HostState is the host wall's tables as one read found them, against
-// which any number of zones are checked: status and plan check every zone
-// with one read instead of one each.
+// HostState is the host wall's tables as one read found them, and the
+// rules they must hold compiled once, against which any number of zones are
+// checked: status and plan check every zone with one read and one
+// compilation instead of one each.
 type HostState struct {
 	states map[firewall.Family]*state
+	want   map[firewall.Family][]wantChain // every chain; no entry: no rules
 }
 
-// ReadHost reads the host wall's tables in the current namespace.
-func ReadHost() (*HostState, error) { return readHost(0) }
-
-func readHost(ns int) (*HostState, error) {
-	h := &HostState{states: map[firewall.Family]*state{}}
-	for _, f := range firewall.Families {
-		cur, err := readIn(ns, hostSpec(f).family)
-		if err != nil {
-			return nil, fmt.Errorf("reading the %s: %w", hostSpec(f).what, err)
-		}
-		h.states[f] = cur
-	}
-	return h, nil
+// ReadHost reads the host wall's tables in the current namespace, to be
+// checked against rules.
+func ReadHost(rules map[firewall.Family][]firewall.Rule) (*HostState, error) {
+	return readHost(0, rules)
 }
 
-// Missing lists what of the host wall's tables, as read, is absent or
-// differs from rules; only the dispatch chains and zone's own chains count
-// when zone is not "".
-func (h *HostState) Missing(rules map[firewall.Family][]firewall.Rule, zone string) ([]string, error) {
-	var out []string
+func readHost(ns int, rules map[firewall.Family][]firewall.Rule) (*HostState, error) {
+	h := &HostState{states: map[firewall.Family]*state{}, want: map[firewall.Family][]wantChain{}}
 	for _, f := range firewall.Families {
 		if len(rules[f]) == 0 {
 			continue
 		}
 		sp := hostSpec(f)
-		sp.only = zone
 		want, err := compile(sp, map[firewall.Family][]firewall.Rule{f: rules[f]})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, h.states[f].gaps(sp, want)...)
+		cur, err := readIn(ns, sp.family)
+		if err != nil {
+			return nil, fmt.Errorf("reading the %s: %w", sp.what, err)
+		}
+		h.states[f], h.want[f] = cur, want
 	}
-	return out, nil
+	return h, nil
+}
+
+// Missing lists what of the host wall's tables, as read, is absent or
+// differs from the rules; only the dispatch chains and zone's own chains
+// count when zone is not "".
+func (h *HostState) Missing(zone string) []string {
+	var out []string
+	for _, f := range firewall.Families {
+		want, ok := h.want[f]
+		if !ok {
+			continue
+		}
+		sp := hostSpec(f)
+		sp.only = zone
+		// What compile gives for sp: the spec's own chains, and the
+		// others that sp looks at.
+		mine := slices.DeleteFunc(slices.Clone(want), func(c wantChain) bool {
+			return !slices.ContainsFunc(sp.bases, func(b baseChain) bool { return b.from == c.from }) && !sp.ownedBy(c.from)
+		})
+		out = append(out, h.states[f].gaps(sp, mine)...)
+	}
+	return out
 }
 
 // missingHost lists what of the host wall's tables in namespace ns is
 // absent or differs, for zone as Missing does.
 func missingHost(ns int, rules map[firewall.Family][]firewall.Rule, zone string) ([]string, error) {
-	h, err := readHost(ns)
+	h, err := readHost(ns, rules)
 	if err != nil {
 		return nil, err
 	}
-	return h.Missing(rules, zone)
+	return h.Missing(zone), nil
 }
 
 // apply makes the table of sp in namespace ns (0: the current one) hold
