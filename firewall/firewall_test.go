@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -194,4 +196,84 @@ func BenchmarkBuild200(b *testing.B) {
 	for b.Loop() {
 		Build(p)
 	}
+}
+
+// clone copies a ruleset deeply enough to damage it.
+func clone(rs Ruleset) Ruleset {
+	out := Ruleset{}
+	for k, t := range rs {
+		c := &Table{Chains: map[string][]string{}, Hooks: maps.Clone(t.Hooks), Above: maps.Clone(t.Above)}
+		for name, rules := range t.Chains {
+			c.Chains[name] = slices.Clone(rules)
+		}
+		out[k] = c
+	}
+	return out
+}
+
+func TestMissing(t *testing.T) {
+	want := Build(samplePolicy())
+	for _, z := range samplePolicy().Zones {
+		if gaps := Missing(clone(want), want, z.Name); len(gaps) != 0 {
+			t.Fatalf("intact ruleset, zone %s: %v", z.Name, gaps)
+		}
+	}
+	cur := clone(want)
+	cur[Key{IPv4, "filter"}].Chains["NSZ-wan-out"] = nil // flushed
+	v6 := cur[Key{IPv6, "filter"}]
+	delete(v6.Hooks, "FORWARD") // a jump gone
+	v6.Chains["NSZ-FORWARD"] = slices.DeleteFunc(v6.Chains["NSZ-FORWARD"], func(r string) bool {
+		return strings.Contains(r, "--comment "+Comment+"-wan ") // wan's dispatch rules gone
+	})
+	v6.Chains["NSZ-lan-in"] = append(v6.Chains["NSZ-lan-in"], "-A NSZ-lan-in -j ACCEPT") // one added
+	c := NewChecker(cur, want)
+	got := strings.Join(c.Missing("wan"), "\n")
+	for _, w := range []string{"ipv4 filter: chain NSZ-wan-out", "ipv6 filter: jump from FORWARD", "ipv6 filter: rules in NSZ-FORWARD"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("wan's gaps lack %q:\n%s", w, got)
+		}
+	}
+	lan := strings.Join(c.Missing("lan"), "\n")
+	if strings.Contains(lan, "NSZ-wan-out") || strings.Contains(lan, "rules in NSZ-FORWARD") || !strings.Contains(lan, "ipv6 filter: chain NSZ-lan-in") {
+		t.Errorf("lan's gaps: %s", lan)
+	}
+	// The checker answers as reading every chain for each zone did.
+	for _, z := range samplePolicy().Zones {
+		if a, b := c.Missing(z.Name), naiveMissing(cur, want, z.Name); !slices.Equal(a, b) {
+			t.Errorf("zone %s: %v, reading every chain: %v", z.Name, a, b)
+		}
+	}
+}
+
+// naiveMissing is Missing as it was before Checker: every chain of want
+// read again for each zone.
+func naiveMissing(cur, want Ruleset, zone string) []string {
+	var out []string
+	mark := "--comment " + Comment + "-" + zone + " "
+	own := Prefix + zone + "-"
+	for _, k := range want.Keys() {
+		w, c := want[k], cur[k]
+		for _, b := range slices.Sorted(maps.Keys(w.Hooks)) {
+			switch above, ok := c.Above[b]; {
+			case c.Hooks[b] == w.Hooks[b]:
+			case ok:
+				out = append(out, fmt.Sprintf("%s: jump from %s to %s %s%s is above it", k, b, w.Hooks[b], NotFirst, above))
+			default:
+				out = append(out, fmt.Sprintf("%s: jump from %s to %s", k, b, w.Hooks[b]))
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(w.Chains)) {
+			have, ok := c.Chains[name]
+			if strings.HasPrefix(name, own) {
+				if !ok || !slices.Equal(have, w.Chains[name]) {
+					out = append(out, fmt.Sprintf("%s: chain %s", k, name))
+				}
+				continue
+			}
+			if !slices.Equal(withMark(have, mark), withMark(w.Chains[name], mark)) {
+				out = append(out, fmt.Sprintf("%s: rules in %s", k, name))
+			}
+		}
+	}
+	return out
 }

@@ -24,11 +24,27 @@ func Missing(cur, want Ruleset, zone string) []string {
 type Checker struct {
 	cur, want           Ruleset
 	curMarks, wantMarks map[Key]map[string]map[string][]string // table -> chain -> comment -> rules
+	marked              map[Key]map[string][]string            // table -> comment -> chains holding such rules
 }
 
 // NewChecker prepares the checks of cur against want.
 func NewChecker(cur, want Ruleset) *Checker {
-	return &Checker{cur: cur, want: want, curMarks: byComment(cur), wantMarks: byComment(want)}
+	c := &Checker{cur: cur, want: want, curMarks: byComment(cur), wantMarks: byComment(want), marked: map[Key]map[string][]string{}}
+	for _, marks := range []map[Key]map[string]map[string][]string{c.curMarks, c.wantMarks} {
+		for k, chains := range marks {
+			if c.marked[k] == nil {
+				c.marked[k] = map[string][]string{}
+			}
+			for name, byMark := range chains {
+				for m := range byMark {
+					if !slices.Contains(c.marked[k][m], name) {
+						c.marked[k][m] = append(c.marked[k][m], name)
+					}
+				}
+			}
+		}
+	}
+	return c
 }
 
 // byComment sorts each chain's rules by their comment, in order.
@@ -70,7 +86,16 @@ func (c *Checker) Missing(zone string) []string {
 				out = append(out, fmt.Sprintf("%s: jump from %s to %s", k, b, w.Hooks[b]))
 			}
 		}
-		for _, name := range slices.Sorted(maps.Keys(w.Chains)) {
+		// The zone's own chains, and the others where either side has
+		// rules of the zone's: elsewhere both have none.
+		var names []string
+		for name := range w.Chains {
+			if strings.HasPrefix(name, own) || slices.Contains(c.marked[k][mark], name) {
+				names = append(names, name)
+			}
+		}
+		slices.Sort(names)
+		for _, name := range names {
 			if strings.HasPrefix(name, own) {
 				if have, ok := cur.Chains[name]; !ok || !slices.Equal(have, w.Chains[name]) {
 					out = append(out, fmt.Sprintf("%s: chain %s", k, name))
