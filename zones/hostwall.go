@@ -38,7 +38,11 @@ func (nftHostWall) Gaps(p firewall.Policy) func(zone string) []string {
 		if err != nil {
 			return []string{fmt.Sprintf("host wall (reading it: %v)", err)}
 		}
-		return h.Missing(zone)
+		gaps, err := h.Missing(zone)
+		if err != nil {
+			return []string{fmt.Sprintf("host wall (checking it: %v)", err)}
+		}
+		return gaps
 	}
 }
 
@@ -52,7 +56,7 @@ func (m *Manager) applyHostWall(p firewall.Policy) (bool, error) {
 
 // hostWallGaps returns what says what of a zone's part of p's nftables
 // host wall is not in place; nothing where there is no nftables host wall.
-// The wall is read once, at the first zone asked about.
+// The wall is read once, at the first zone asked about. For one goroutine.
 func (m *Manager) hostWallGaps(p firewall.Policy) func(zone string) []string {
 	if m.HostWall == nil {
 		return func(string) []string { return nil }

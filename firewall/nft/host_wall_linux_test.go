@@ -3,6 +3,7 @@ package nft
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,6 +98,19 @@ func TestHostWallKernel(t *testing.T) {
 			run(t, name, "nft", "delete", "rule", fam, Table, "forward", "handle", forwardHandle(t, name, fam))
 			if gaps, err := missingHost(ns.Fd(), fr, "lan"); err != nil || len(gaps) == 0 {
 				t.Errorf("lan's check with a dispatch rule deleted: gaps %q %v", gaps, err)
+			}
+			// One read checked for many zones (compiled once from the
+			// second on) answers as a read for each zone alone.
+			h, err := readHost(ns.Fd(), fr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, zone := range []string{"wan", "lan", "wan", "lan", ""} {
+				got, err := h.Missing(zone)
+				alone, aerr := missingHost(ns.Fd(), fr, zone)
+				if err != nil || aerr != nil || !slices.Equal(got, alone) {
+					t.Errorf("zone %q from a shared read: %q %v; alone: %q %v", zone, got, err, alone, aerr)
+				}
 			}
 			if changed, _, err := apply(ns.Fd(), sp, fr, quiet); err != nil || !changed {
 				t.Fatalf("repair: changed=%v err=%v", changed, err)

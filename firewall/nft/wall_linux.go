@@ -118,13 +118,15 @@ func ApplyHost(rules map[firewall.Family][]firewall.Rule, log *slog.Logger) (cha
 	return slices.Contains(chg, true), err
 }
 
-// HostState is the host wall's tables as one read found them, and the
-// rules they must hold compiled once, against which any number of zones are
-// checked: status and plan check every zone with one read and one
-// compilation instead of one each.
+// HostState is the host wall's tables as one read found them, against
+// which any number of zones are checked: status and plan check every zone
+// with one read, and (from the second zone on) one compilation of the
+// rules, instead of one each.
 type HostState struct {
 	states map[firewall.Family]*state
-	want   map[firewall.Family][]wantChain // every chain; no entry: no rules
+	rules  map[firewall.Family][]firewall.Rule
+	asked  int
+	all    map[firewall.Family][]wantChain // every chain, once two zones were asked about
 }
 
 // ReadHost reads the host wall's tables in the current namespace, to be
@@ -134,45 +136,59 @@ func ReadHost(rules map[firewall.Family][]firewall.Rule) (*HostState, error) {
 }
 
 func readHost(ns int, rules map[firewall.Family][]firewall.Rule) (*HostState, error) {
-	h := &HostState{states: map[firewall.Family]*state{}, want: map[firewall.Family][]wantChain{}}
+	h := &HostState{states: map[firewall.Family]*state{}, rules: rules}
 	for _, f := range firewall.Families {
 		if len(rules[f]) == 0 {
 			continue
 		}
 		sp := hostSpec(f)
-		want, err := compile(sp, map[firewall.Family][]firewall.Rule{f: rules[f]})
-		if err != nil {
-			return nil, err
-		}
 		cur, err := readIn(ns, sp.family)
 		if err != nil {
 			return nil, fmt.Errorf("reading the %s: %w", sp.what, err)
 		}
-		h.states[f], h.want[f] = cur, want
+		h.states[f] = cur
 	}
 	return h, nil
 }
 
 // Missing lists what of the host wall's tables, as read, is absent or
 // differs from the rules; only the dispatch chains and zone's own chains
-// count when zone is not "".
-func (h *HostState) Missing(zone string) []string {
+// count when zone is not "". It is not safe for concurrent use.
+func (h *HostState) Missing(zone string) ([]string, error) {
+	if h.asked++; h.asked == 2 {
+		h.all = map[firewall.Family][]wantChain{}
+		for f := range h.states {
+			want, err := compile(hostSpec(f), map[firewall.Family][]firewall.Rule{f: h.rules[f]})
+			if err != nil {
+				return nil, err
+			}
+			h.all[f] = want
+		}
+	}
 	var out []string
 	for _, f := range firewall.Families {
-		want, ok := h.want[f]
+		cur, ok := h.states[f]
 		if !ok {
 			continue
 		}
 		sp := hostSpec(f)
 		sp.only = zone
-		// What compile gives for sp: the spec's own chains, and the
-		// others that sp looks at.
-		mine := slices.DeleteFunc(slices.Clone(want), func(c wantChain) bool {
-			return !slices.ContainsFunc(sp.bases, func(b baseChain) bool { return b.from == c.from }) && !sp.ownedBy(c.from)
-		})
-		out = append(out, h.states[f].gaps(sp, mine)...)
+		var want []wantChain
+		if all, ok := h.all[f]; ok {
+			// What compile gives for sp: the spec's own chains, and the
+			// others that sp looks at.
+			want = slices.DeleteFunc(slices.Clone(all), func(c wantChain) bool {
+				return !slices.ContainsFunc(sp.bases, func(b baseChain) bool { return b.from == c.from }) && !sp.ownedBy(c.from)
+			})
+		} else {
+			var err error
+			if want, err = compile(sp, map[firewall.Family][]firewall.Rule{f: h.rules[f]}); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, cur.gaps(sp, want)...)
 	}
-	return out
+	return out, nil
 }
 
 // missingHost lists what of the host wall's tables in namespace ns is
@@ -182,7 +198,7 @@ func missingHost(ns int, rules map[firewall.Family][]firewall.Rule, zone string)
 	if err != nil {
 		return nil, err
 	}
-	return h.Missing(zone), nil
+	return h.Missing(zone)
 }
 
 // apply makes the table of sp in namespace ns (0: the current one) hold
