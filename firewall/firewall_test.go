@@ -253,15 +253,7 @@ func naiveMissing(cur, want Ruleset, zone string) []string {
 	own := Prefix + zone + "-"
 	for _, k := range want.Keys() {
 		w, c := want[k], cur[k]
-		for _, b := range slices.Sorted(maps.Keys(w.Hooks)) {
-			switch above, ok := c.Above[b]; {
-			case c.Hooks[b] == w.Hooks[b]:
-			case ok:
-				out = append(out, fmt.Sprintf("%s: jump from %s to %s %s%s is above it", k, b, w.Hooks[b], NotFirst, above))
-			default:
-				out = append(out, fmt.Sprintf("%s: jump from %s to %s", k, b, w.Hooks[b]))
-			}
-		}
+		out = append(out, hookGaps(k, c, w)...)
 		for _, name := range slices.Sorted(maps.Keys(w.Chains)) {
 			have, ok := c.Chains[name]
 			if strings.HasPrefix(name, own) {

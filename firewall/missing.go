@@ -77,15 +77,7 @@ func (c *Checker) Missing(zone string) []string {
 		if cur == nil {
 			cur = newTable()
 		}
-		for _, b := range slices.Sorted(maps.Keys(w.Hooks)) {
-			switch above, ok := cur.Above[b]; {
-			case cur.Hooks[b] == w.Hooks[b]:
-			case ok:
-				out = append(out, fmt.Sprintf("%s: jump from %s to %s %s%s is above it", k, b, w.Hooks[b], NotFirst, above))
-			default:
-				out = append(out, fmt.Sprintf("%s: jump from %s to %s", k, b, w.Hooks[b]))
-			}
-		}
+		out = append(out, hookGaps(k, cur, w)...)
 		// The zone's own chains, and the others where either side has
 		// rules of the zone's: elsewhere both have none.
 		var names []string
@@ -105,6 +97,22 @@ func (c *Checker) Missing(zone string) []string {
 			if !slices.Equal(c.curMarks[k][name][mark], c.wantMarks[k][name][mark]) {
 				out = append(out, fmt.Sprintf("%s: rules in %s", k, name))
 			}
+		}
+	}
+	return out
+}
+
+// hookGaps lists the jumps from the built-in chains of table k that cur
+// lacks, or holds below others' rules.
+func hookGaps(k Key, cur, want *Table) []string {
+	var out []string
+	for _, b := range slices.Sorted(maps.Keys(want.Hooks)) {
+		switch above, ok := cur.Above[b]; {
+		case cur.Hooks[b] == want.Hooks[b]:
+		case ok:
+			out = append(out, fmt.Sprintf("%s: jump from %s to %s %s%s is above it", k, b, want.Hooks[b], NotFirst, above))
+		default:
+			out = append(out, fmt.Sprintf("%s: jump from %s to %s", k, b, want.Hooks[b]))
 		}
 	}
 	return out
