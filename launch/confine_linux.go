@@ -62,24 +62,42 @@ const initArg0 = "nszone-init"
 const initProtocol = 1
 
 // openInit opens the zone's init binary (path "" is this program), before
-// any mount changes what a path names, and checks that only root can have
-// written it: it runs as root.
+// any mount changes what a path names. It runs as root, so a file of its
+// own must be trusted as much as this program is: a regular file, no
+// symbolic link, owned by root or by this program's owner, in a directory
+// of theirs, neither writable by anyone else.
 func openInit(path string) (*os.File, error) {
 	if path == "" {
-		path = "/proc/self/exe"
+		return os.Open("/proc/self/exe") // running already
 	}
-	f, err := os.Open(path)
+	var self unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &self); err != nil {
+		return nil, fmt.Errorf("checking the zone's init: %w", err)
+	}
+	trusted := func(st *unix.Stat_t) bool {
+		return (st.Uid == 0 || st.Uid == self.Uid) && st.Mode&0o022 == 0
+	}
+	var dir unix.Stat_t
+	if err := unix.Stat(filepath.Dir(path), &dir); err != nil {
+		return nil, fmt.Errorf("checking the zone's init: %w", err)
+	}
+	if !trusted(&dir) {
+		return nil, fmt.Errorf("refusing %s as the zone's init: its directory must be root's (or nszone's owner's) and no one else may write to it (owner uid %d, mode %#o)", path, dir.Uid, dir.Mode&0o7777)
+	}
+	// O_NONBLOCK: a FIFO put there must not hang exec; it is refused below.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("opening the zone's init: %w", err)
+		return nil, fmt.Errorf("opening the zone's init %s (a symbolic link is refused): %w", path, err)
 	}
+	f := os.NewFile(uintptr(fd), path)
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	if err := unix.Fstat(fd, &st); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("checking the zone's init %s: %w", path, err)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Uid != 0 || st.Mode&0o022 != 0 {
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || !trusted(&st) {
 		f.Close()
-		return nil, fmt.Errorf("refusing %s as the zone's init: it must be a regular file owned by root that no one else may write (owner uid %d, mode %#o)", path, st.Uid, st.Mode&0o7777)
+		return nil, fmt.Errorf("refusing %s as the zone's init: it must be a regular file of root's (or nszone's owner's) that no one else may write (owner uid %d, mode %#o)", path, st.Uid, st.Mode&0o7777)
 	}
 	return f, nil
 }
@@ -189,7 +207,7 @@ func startBusProxy(o Options, id *Identity, zone string) (*busProxy, string, err
 
 // sessionBus is the session bus's path address, if the user has one.
 func sessionBus(env []string, runtimeDir string) string {
-	for _, part := range strings.Split(getenv(env, "DBUS_SESSION_BUS_ADDRESS"), ";") {
+	for _, part := range strings.Split(Getenv(env, "DBUS_SESSION_BUS_ADDRESS"), ";") {
 		if strings.HasPrefix(part, "unix:path=") && isSocket(strings.TrimPrefix(strings.SplitN(part, ",", 2)[0], "unix:path=")) {
 			return part
 		}
@@ -251,7 +269,7 @@ func confineFS(o Options, id *Identity, proxy *busProxy) error {
 			return err
 		}
 		names := append([]string{}, runtimeKeep...)
-		if wl := getenv(o.Env, "WAYLAND_DISPLAY"); wl != "" && !strings.Contains(wl, "/") {
+		if wl := Getenv(o.Env, "WAYLAND_DISPLAY"); wl != "" && !strings.Contains(wl, "/") {
 			names = append(names, wl)
 		} else if wl == "" {
 			names = append(names, "wayland-0")
@@ -262,7 +280,7 @@ func confineFS(o Options, id *Identity, proxy *busProxy) error {
 			}
 		}
 		// The X authority file, where the display manager put it.
-		if xa := getenv(o.Env, "XAUTHORITY"); xa != "" && (strings.HasPrefix(xa, runtimeDir+"/") || strings.HasPrefix(xa, "/tmp/")) {
+		if xa := Getenv(o.Env, "XAUTHORITY"); xa != "" && (strings.HasPrefix(xa, runtimeDir+"/") || strings.HasPrefix(xa, "/tmp/")) {
 			if err := clone(xa, xa); err != nil {
 				return err
 			}
@@ -378,7 +396,7 @@ func spawnInit(o Options, id *Identity, cwd string, proxy *busProxy, initBin *os
 	if o.Audit != nil {
 		// The init cannot call back: the entry is logged here, with the
 		// program as root finds it in the zone's PATH.
-		path, err := lookPath(o.Argv[0], getenv(env, "PATH"))
+		path, err := lookPath(o.Argv[0], Getenv(env, "PATH"))
 		if err != nil {
 			return &ExitError{Code: exitCode(err), Err: fmt.Errorf("exec %q: %w", o.Argv[0], err)}
 		}

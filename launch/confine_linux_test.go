@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestConfinedEnv(t *testing.T) {
@@ -56,35 +58,54 @@ func TestReadInitState(t *testing.T) {
 	}
 }
 
-// Only a regular file of root's that no one else may write runs as the
-// zone's init.
+// Only a regular file of root's (or of this program's owner's) in a
+// directory of theirs, neither writable by others, runs as the zone's init:
+// no symbolic link, no FIFO (which must not hang exec either).
 func TestOpenInit(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "nszone-zoneinit")
 	if err := os.WriteFile(path, []byte("#!/bin/true\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if f, err := openInit(path); err != nil {
+		t.Errorf("a 0755 init of this program's owner: %v", err)
+	} else {
+		f.Close()
+	}
+	refused := func(what, p, want string) {
+		t.Helper()
+		if f, err := openInit(p); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want a refusal with %q", what, err, want)
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
 	if err := os.Chmod(path, 0o775); err != nil {
 		t.Fatal(err)
 	}
-	if f, err := openInit(path); err == nil || !strings.Contains(err.Error(), "no one else may write") {
-		t.Errorf("group-writable init: %v, want a refusal", err)
-		f.Close()
-	}
-	if _, err := openInit(dir); err == nil {
-		t.Errorf("a directory as the init: no error")
-	}
+	refused("a group-writable init", path, "no one else may write")
 	if err := os.Chmod(path, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f, err := openInit(path)
-	switch {
-	case os.Geteuid() == 0 && err != nil:
-		t.Errorf("root's 0755 init: %v", err)
-	case os.Geteuid() != 0 && err == nil:
-		t.Errorf("an init of uid %d: accepted", os.Geteuid())
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
 	}
-	if f != nil {
+	refused("a symbolic link", link, "symbolic link")
+	fifo := filepath.Join(dir, "fifo")
+	if err := unix.Mkfifo(fifo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	refused("a FIFO", fifo, "regular file")
+	refused("a directory", dir, "regular file")
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	refused("in a directory anyone may write", path, "its directory")
+	if f, err := openInit(""); err != nil {
+		t.Errorf("this program as the init: %v", err)
+	} else {
 		f.Close()
 	}
 }

@@ -54,7 +54,7 @@ func DesktopEnv(env []string, d Desktop) ([]string, []string) {
 	path := func(p string) string { return filepath.Join("/", d.Root, p) }
 
 	// XDG_RUNTIME_DIR first: the bus, Wayland and sound live there.
-	runtimeDir := getenv(env, "XDG_RUNTIME_DIR")
+	runtimeDir := Getenv(env, "XDG_RUNTIME_DIR")
 	if runtimeDir != "" {
 		if owner, ok := ownerOf(path(runtimeDir)); !ok || owner != d.UID {
 			warnf("XDG_RUNTIME_DIR=%s is not the directory of uid %d: the program will not reach the session's sound, Wayland or bus sockets there", runtimeDir, d.UID)
@@ -65,7 +65,7 @@ func DesktopEnv(env []string, d Desktop) ([]string, []string) {
 	}
 
 	// X11.
-	if display := getenv(env, "DISPLAY"); display != "" {
+	if display := Getenv(env, "DISPLAY"); display != "" {
 		host, num, ok := parseDisplay(display)
 		switch {
 		case !ok:
@@ -78,7 +78,7 @@ func DesktopEnv(env []string, d Desktop) ([]string, []string) {
 				warnf("DISPLAY=%s: no X11 socket %s (the X server listens only on its abstract socket, which does not exist in the zone's network namespace): X11 programs will not reach the display; start the X server with -listen unix", display, sock)
 			}
 		}
-		xauth := getenv(env, "XAUTHORITY")
+		xauth := Getenv(env, "XAUTHORITY")
 		if xauth == "" && d.Home != "" {
 			if p := filepath.Join(d.Home, ".Xauthority"); isRegular(path(p)) {
 				xauth = p
@@ -91,7 +91,7 @@ func DesktopEnv(env []string, d Desktop) ([]string, []string) {
 	}
 
 	// Wayland.
-	if wl := getenv(env, "WAYLAND_DISPLAY"); wl != "" {
+	if wl := Getenv(env, "WAYLAND_DISPLAY"); wl != "" {
 		sock := wl
 		if !filepath.IsAbs(sock) {
 			sock = filepath.Join(runtimeDir, wl)
@@ -119,7 +119,7 @@ func DesktopEnv(env []string, d Desktop) ([]string, []string) {
 	}
 
 	// Sound.
-	if ps := getenv(env, "PULSE_SERVER"); ps != "" {
+	if ps := Getenv(env, "PULSE_SERVER"); ps != "" {
 		if kept, dropped := dropAbstractPulse(ps); dropped {
 			if kept == "" {
 				env = unsetenv(env, "PULSE_SERVER")

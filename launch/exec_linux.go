@@ -212,7 +212,7 @@ func finish(o Options, id *Identity, si *SingleInstance, cwd string, init *initP
 	if init == nil {
 		env = buildEnv(o.Env, id)
 	}
-	home := getenv(env, "HOME")
+	home := Getenv(env, "HOME")
 	env, warnings := DesktopEnv(env, Desktop{UID: os.Getuid(), Home: home})
 	for _, l := range warnings {
 		o.warn(l)
@@ -243,14 +243,14 @@ func finish(o Options, id *Identity, si *SingleInstance, cwd string, init *initP
 	if dir != cwd {
 		log.Debug("working directory changed", "from", cwd, "to", dir)
 	}
-	if getenv(env, "PWD") != "" {
+	if Getenv(env, "PWD") != "" {
 		if !filepath.IsAbs(dir) {
 			dir, _ = unix.Getwd()
 		}
 		env = setenv(env, "PWD", dir) // shells trust a PWD that names the directory
 	}
 	name := o.Argv[0]
-	path, err := lookPath(name, getenv(env, "PATH"))
+	path, err := lookPath(name, Getenv(env, "PATH"))
 	if err != nil {
 		return &ExitError{Code: exitCode(err), Err: fmt.Errorf("exec %q: %w", name, err)}
 	}

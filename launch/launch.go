@@ -140,8 +140,8 @@ func buildEnv(env []string, id *Identity) []string {
 	return out
 }
 
-// getenv returns the first value of key in env, as getenv(3) would.
-func getenv(env []string, key string) string {
+// Getenv returns the first value of key in env, as getenv(3) would.
+func Getenv(env []string, key string) string {
 	for _, kv := range env {
 		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
 			return v

@@ -29,17 +29,17 @@ func TestBuildEnvNewIdentity(t *testing.T) {
 	}
 
 	id.Shell = ""
-	if got := buildEnv(env, id); getenv(got, "SHELL") != "" {
+	if got := buildEnv(env, id); Getenv(got, "SHELL") != "" {
 		t.Errorf("SHELL kept for a user of unknown shell: %q", got)
 	}
 }
 
 func TestGetenvSetenv(t *testing.T) {
 	env := []string{"A=1", "B=2", "A=3"}
-	if got := getenv(env, "A"); got != "1" {
+	if got := Getenv(env, "A"); got != "1" {
 		t.Errorf("getenv A = %q, want the first value 1", got)
 	}
-	if got := getenv(env, "C"); got != "" {
+	if got := Getenv(env, "C"); got != "" {
 		t.Errorf("getenv C = %q, want empty", got)
 	}
 	if got, want := setenv(env, "A", "9"), []string{"B=2", "A=9"}; !slices.Equal(got, want) {

@@ -321,3 +321,33 @@ func mountOf(t *testing.T, path string) []string {
 	t.Fatalf("no mount %d for %s", stx.Mnt_id, path)
 	return nil
 }
+
+// A thread that fn moved elsewhere (into a namespace of its own here)
+// comes home all the same before Go may use it again, and Do's threads are
+// reused rather than made anew each time.
+func TestDoComesHome(t *testing.T) {
+	kerneltest.Root(t)
+	newNS(t, "t-home")
+	ns, err := OpenNamed("t-home")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	for range 20 {
+		if err := ns.Do(func() error { return unix.Unshare(unix.CLONE_NEWNET) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if stray := kerneltest.StrayThreads(); len(stray) != 0 {
+		t.Fatalf("threads left elsewhere: %v", stray)
+	}
+	tids := map[int]bool{}
+	for range 20 {
+		if err := ns.Do(func() error { tids[unix.Gettid()] = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(tids) == 20 {
+		t.Errorf("20 calls ran on 20 threads: Do made a thread for each")
+	}
+}

@@ -12,18 +12,29 @@ import (
 // onDyingThread runs fn on an OS thread that exits when fn returns, so that fn
 // may move it into another namespace: the thread never goes back to Go's pool.
 func onDyingThread(fn func() error) error {
+	return offMainThread(fn, func() bool { return false })
+}
+
+// offMainThread runs fn on an OS thread locked to it that is not the main
+// thread, which cannot exit and so must never risk being left in another
+// namespace. The thread goes back to Go's pool only if back() says it is as
+// it was; otherwise it dies with its goroutine.
+func offMainThread(fn func() error, back func() bool) error {
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
+		runtime.LockOSThread()
 		if unix.Gettid() == unix.Getpid() {
-			// The main thread cannot exit: the runtime would park it forever,
-			// in whatever namespace fn left it. Hop to another thread; while
-			// this one stays locked here, the hop cannot land on it again.
-			errc <- onDyingThread(fn)
+			// Hop to another thread; while this one stays locked here,
+			// the hop cannot land on it again.
+			errc <- offMainThread(fn, back)
 			runtime.UnlockOSThread() // untouched: safe to give back
 			return
 		}
-		errc <- fn()
+		err := fn()
+		if back() {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
 }
@@ -37,33 +48,24 @@ func onDyingThread(fn func() error) error {
 // goroutine. A thread made and ended for each call cost three times as much,
 // and up and watch call this for every zone.
 func (h *Handle) Do(fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if unix.Gettid() == unix.Getpid() {
-			// The main thread cannot exit, so it must never risk being
-			// left elsewhere: hop to another thread (see onDyingThread).
-			errc <- h.Do(fn)
-			runtime.UnlockOSThread() // untouched: safe to give back
-			return
+	var home *Handle
+	entered := false
+	return offMainThread(func() (err error) {
+		if home, err = Current(); err != nil {
+			return fmt.Errorf("entering network namespace: %w", err)
 		}
-		home, err := Current()
-		if err != nil {
-			errc <- fmt.Errorf("entering network namespace: %w", err)
-			return // dies: nothing to prove
+		if err := unix.Setns(h.fd, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("entering network namespace: %w", err)
+		}
+		entered = true
+		return fn()
+	}, func() bool {
+		if home == nil {
+			return true // never left home
 		}
 		defer home.Close()
-		if err := unix.Setns(h.fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("entering network namespace: %w", err)
-			return
-		}
-		err = fn()
-		if home.restore() {
-			runtime.UnlockOSThread()
-		}
-		errc <- err
-	}()
-	return <-errc
+		return !entered || home.restore()
+	})
 }
 
 // restore moves the calling thread into h again and reports whether it is

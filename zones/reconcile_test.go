@@ -672,9 +672,22 @@ func TestHostVouchAfterWrite(t *testing.T) {
 			t.Errorf("%d commit watchers left open", n)
 		}
 	}
+	// Another program's commit after the host's walls are in place, before
+	// the zones vouch for theirs: no zone vouches (its vouch would cover
+	// the host's walls at a generation no one checked).
+	h := newHost(t)
+	h.OnZoneGeneration(h.ForeignCommit)
+	if _, err := h.m.Up(load(t, "01-four-zones.yaml"), nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, zone := range []string{"wan", "lan"} {
+		if _, err := os.Stat(filepath.Join(h.m.Root, zones.RunDir, "vouch", zone+".json")); err == nil {
+			t.Errorf("zone %s vouched for after another program's commit to the host's rulesets", zone)
+		}
+	}
 	// An up that fails writing the walls (a chain of nszone's name holding
 	// someone else's rule) leaves no watcher open either.
-	h := newHost(t)
+	h = newHost(t)
 	if err := h.Firewall.Restore(firewall.IPv4, "*filter\n:NSZ-wan-out - [0:0]\n-A NSZ-wan-out -j ACCEPT\nCOMMIT\n"); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/firewall/nft"
 	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 	"golang.org/x/sync/errgroup"
@@ -154,7 +155,7 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 	// new one. They are in place before any zone's link is made.
 	// Walls the kernel vouches for as they were last found are not read.
 	hostRules := hostWallRules(p.policy)
-	if p.hostVouched = m.hostVouched(hostRules); !p.hostVouched {
+	if p.hostGen, p.hostVouched = m.hostVouched(hostRules); !p.hostVouched {
 		commits := m.watchCommits()
 		if commits != nil {
 			defer commits.Close()
@@ -184,10 +185,8 @@ func (m *Manager) Up(f *config.File, names []string) (*Report, error) {
 			before = m.onlyOurs(commits, before)
 		}
 		// Zones vouch for their walls, the host's part included, only
-		// when the host's walls are known whole.
-		p.hostGood = m.vouchForHost(hostRules, before)
-	} else {
-		p.hostGood = true
+		// at the generation the host's walls are known whole at.
+		p.hostGen = m.vouchForHost(hostRules, before)
 	}
 	if err := fault("up-firewall"); err != nil {
 		return rep, err
@@ -249,9 +248,11 @@ type upPlan struct {
 	policy firewall.Policy // the firewall for want and keep
 	v6     bool
 	// hostVouched: the host's walls are as the last up found them
-	// (vouch.go), and were not read. hostGood: they are known whole now
-	// (vouched for, or read and written by this process alone).
-	hostVouched, hostGood bool
+	// (vouch.go), and were not read. hostGen: the host's generation they
+	// are known whole at (vouched for, or read and written by this process
+	// alone); zero when they are not.
+	hostVouched bool
+	hostGen     nft.Gen
 }
 
 // prepare decides everything up will do and refuses, before any change,
@@ -373,7 +374,7 @@ func (m *Manager) upZones(p *upPlan, rep *Report) error {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = m.upZone(p.want[name], p.recs[name], p.hostVouched, p.hostGood, host, &reps[i])
+			errs[i] = m.upZone(p.want[name], p.recs[name], p.hostVouched, p.hostGen, host, &reps[i])
 		}()
 	}
 	wg.Wait()
@@ -386,7 +387,7 @@ func (m *Manager) upZones(p *upPlan, rep *Report) error {
 
 // upZone makes one zone's namespace, link and files match d. host is the
 // host's side of the zones' links as read before any was touched.
-func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched, hostGood bool, host *veth.HostLinks, rep *Report) (err error) {
+func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched bool, hostGen nft.Gen, host *veth.HostLinks, rep *Report) (err error) {
 	name := d.cfg.Name
 	id, exists, err := m.owned(name, old)
 	if err != nil {
@@ -484,8 +485,10 @@ func (m *Manager) upZone(d *desiredZone, old *Record, hostVouched, hostGood bool
 				before = vouch{}
 			}
 		}
-		if !hostGood {
-			before = vouch{} // another program wrote to the host's rulesets meanwhile
+		if before.Host != hostGen || hostGen == (nft.Gen{}) {
+			// The host's walls are not known whole at this generation:
+			// another program wrote to the host's rulesets meanwhile.
+			before = vouch{}
 		}
 		if _, now, err := m.readRecord(name); err == nil {
 			m.vouchFor(name, now, before)

@@ -149,13 +149,18 @@ func hostWallKey(p firewall.Policy) ([sha256.Size]byte, bool) {
 	return sha256.Sum256(b), err == nil
 }
 
-func (m *Manager) hostVouched(rules string) bool {
+// hostVouched reports whether the host's walls hold rules as the last up
+// found them, at generation gen.
+func (m *Manager) hostVouched(rules string) (gen nft.Gen, ok bool) {
 	var v hostVouch
 	if err := readJSON(m.hostVouchPath(), &v); err != nil || rules == "" || v.Rules != rules {
-		return false
+		return nft.Gen{}, false
 	}
 	now, ok := m.generations("")
-	return ok && now.Host == v.Host
+	if !ok || now.Host != v.Host {
+		return nft.Gen{}, false
+	}
+	return now.Host, true
 }
 
 // watchCommits starts hearing who commits to the host's rulesets, where
@@ -203,15 +208,16 @@ func (m *Manager) onlyOurs(commits Commits, before vouch) vouch {
 const commitsHeard = time.Second
 
 // vouchForHost records that the host's walls hold rules when no commit
-// moved the host's generation since before, and reports whether it did.
-func (m *Manager) vouchForHost(rules string, before vouch) bool {
+// moved the host's generation since before, and returns the generation it
+// vouched at (zero when it did not).
+func (m *Manager) vouchForHost(rules string, before vouch) nft.Gen {
 	after, ok := m.generations("")
 	if !ok || rules == "" || after.Host != before.Host {
-		return false
+		return nft.Gen{}
 	}
 	if err := writeJSON(m.hostVouchPath(), hostVouch{Rules: rules, Host: after.Host}); err != nil {
 		m.Log.Debug("not vouching for the host's walls", "err", err)
-		return false
+		return nft.Gen{}
 	}
-	return true
+	return after.Host
 }

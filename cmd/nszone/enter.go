@@ -13,24 +13,30 @@ import (
 	"github.com/nszone/nszone/entry"
 )
 
-// helpers are where nszone looks for its helper programs (nszone-enter, the
-// setuid-root helper of `make install ENTER=1`, and nszone-zoneinit): beside
-// the binary, then in the libexec directories of the usual prefixes.
-func helpers(name string) []string {
+// enterHelpers are where nszone exec looks for nszone-enter, the setuid-root
+// helper of `make install ENTER=1`: beside the binary, then in the libexec
+// directories of the usual prefixes.
+func enterHelpers() []string {
 	var dirs []string
 	if exe, err := os.Executable(); err == nil {
 		bin := filepath.Dir(exe)
-		dirs = append(dirs, filepath.Join(bin, name), filepath.Join(bin, "..", "libexec", "nszone", name))
+		dirs = append(dirs, filepath.Join(bin, "nszone-enter"), filepath.Join(bin, "..", "libexec", "nszone", "nszone-enter"))
 	}
-	return append(dirs, "/usr/libexec/nszone/"+name, "/usr/local/libexec/nszone/"+name)
+	return append(dirs, "/usr/libexec/nszone/nszone-enter", "/usr/local/libexec/nszone/nszone-enter")
 }
 
-// zoneInit is the confined zone's init nszone exec starts: the first
-// nszone-zoneinit found, else "" (nszone itself again, which is slower to start).
-// launch refuses one that is not root's alone.
+// zoneInit is the confined zone's init nszone exec starts: nszone-zoneinit
+// beside the binary or in its ../libexec/nszone (the same installation's,
+// never another's), else "" (nszone itself again, slower to start). launch
+// refuses one it cannot trust.
 func zoneInit() string {
-	for _, path := range helpers("nszone-zoneinit") {
-		if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	bin := filepath.Dir(exe)
+	for _, path := range []string{filepath.Join(bin, "nszone-zoneinit"), filepath.Join(bin, "..", "libexec", "nszone", "nszone-zoneinit")} {
+		if _, err := os.Lstat(path); err == nil {
 			return path
 		}
 	}
@@ -44,7 +50,7 @@ func enterWithoutSudo(cmd *cobra.Command, zone string, argv []string, user strin
 	if user != "" {
 		return errors.New("exec --user needs root: run it through sudo")
 	}
-	for _, path := range helpers("nszone-enter") {
+	for _, path := range enterHelpers() {
 		var st unix.Stat_t
 		if unix.Stat(path, &st) != nil || st.Uid != 0 || st.Mode&unix.S_ISUID == 0 {
 			continue

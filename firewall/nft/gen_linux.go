@@ -2,6 +2,7 @@ package nft
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
@@ -72,45 +73,61 @@ func readGen(fd int) (Gen, error) {
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		return g, fmt.Errorf("reading the nftables generation: %w", err)
 	}
-	if err := unix.Sendto(fd, genRequest, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	// A signal (SIGCHLD of an iptables-restore) ends a wait early: with a
+	// timeout set, the kernel does not restart it.
+	err := retryEINTR(func() error { return unix.Sendto(fd, genRequest, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}) })
+	if err != nil {
 		return g, fmt.Errorf("reading the nftables generation: %w", err)
 	}
 	buf := make([]byte, 512)
-	n, _, err := unix.Recvfrom(fd, buf, 0)
-	if err != nil {
+	var n int
+	if err := retryEINTR(func() (err error) { n, _, err = unix.Recvfrom(fd, buf, 0); return err }); err != nil {
 		return g, fmt.Errorf("reading the nftables generation: %w", err)
 	}
-	msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-	if err != nil {
+	if g.ID, err = parseGen(buf[:n]); err != nil {
 		return g, fmt.Errorf("reading the nftables generation: %w", err)
-	}
-	found := false
-	for _, m := range msgs {
-		switch {
-		case m.Header.Type == unix.NLMSG_ERROR && len(m.Data) >= 4:
-			if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
-				return g, fmt.Errorf("reading the nftables generation: %w", unix.Errno(-errno))
-			}
-		case m.Header.Type == unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWGEN && len(m.Data) >= sizeofNfgenmsg:
-			ad, err := netlink.NewAttributeDecoder(m.Data[sizeofNfgenmsg:])
-			if err != nil {
-				return g, fmt.Errorf("reading the nftables generation: %w", err)
-			}
-			ad.ByteOrder = binary.BigEndian
-			for ad.Next() {
-				if ad.Type() == unix.NFTA_GEN_ID {
-					g.ID, found = ad.Uint32(), true
-				}
-			}
-		}
-	}
-	if !found {
-		return g, fmt.Errorf("reading the nftables generation: no generation in the answer")
 	}
 	if g.Cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, soNetnsCookie); err != nil {
 		return g, fmt.Errorf("reading the namespace cookie: %w", err)
 	}
 	return g, nil
+}
+
+// retryEINTR calls fn again while a signal interrupts it.
+func retryEINTR(fn func() error) error {
+	for {
+		if err := fn(); !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// parseGen reads the generation out of the kernel's answer to GETGEN.
+func parseGen(b []byte) (uint32, error) {
+	msgs, err := syscall.ParseNetlinkMessage(b)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range msgs {
+		switch {
+		case m.Header.Type == unix.NLMSG_ERROR && len(m.Data) >= 4:
+			if errno := int32(binary.NativeEndian.Uint32(m.Data)); errno != 0 {
+				return 0, unix.Errno(-errno)
+			}
+		case m.Header.Type == unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWGEN && len(m.Data) >= sizeofNfgenmsg:
+			ad, err := netlink.NewAttributeDecoder(m.Data[sizeofNfgenmsg:])
+			if err != nil {
+				return 0, err
+			}
+			ad.ByteOrder = binary.BigEndian
+			for ad.Next() {
+				if ad.Type() == unix.NFTA_GEN_ID {
+					return ad.Uint32(), nil
+				}
+			}
+		}
+	}
+	return 0, errors.New("no generation in the answer")
 }
 
 // generationOn reads the generation of the namespace of c.

@@ -96,11 +96,11 @@ func zoneGeneration(tb testing.TB, name string) uint32 {
 		tb.Fatal(err)
 	}
 	defer c.Close()
-	gen, err := generation(c)
+	gen, err := generationOn(c)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return gen
+	return gen.ID
 }
 
 // wideZone is a zone of every kind of term, as nszone up would give it.

@@ -105,10 +105,11 @@ func DeleteTableIfEmpty(k firewall.Key) (why string, err error) {
 	}
 	defer c.Close()
 	for try := 0; try < 5; try++ {
-		gen, err := generation(c)
+		g, err := generationOn(c)
 		if err != nil {
 			return "", err
 		}
+		gen := g.ID
 		if ok, err := tableExists(c, k); err != nil || !ok {
 			return "", err
 		}
@@ -132,26 +133,6 @@ func DeleteTableIfEmpty(k firewall.Key) (why string, err error) {
 		}
 	}
 	return "the ruleset kept changing while nszone looked at it", nil
-}
-
-// generation reads the ruleset's generation, which every commit changes.
-func generation(c *netlink.Conn) (uint32, error) {
-	var gen *uint32
-	err := query(c, unix.AF_UNSPEC, unix.NFT_MSG_GETGEN, 0, nil, func(_ byte, ad *netlink.AttributeDecoder) {
-		for ad.Next() {
-			if ad.Type() == unix.NFTA_GEN_ID && gen == nil {
-				g := ad.Uint32()
-				gen = &g
-			}
-		}
-	})
-	if err != nil {
-		return 0, fmt.Errorf("reading the nftables generation: %w", err)
-	}
-	if gen == nil {
-		return 0, fmt.Errorf("reading the nftables generation: no generation in the answer")
-	}
-	return *gen, nil
 }
 
 func tableExists(c *netlink.Conn, k firewall.Key) (bool, error) {

@@ -156,14 +156,15 @@ func readHost(ns int, rules map[firewall.Family][]firewall.Rule) (*HostState, er
 // count when zone is not "". It is not safe for concurrent use.
 func (h *HostState) Missing(zone string) ([]string, error) {
 	if h.asked++; h.asked == 2 {
-		h.all = map[firewall.Family][]wantChain{}
+		all := map[firewall.Family][]wantChain{}
 		for f := range h.states {
 			want, err := compile(hostSpec(f), map[firewall.Family][]firewall.Rule{f: h.rules[f]})
 			if err != nil {
-				return nil, err
+				return nil, err // and each zone compiles its own part again
 			}
-			h.all[f] = want
+			all[f] = want
 		}
+		h.all = all
 	}
 	var out []string
 	for _, f := range firewall.Families {

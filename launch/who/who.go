@@ -25,7 +25,7 @@ func Target(spec string, env []string, euid int) (*launch.Identity, error) {
 		gid string
 		err error
 	)
-	switch sudoUID := getenv(env, "SUDO_UID"); {
+	switch sudoUID := launch.Getenv(env, "SUDO_UID"); {
 	case spec != "":
 		// Like chown and id: a name first, then a numeric uid.
 		u, err = user.Lookup(spec)
@@ -45,7 +45,7 @@ func Target(spec string, env []string, euid int) (*launch.Identity, error) {
 		}
 		// SUDO_GID is the group the user was in when calling sudo (it may
 		// differ from the passwd one after newgrp).
-		gid = getenv(env, "SUDO_GID")
+		gid = launch.Getenv(env, "SUDO_GID")
 		if gid == "" {
 			gid = u.Gid
 		}
@@ -105,16 +105,6 @@ func loginShell(name string) string {
 		fields := strings.Split(s.Text(), ":")
 		if len(fields) == 7 && fields[0] == name {
 			return fields[6]
-		}
-	}
-	return ""
-}
-
-// getenv returns the first value of key in env, as getenv(3) would.
-func getenv(env []string, key string) string {
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
-			return v
 		}
 	}
 	return ""

@@ -334,6 +334,15 @@ func (k Kernel) OwnThread(id int) bool { return id == os.Getpid() }
 // Generation: the host's counts the iptables fake's writes too, as
 // iptables-nft's move the kernel's; a namespace's cookie is its inode here.
 func (k Kernel) Generation(zone string) (nft.Gen, error) {
+	if zone != "" {
+		k.m.mu.Lock()
+		hook := k.m.onZoneGen
+		k.m.onZoneGen = nil
+		k.m.mu.Unlock()
+		if hook != nil {
+			hook()
+		}
+	}
 	k.m.mu.Lock()
 	defer k.m.mu.Unlock()
 	if zone == "" {

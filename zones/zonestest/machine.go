@@ -50,6 +50,7 @@ type Machine struct {
 	foreignGen int    // commits to the host's rulesets by someone else (DamageHostWall)
 	hearing    int    // commit watchers open (WatchCommits, not yet closed)
 	onHostWall func() // called after each write of the host wall (OnHostWallWrite)
+	onZoneGen  func() // called once, at the next read of a zone's generation (OnZoneGeneration)
 	wallReads  int    // how often a wall was read (Missing, Gaps)
 	hostReads  int    // how often the host wall was (Gaps)
 	// hostLinkReads counts batched reads of the host's side of the links
@@ -253,6 +254,15 @@ func (m *Machine) OnHostWallWrite(f func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.onHostWall = f
+}
+
+// OnZoneGeneration has f called once, outside the machine's lock, when a
+// zone's ruleset generation is next read: a test of someone else writing
+// between the host's part of an up and the zones'.
+func (m *Machine) OnZoneGeneration(f func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onZoneGen = f
 }
 
 // StartProcess records a program running in namespace name.

@@ -3,6 +3,7 @@ package zonestest
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -84,7 +85,7 @@ func (w Wall) Gaps(p firewall.Policy) func(zone string) []string {
 	w.m.mu.Lock()
 	w.m.wallReads++
 	w.m.hostReads++
-	have := w.m.hostWall
+	have := maps.Clone(w.m.hostWall) // as read now, whatever comes after
 	w.m.mu.Unlock()
 	return func(zone string) []string {
 		mine := func(r firewall.Rule) bool {
