@@ -1,8 +1,10 @@
 # nszone: build, install, release.
 #
-#   make                        build/nszone (the Go toolchain's defaults)
-#   sudo make install           the binary, systemd units, completions, man pages and,
-#                               unless one exists, /etc/nszone/zones.yaml
+#   make                        build/nszone (the Go toolchain's defaults), and the static
+#                               build/nszone-zoneinit and build/nszone-enter
+#   sudo make install           the binary, the zones' init in LIBEXECDIR/nszone, systemd
+#                               units, completions, man pages and, unless one exists,
+#                               /etc/nszone/zones.yaml
 #   sudo make install ENTER=1   also nszone-enter, setuid root, in LIBEXECDIR/nszone: the
 #                               users and groups a zone names then enter it without sudo
 #                               (docs/security.md)
