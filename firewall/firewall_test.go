@@ -226,7 +226,7 @@ func TestMissing(t *testing.T) {
 		return strings.Contains(r, "--comment "+Comment+"-wan ") // wan's dispatch rules gone
 	})
 	v6.Chains["NSZ-lan-in"] = append(v6.Chains["NSZ-lan-in"], "-A NSZ-lan-in -j ACCEPT") // one added
-	delete(cur, Key{IPv6, "nat"}) // a table gone
+	delete(cur, Key{IPv6, "nat"})                                                        // a table gone
 	c := NewChecker(cur, want)
 	got := strings.Join(c.Missing("wan"), "\n")
 	for _, w := range []string{"ipv4 filter: chain NSZ-wan-out", "ipv6 filter: jump from FORWARD", "ipv6 filter: rules in NSZ-FORWARD"} {
