@@ -13,6 +13,7 @@ import (
 
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
+	"github.com/nszone/nszone/internal/atomicfile"
 	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 )
@@ -55,42 +56,13 @@ func writeJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 	}
-	return writeAtomic(path, append(b, '\n'), 0o600, true)
+	return atomicfile.Write(path, append(b, '\n'), 0o600, true)
 }
 
-// writeFileAtomic writes content to path with mode perm, as writeAtomic,
-// without waiting for the disk: for files up writes again anyway.
+// writeFileAtomic writes content to path with mode perm, as atomicfile
+// does, without waiting for the disk: for files up writes again anyway.
 func writeFileAtomic(path string, content []byte, perm os.FileMode) error {
-	return writeAtomic(path, content, perm, false)
-}
-
-// writeAtomic writes content to path with mode perm: a process killed at
-// any moment leaves the old file or the new one, never half of one (a
-// ".tmp-*" file beside it, which removeTemps clears); durable waits
-// for the disk too, so that a power cut does the same.
-func writeAtomic(path string, content []byte, perm os.FileMode, durable bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(content)
-	if err == nil {
-		err = tmp.Chmod(perm)
-	}
-	if err == nil && durable {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, content, perm, false)
 }
 
 // readJSON reads path into v; a missing file returns an error wrapping fs.ErrNotExist.
@@ -149,17 +121,7 @@ func (m *Manager) allocation(zone string) (Allocation, bool) {
 // in them; the top directories go only if nszone created them (hostRecord).
 func (m *Manager) removeEmptyDirs() {
 	for _, d := range []string{m.path(RunDir, "zones"), m.path(RunDir, "vouch"), m.path(StateDir, "zones")} {
-		removeTemps(d)
+		atomicfile.RemoveTemps(d)
 		os.Remove(d) // fails, as it should, while anything is left
-	}
-}
-
-// removeTemps removes the temporary files of writes killed before their
-// rename (writeAtomic's) from dir: called where nothing writes there any
-// more, with the last zone, or its own, gone.
-func removeTemps(dir string) {
-	tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
-	for _, t := range tmps {
-		os.Remove(t)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nszone/nszone/config"
 	"github.com/nszone/nszone/firewall"
 	"github.com/nszone/nszone/firewall/nft"
+	"github.com/nszone/nszone/internal/atomicfile"
 	"github.com/nszone/nszone/netns"
 	"github.com/nszone/nszone/veth"
 	"golang.org/x/sync/errgroup"
@@ -572,7 +573,7 @@ func (m *Manager) removeZone(name string, rec *Record) error {
 			errs = append(errs, err)
 		}
 	}
-	removeTemps(dir)
+	atomicfile.RemoveTemps(dir)
 	os.Remove(dir) // only if empty: files a user put there stay
 	if err := fault("down-files"); err != nil {
 		return err

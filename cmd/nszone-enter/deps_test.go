@@ -62,7 +62,7 @@ var allowedOutside = []string{
 }
 
 // allowedOwn are nszone's own packages it may link.
-var allowedOwn = []string{"entry", "config", "zones", "firewall", "firewall/nft", "netns", "veth", "launch", "launch/who", "cmd/nszone-enter"}
+var allowedOwn = []string{"entry", "config", "zones", "firewall", "firewall/nft", "netns", "veth", "launch", "launch/who", "internal/atomicfile", "cmd/nszone-enter"}
 
 // TestDependencies: nszone-enter's dependency list stays the small one
 // above, as `make install ENTER=1` builds it (static, linux).

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nszone/nszone/config/zonesfile"
+	"github.com/nszone/nszone/internal/atomicfile"
 	"github.com/nszone/nszone/survey"
 )
 
@@ -115,26 +116,8 @@ func writeNew(path string, data []byte, force bool) error {
 	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
 		return fmt.Errorf("init: %s is not a regular file (a symlink, a directory, ...): not replaced", path)
 	}
-	tmp, err := os.CreateTemp(dir, ".zones-*.yaml")
-	if err != nil {
+	if err := atomicfile.Write(path, data, 0o644, true); err != nil {
 		return fmt.Errorf("init: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("init: writing %s: %w", path, err)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nszone/nszone/internal/atomicfile"
 )
 
 // TestInitWriteNew: init never replaces a file without --force, replaces
@@ -32,7 +34,7 @@ func TestInitWriteNew(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != "two\n" {
 		t.Fatalf("--force left %q", b)
 	}
-	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".zones-*")); len(left) > 0 {
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), atomicfile.TempPattern)); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
 	}
 
