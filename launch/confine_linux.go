@@ -41,10 +41,9 @@ import (
 //
 // The PID namespace needs a process inside it that mounts /proc and stays
 // as its init: Options.Init (nszone-zoneinit), else this program again,
-// started as nszone-init, which becomes
-// the user, starts the program, reaps orphans and exits with the program's
-// status. The process that started it waits, as the user, and exits with
-// that status too.
+// started as nszone-init, which becomes the user, starts the program, reaps
+// orphans and exits with the program's status. The process that started it
+// waits, as the user, and exits with that status too.
 
 // Confinements, as the zones file's confine: names them.
 const (

@@ -78,7 +78,7 @@ type Options struct {
 	// small binary that starts in a fraction of nszone's time); "": this
 	// program again (/proc/self/exe), whose main must then call RunInit
 	// when IsInit. It is opened before anything is entered, and refused
-	// unless it is a regular file of root's that no one else may write.
+	// unless trusted as this program is (see openInit).
 	Init string
 	// Started, when set, is called once a confined program's init runs:
 	// this process then only waits (nszone exec releases its lock there).
